@@ -1,0 +1,454 @@
+"""From raw arrays to `tf.data` pipelines: checks, scaling, binarization, splits.
+
+Every source goes through the same steps, once, on numpy arrays (see
+`load_dataset`):
+
+1. check and scale the images to float32 in [0, 1] with a channel axis;
+2. optionally resize them;
+3. split a seeded, class-stratified validation set off the training arrays;
+4. binarize ("static": once; "dynamic": fresh draws every training epoch);
+5. build cached, batched, prefetched `tf.data.Dataset`s.
+"""
+
+import dataclasses
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+from kerasgen.data.sources import load_arrays
+
+BINARIZATIONS = ("none", "static", "dynamic")
+
+# Separate random streams per purpose, so that (for example) the validation
+# binarization does not change when the split or the training set changes.
+_SPLIT_STREAM, _TRAIN_STREAM, _VALIDATION_STREAM, _TEST_STREAM = range(4)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSplits:
+    """The datasets and facts a model needs to train and evaluate.
+
+    Each dataset yields `(images, labels)` batches: images float32
+    `(batch, height, width, channels)` in [0, 1] (exactly 0 or 1 when
+    binarized), labels int32 `(batch,)`, -1 when the source has no labels.
+
+    Attributes:
+        train: Shuffled every epoch; with `binarize="dynamic"` freshly
+            binarized every epoch.
+        validation: Held out from the training arrays; never shuffled, binarized
+            once with a fixed seed, so every evaluation sees the same data.
+        test: The source's test split (never shuffled, binarized once), or None
+            when it has none (mnist-5k, an image folder).
+        image_shape: `(height, width, channels)`.
+        num_classes: Number of classes, or None without labels.
+        num_train: Number of training images.
+        num_validation: Number of validation images.
+        num_test: Number of test images; 0 when `test` is None.
+        source: The source string the data was loaded from.
+        binarize: One of `BINARIZATIONS`.
+    """
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset | None
+    image_shape: tuple[int, int, int]
+    num_classes: int | None
+    num_train: int
+    num_validation: int
+    num_test: int
+    source: str
+    binarize: str
+
+    @property
+    def heldout(self):
+        """The test split when the source has one, else the validation split."""
+        return self.test if self.test is not None else self.validation
+
+
+def load_dataset(
+    source="mnist-5k",
+    *,
+    batch_size=128,
+    validation_size=500,
+    binarize="none",
+    image_size=None,
+    seed=0,
+    data_dir=None,
+):
+    """Loads an image dataset as train/validation/test `tf.data` pipelines.
+
+    Args:
+        source: str. `"mnist-5k"` (5,000 bundled MNIST digits, offline),
+            `"tfds:NAME"` (a TensorFlow Datasets image dataset), or a path to
+            an `.npz` file, a folder of MNIST IDX files or a folder of PNG/JPEG
+            images. See `kerasgen.data.sources`. Defaults to `"mnist-5k"`.
+        batch_size: int. Positive batch size of every dataset. Defaults to 128.
+        validation_size: int or float. Number of training images to hold out
+            for validation, or a fraction in (0, 1). The split is seeded and
+            stratified by class when labels exist. Defaults to 500.
+        binarize: str. `"none"` keeps grey levels; `"static"` draws
+            `Bernoulli(pixel)` once for every split; `"dynamic"` draws fresh
+            training images every epoch and binarizes validation and test once.
+            Only grayscale (1-channel) images can be binarized. Defaults to
+            `"none"`.
+        image_size: `(height, width)` or None. Resize every image to this size
+            (bilinear, antialiased). Defaults to None (keep the size).
+        seed: int. Seeds the split, shuffling and binarization. Defaults to 0.
+        data_dir: str or None. TensorFlow Datasets data directory, for
+            `"tfds:NAME"` sources only. Defaults to None.
+
+    Returns:
+        A `DatasetSplits`.
+
+    Raises:
+        FileNotFoundError: a path source does not exist.
+        ValueError: an argument is invalid, or the data is unreadable, empty,
+            mis-shaped, non-numeric, non-finite or out of range.
+
+    Example:
+
+    >>> data = load_dataset("mnist-5k", batch_size=64, binarize="dynamic")
+    >>> data.num_train, data.num_validation, data.image_shape
+    (4500, 500, (28, 28, 1))
+    """
+    _check_batch_size(batch_size)
+    _check_binarize(binarize)
+    image_size = _check_image_size(image_size)
+    _check_seed(seed)
+    _check_validation_size_type(validation_size)
+
+    raw = load_arrays(source, data_dir, image_size=image_size)
+    x_train, y_train, x_test, y_test = _scaled_arrays(raw, image_size)
+    image_shape = tuple(int(d) for d in x_train.shape[1:])
+    if binarize != "none" and image_shape[-1] != 1:
+        raise ValueError(
+            f"Binarization draws one Bernoulli value per grey level, so it needs "
+            f"grayscale images with 1 channel. Use binarize='none' for colour "
+            f"images. Received: binarize={binarize!r}, image_shape={image_shape}"
+        )
+    labelled = raw.y_train is not None
+    num_classes = raw.num_classes if labelled else None
+    if labelled and num_classes is None:
+        num_classes = int(max(y.max() for y in (y_train, y_test) if y is not None)) + 1
+
+    train_index, validation_index = split_indices(
+        len(x_train), validation_size, y_train if labelled else None, seed
+    )
+    x_validation, y_validation = x_train[validation_index], y_train[validation_index]
+    x_train, y_train = x_train[train_index], y_train[train_index]
+
+    if binarize != "none":
+        x_validation = binarize_once(x_validation, seed, _VALIDATION_STREAM)
+        x_test = None if x_test is None else binarize_once(x_test, seed, _TEST_STREAM)
+    if binarize == "static":
+        x_train = binarize_once(x_train, seed, _TRAIN_STREAM)
+
+    return DatasetSplits(
+        train=_train_dataset(x_train, y_train, batch_size, seed, binarize == "dynamic"),
+        validation=_eval_dataset(x_validation, y_validation, batch_size),
+        test=None if x_test is None else _eval_dataset(x_test, y_test, batch_size),
+        image_shape=image_shape,
+        num_classes=num_classes,
+        num_train=len(x_train),
+        num_validation=len(x_validation),
+        num_test=0 if x_test is None else len(x_test),
+        source=str(source),
+        binarize=binarize,
+    )
+
+
+# ----------------------------------------------------------------------------
+# Images and labels
+
+
+def _scaled_arrays(raw, image_size):
+    """Checks a `RawData` and returns float images in [0, 1] and int32 labels."""
+    x_train = to_unit_images(raw.x_train, "x_train")
+    y_train = _to_labels(raw.y_train, len(x_train), "y_train")
+    x_test = y_test = None
+    if raw.x_test is not None:
+        x_test = to_unit_images(raw.x_test, "x_test")
+        y_test = _to_labels(raw.y_test, len(x_test), "y_test")
+    elif raw.y_test is not None:
+        raise ValueError(
+            "Labels y_test were given without images x_test. "
+            f"Received: y_test.shape={np.shape(raw.y_test)}, x_test=None"
+        )
+    if image_size is not None:
+        x_train = resize_images(x_train, image_size)
+        x_test = None if x_test is None else resize_images(x_test, image_size)
+    if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
+        raise ValueError(
+            "Test images must have the shape of the training images. "
+            f"Received: x_train image shape {x_train.shape[1:]}, "
+            f"x_test image shape {x_test.shape[1:]}"
+        )
+    return x_train, y_train, x_test, y_test
+
+
+def to_unit_images(x, name="images"):
+    """Checks images and scales them to float32 `(N, H, W, C)` in [0, 1].
+
+    Integers must lie in 0..255 and are divided by 255. Floats with a maximum of
+    at most 1 are kept; floats up to 255 are divided by 255. Booleans become 0/1.
+
+    Args:
+        x: array-like `(N, H, W)` or `(N, H, W, C)` with C in {1, 3}.
+        name: str. Name used in error messages. Defaults to `"images"`.
+
+    Returns:
+        A float32 numpy array `(N, H, W, C)` with values in [0, 1].
+
+    Raises:
+        ValueError: the images are non-numeric, empty, mis-shaped, non-finite,
+            negative or above 255.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must hold numeric pixels (integers, floats or booleans). "
+            f"Received: {name}.dtype={x.dtype}"
+        )
+    received_shape = x.shape
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        hint = ""
+        if x.ndim == 2:
+            hint = " Flat vectors must be reshaped first, e.g. to (N, 28, 28)."
+        raise ValueError(
+            f"{name} must have shape (N, height, width) or (N, height, width, "
+            f"channels) with 1 or 3 channels.{hint} Received: {name}.shape={received_shape}"
+        )
+    if x.shape[0] == 0 or x.size == 0:
+        raise ValueError(
+            f"Empty dataset: {name} holds no pixels. Received: {name}.shape={received_shape}"
+        )
+    if x.dtype.kind == "b":
+        return x.astype(np.float32)
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError(
+            f"{name} contains {np.count_nonzero(~np.isfinite(x))} NaN or infinite "
+            f"pixel values. Received: {name}.dtype={x.dtype} with NaN/inf"
+        )
+    low, high = x.min(), x.max()
+    if low < 0 or high > 255:
+        raise ValueError(
+            f"{name} pixels must lie in [0, 1] or 0..255. "
+            f"Received: {name} with min={low}, max={high}"
+        )
+    if x.dtype.kind == "f" and high <= 1:
+        return x.astype(np.float32)
+    return (x.astype(np.float32) / 255.0).astype(np.float32)
+
+
+def resize_images(x, image_size):
+    """Resizes `(N, H, W, C)` images to `image_size`, antialiased; a no-op if equal."""
+    if tuple(x.shape[1:3]) == tuple(image_size):
+        return x
+    resized = tf.image.resize(x, image_size, method="bilinear", antialias=True)
+    return np.clip(resized.numpy(), 0.0, 1.0)
+
+
+def _to_labels(y, num_images, name):
+    """Checks labels and returns int32 `(num_images,)`, all -1 when `y` is None."""
+    if y is None:
+        return np.full((num_images,), -1, np.int32)
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must hold integer class labels. Received: {name}.dtype={y.dtype}"
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D array of class indices (not one-hot). "
+            f"Received: {name}.shape={y.shape}"
+        )
+    if len(y) != num_images:
+        raise ValueError(
+            f"{name} must have one label per image: {num_images} images but "
+            f"{len(y)} labels. Received: {name}.shape={y.shape}"
+        )
+    if not np.isfinite(y).all() or (y != np.round(y)).any() or (y < 0).any():
+        raise ValueError(
+            f"{name} must hold non-negative integer class indices. "
+            f"Received: {name} with values {np.unique(y)[:10]}"
+        )
+    return y.astype(np.int32)
+
+
+# ----------------------------------------------------------------------------
+# Split and binarization
+
+
+def split_indices(num_examples, validation_size, labels=None, seed=0):
+    """Splits `range(num_examples)` into seeded training and validation indices.
+
+    With labels the split is stratified: each class gives the same fraction of
+    its examples to validation (rounded by largest remainder, ties broken at
+    random), e.g. exactly 50 per class for 500 out of 10 x 500.
+
+    Args:
+        num_examples: int. Number of examples to split.
+        validation_size: int (a count in 1..num_examples-1) or float (a
+            fraction in (0, 1)).
+        labels: int array `(num_examples,)` or None. Class labels to stratify by.
+        seed: int. Seeds the split. Defaults to 0.
+
+    Returns:
+        `(train_indices, validation_indices)`: disjoint int arrays covering
+        `range(num_examples)`, each in a seeded random order.
+
+    Raises:
+        ValueError: `validation_size` leaves no validation or no training data.
+    """
+    _check_validation_size_type(validation_size)
+    if isinstance(validation_size, numbers.Integral):
+        num_validation = int(validation_size)
+    else:
+        if not 0.0 < validation_size < 1.0:
+            raise ValueError(
+                "A fractional validation_size must lie strictly between 0 and 1. "
+                f"Received: validation_size={validation_size}"
+            )
+        num_validation = int(round(validation_size * num_examples))
+    if not 0 < num_validation < num_examples:
+        raise ValueError(
+            f"validation_size must leave at least one validation and one training "
+            f"image out of the {num_examples} available. "
+            f"Received: validation_size={validation_size} "
+            f"({num_validation} validation images)"
+        )
+
+    rng = np.random.default_rng([seed, _SPLIT_STREAM])
+    if labels is None:
+        order = rng.permutation(num_examples)
+        return order[num_validation:], order[:num_validation]
+
+    classes, class_of = np.unique(labels, return_inverse=True)
+    counts = np.bincount(class_of, minlength=len(classes))
+    quotas = num_validation * counts / num_examples
+    taken = np.floor(quotas).astype(int)
+    # Largest remainder: the classes with the biggest fractional parts take the
+    # leftover places; random tie-breaking keeps tiny classes from always losing.
+    leftover = num_validation - taken.sum()
+    by_remainder = np.lexsort((rng.random(len(classes)), -(quotas - taken)))
+    taken[by_remainder[:leftover]] += 1
+
+    train, validation = [], []
+    for c, k in enumerate(taken):
+        members = rng.permutation(np.flatnonzero(class_of == c))
+        validation.append(members[:k])
+        train.append(members[k:])
+    return (
+        rng.permutation(np.concatenate(train)),
+        rng.permutation(np.concatenate(validation)),
+    )
+
+
+def binarize_once(x, seed, stream=0):
+    """Draws `Bernoulli(x)` pixels once with a seeded numpy generator.
+
+    Args:
+        x: float array with values in [0, 1].
+        seed: int. Seed.
+        stream: int. Separates independent draws made with the same seed.
+            Defaults to 0.
+
+    Returns:
+        A float32 array of the shape of `x` holding 0.0 and 1.0.
+    """
+    rng = np.random.default_rng([seed, stream])
+    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------
+# tf.data
+
+
+def _train_dataset(x, y, batch_size, seed, dynamic_binarization):
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .cache()
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+    )
+    if dynamic_binarization:
+        # A tf.random.Generator keeps its state across epochs, so every epoch
+        # sees fresh draws; an op-seeded tf.random.uniform inside `map` would
+        # restart from the same state and repeat the first epoch's draws.
+        generator = tf.random.Generator.from_seed(seed)
+
+        def binarize_batch(images, labels):
+            noise = generator.uniform(tf.shape(images), dtype=tf.float32)
+            return tf.cast(noise < images, tf.float32), labels
+
+        dataset = dataset.map(binarize_batch)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _eval_dataset(x, y, batch_size):
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .cache()
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+# ----------------------------------------------------------------------------
+# Argument checks
+
+
+def _check_batch_size(batch_size):
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size <= 0
+    ):
+        raise ValueError(
+            f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
+        )
+
+
+def _check_binarize(binarize):
+    if binarize not in BINARIZATIONS:
+        raise ValueError(
+            f"binarize must be one of {BINARIZATIONS}. Received: binarize={binarize!r}"
+        )
+
+
+def _check_image_size(image_size):
+    if image_size is None:
+        return None
+    try:
+        height, width = image_size
+    except (TypeError, ValueError):
+        height = width = None
+    if not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
+        for d in (height, width)
+    ):
+        raise ValueError(
+            "image_size must be None or a pair of positive integers (height, width). "
+            f"Received: image_size={image_size!r}"
+        )
+    return int(height), int(width)
+
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
+
+
+def _check_validation_size_type(validation_size):
+    if isinstance(validation_size, bool) or not isinstance(
+        validation_size, (numbers.Integral, numbers.Real)
+    ):
+        raise ValueError(
+            "validation_size must be an int (a count) or a float in (0, 1) "
+            f"(a fraction). Received: validation_size={validation_size!r}"
+        )
