@@ -1,0 +1,20 @@
+"""kerasgen: Keras 3 generative models with TensorFlow Probability distributions."""
+
+import os
+
+# The distributions are TensorFlow Probability objects, so Keras must run on TensorFlow.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "kerasgen needs the TensorFlow Keras backend (its distributions are TensorFlow Probability "
+        f"objects). Received: KERAS_BACKEND={keras.backend.backend()!r}. "
+        "Set KERAS_BACKEND=tensorflow before importing keras."
+    )
+
+from kerasgen.models import VAE  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["VAE"]

@@ -1,0 +1,223 @@
+"""Distributions built from network outputs: the posterior q(z|x), the prior p(z), the likelihood p(x|z).
+
+`tfp.layers` are Keras 2 objects and cannot live in a Keras 3 model, so networks here return plain
+parameter tensors and the small functions and classes below turn them into `tfd` objects inside
+`call` / `train_step`. One likelihood object answers training and evaluation through `log_prob`.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+from keras import ops
+
+tfd = tfp.distributions
+tfb = tfp.bijectors
+
+POSTERIORS = ("diagonal", "full")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+GAUSSIAN_SCALES = ("pixel", "global")
+
+# Floors keep scales strictly positive so log-densities stay finite early in training.
+_MIN_POSTERIOR_SCALE = 1e-5
+_MIN_PIXEL_SCALE = 1e-3
+
+
+def standard_normal_prior(latent_dim):
+    """The prior p(z) = N(0, I) over `latent_dim` dimensions."""
+    return tfd.MultivariateNormalDiag(
+        loc=tf.zeros([latent_dim]), scale_diag=tf.ones([latent_dim])
+    )
+
+
+def diagonal_gaussian(params):
+    """q(z|x) as a diagonal Gaussian from `[loc, raw_scale]` on the last axis."""
+    loc, raw_scale = ops.split(params, 2, axis=-1)
+    return tfd.MultivariateNormalDiag(loc, ops.softplus(raw_scale) + _MIN_POSTERIOR_SCALE)
+
+
+def full_covariance_gaussian(params):
+    """q(z|x) as a full-covariance Gaussian from `[loc, packed lower-triangular scale]`.
+
+    The last axis holds `D` means followed by the `D * (D + 1) / 2` entries of the Cholesky
+    factor, whose diagonal goes through a softplus.
+    """
+    latent_dim = posterior_latent_dim("full", params.shape[-1])
+    loc, packed = params[..., :latent_dim], params[..., latent_dim:]
+    scale_tril = tfb.FillScaleTriL(diag_shift=_MIN_POSTERIOR_SCALE)(packed)
+    return tfd.MultivariateNormalTriL(loc, scale_tril)
+
+
+def posterior_parameter_size(posterior, latent_dim):
+    """How many numbers the encoder emits per image for a posterior family."""
+    _check_choice("posterior", posterior, POSTERIORS)
+    if posterior == "diagonal":
+        return 2 * latent_dim
+    return latent_dim + latent_dim * (latent_dim + 1) // 2
+
+
+def posterior_latent_dim(posterior, parameter_size):
+    """Inverse of `posterior_parameter_size`."""
+    if posterior == "diagonal":
+        return parameter_size // 2
+    # Solve D + D(D+1)/2 = n for D.
+    return int((math.sqrt(8 * parameter_size + 9) - 3) / 2)
+
+
+def make_posterior(posterior):
+    """The function from encoder outputs to q(z|x) for a posterior family name."""
+    _check_choice("posterior", posterior, POSTERIORS)
+    return diagonal_gaussian if posterior == "diagonal" else full_covariance_gaussian
+
+
+def posterior_scale(distribution):
+    """The scale of q(z|x): the diagonal for a diagonal Gaussian, the Cholesky factor otherwise."""
+    if isinstance(distribution, tfd.MultivariateNormalDiag):
+        return distribution.stddev()
+    return distribution.scale.to_dense()
+
+
+def kl_divergence(posterior, prior, z=None):
+    """KL(q || p) per example: analytic where TFP registers it, else a one-sample Monte Carlo estimate.
+
+    Args:
+        posterior: `tfd.Distribution`, q(z|x) with batch shape `[B]`.
+        prior: `tfd.Distribution`, p(z).
+        z: optional tensor, a sample of q used for the Monte Carlo fallback (drawn if None).
+
+    Returns:
+        A `[B]` tensor of KL divergences in nats.
+    """
+    try:
+        return tfd.kl_divergence(posterior, prior)
+    except NotImplementedError:
+        if z is None:
+            z = posterior.sample()
+        return posterior.log_prob(z) - prior.log_prob(z)
+
+
+class Likelihood:
+    """p(x|z) over whole images, built from the decoder's parameter tensor.
+
+    Subclasses define `distribution(params)` (an image-level `tfd.Independent`, so `log_prob`
+    returns one number per image) and `mean(params)` (the image the model "means").
+    `decoder_head(image_shape)` optionally returns a Keras layer appended to the decoder, for
+    parameters that do not depend on z (a learned pixel scale).
+    """
+
+    name = None
+
+    def distribution(self, params):
+        raise NotImplementedError
+
+    def mean(self, params):
+        return self.distribution(params).mean()
+
+    def decoder_head(self, image_shape):
+        return None
+
+
+class Bernoulli(Likelihood):
+    """Bernoulli pixels from logits, for binarized images."""
+
+    name = "bernoulli"
+
+    def distribution(self, params):
+        return tfd.Independent(tfd.Bernoulli(logits=params, dtype=params.dtype), 3)
+
+    def mean(self, params):
+        return ops.sigmoid(params)
+
+
+class ContinuousBernoulli(Likelihood):
+    """The continuous Bernoulli of Loaiza-Ganem & Cunningham (2019): a proper density on [0, 1] pixels."""
+
+    name = "continuous_bernoulli"
+
+    def distribution(self, params):
+        return tfd.Independent(tfd.ContinuousBernoulli(logits=params), 3)
+
+
+class Gaussian(Likelihood):
+    """Gaussian pixels around the decoder's output.
+
+    Args:
+        scale: str or float. `"pixel"` learns one scale per pixel and channel, `"global"` learns a
+            single scale, a positive float fixes the scale. Defaults to `"pixel"`.
+    """
+
+    name = "gaussian"
+
+    def __init__(self, scale="pixel"):
+        if isinstance(scale, str):
+            _check_choice("likelihood_scale", scale, GAUSSIAN_SCALES)
+        elif not (isinstance(scale, (int, float)) and scale > 0):
+            raise ValueError(
+                "likelihood_scale must be 'pixel', 'global' or a positive number. "
+                f"Received: likelihood_scale={scale!r}"
+            )
+        self.scale = scale
+
+    def distribution(self, params):
+        loc, raw_scale = ops.split(params, 2, axis=-1)
+        return tfd.Independent(tfd.Normal(loc, ops.softplus(raw_scale) + _MIN_PIXEL_SCALE), 3)
+
+    def mean(self, params):
+        return ops.split(params, 2, axis=-1)[0]
+
+    def decoder_head(self, image_shape):
+        return PixelScale(scale=self.scale, name="pixel_scale")
+
+
+def get_likelihood(likelihood, scale="pixel"):
+    """The `Likelihood` for a name in `LIKELIHOODS`; `scale` only matters for `"gaussian"`."""
+    _check_choice("likelihood", likelihood, LIKELIHOODS)
+    if likelihood == "bernoulli":
+        return Bernoulli()
+    if likelihood == "continuous_bernoulli":
+        return ContinuousBernoulli()
+    return Gaussian(scale)
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class PixelScale(keras.layers.Layer):
+    """Appends a z-independent raw scale to the decoder's means: `[loc] -> [loc, raw_scale]`.
+
+    Args:
+        scale: `"pixel"` (one learned value per pixel and channel), `"global"` (one learned value)
+            or a positive float (fixed, not trained).
+    """
+
+    def __init__(self, scale="pixel", **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def build(self, input_shape):
+        shape = tuple(input_shape[1:]) if self.scale == "pixel" else (1, 1, 1)
+        fixed = not isinstance(self.scale, str)
+        # Inverse softplus, so that softplus(raw) is the requested scale (0.1 when learned).
+        target = float(self.scale) if fixed else 0.1
+        initial = math.log(math.expm1(target))
+        self.raw_scale = self.add_weight(
+            shape=shape,
+            initializer=keras.initializers.Constant(initial),
+            trainable=not fixed,
+            name="raw_scale",
+        )
+
+    def call(self, loc):
+        raw = ops.broadcast_to(ops.cast(self.raw_scale, loc.dtype), ops.shape(loc))
+        return ops.concatenate([loc, raw], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2 * input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def _check_choice(argument, value, choices):
+    if value not in choices:
+        expected = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{argument} must be one of {expected}. Received: {argument}={value!r}")
