@@ -1,0 +1,5 @@
+"""The generative models."""
+
+from kerasgen.models.vae import VAE
+
+__all__ = ["VAE"]

@@ -1,0 +1,207 @@
+"""The convolutional VAE whose q(z|x) and p(x|z) are TensorFlow Probability distributions."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from kerasgen import distributions
+from kerasgen.losses import negative_elbo
+from kerasgen.networks import build_decoder, build_encoder, check_image_shape
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class VAE(keras.Model):
+    """Convolutional variational autoencoder trained by `fit()` on the negative ELBO.
+
+    The encoder maps an image to the parameters of q(z|x), the decoder maps z to the parameters
+    of p(x|z); both distributions are `tfd` objects, so one `log_prob` serves training and
+    evaluation. Metrics, all in nats per image: `loss` (the β-weighted objective), `elbo`,
+    `reconstruction` (−E_q[log p(x|z)]) and `kl`.
+
+    Args:
+        image_shape: tuple `(height, width, channels)`; height and width divisible by
+            `2 ** len(num_filters)`. Defaults to `(28, 28, 1)`.
+        latent_dim: int, size of z. Defaults to 16.
+        likelihood: str, p(x|z): `"bernoulli"` (binarized images), `"gaussian"` or
+            `"continuous_bernoulli"` ([0, 1] pixels). Defaults to `"bernoulli"`.
+        likelihood_scale: `"pixel"`, `"global"` or a positive float: the Gaussian's scale, learned
+            per pixel, learned once, or fixed. Ignored by other likelihoods. Defaults to `"pixel"`.
+        posterior: str, `"diagonal"` or `"full"` (full-covariance) Gaussian q(z|x).
+            Defaults to `"diagonal"`.
+        num_filters: sequence of ints, filters per downsampling level. Defaults to `(32, 64)`.
+        hidden_dim: int, width of the dense layer between the convolutions and z. Defaults to 256.
+        beta: float, the weight on the KL term (β-VAE). Defaults to 1.
+        kl_warmup_steps: int, the KL weight grows linearly from 0 to `beta` over this many
+            optimizer steps (0 disables warm-up). Defaults to 0.
+        seed: int or None, seeds the reparameterization noise. Defaults to None.
+
+    Example:
+
+        vae = VAE(image_shape=(28, 28, 1), latent_dim=16)
+        vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+        vae.fit(splits.train, validation_data=splits.validation, epochs=10)
+        images = vae.sample(16)
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        latent_dim=16,
+        likelihood="bernoulli",
+        likelihood_scale="pixel",
+        posterior="diagonal",
+        num_filters=(32, 64),
+        hidden_dim=256,
+        beta=1.0,
+        kl_warmup_steps=0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
+        if not num_filters or not all(isinstance(f, int) and f > 0 for f in num_filters):
+            raise ValueError(
+                f"num_filters must be a non-empty sequence of positive ints. Received: num_filters={num_filters!r}"
+            )
+        if not (isinstance(beta, (int, float)) and beta >= 0):
+            raise ValueError(f"beta must be a number >= 0. Received: beta={beta!r}")
+        if not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
+            raise ValueError(f"kl_warmup_steps must be an int >= 0. Received: kl_warmup_steps={kl_warmup_steps!r}")
+        self.image_shape = check_image_shape(image_shape, len(num_filters))
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        self.likelihood_scale = likelihood_scale
+        self.posterior = posterior
+        self.num_filters = tuple(num_filters)
+        self.hidden_dim = hidden_dim
+        self.beta = float(beta)
+        self.kl_warmup_steps = kl_warmup_steps
+        self.seed = seed
+
+        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale)
+        self._posterior = distributions.make_posterior(posterior)
+        self.encoder = build_encoder(
+            self.image_shape,
+            self.num_filters,
+            hidden_dim,
+            distributions.posterior_parameter_size(posterior, latent_dim),
+        )
+        self.decoder = build_decoder(
+            latent_dim,
+            self.image_shape,
+            self.num_filters,
+            hidden_dim,
+            head=self._likelihood.decoder_head(self.image_shape),
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "reconstruction", "kl")
+        }
+        # Every weight exists now (the networks are functional), so a reloaded model can restore
+        # its optimizer state without a build call.
+        self.built = True
+
+    # --- The distributions -------------------------------------------------------------------
+
+    def prior(self):
+        """p(z) = N(0, I)."""
+        return distributions.standard_normal_prior(self.latent_dim)
+
+    def posterior_distribution(self, x, training=False):
+        """q(z|x) for a batch of images, as a `tfd.Distribution` with batch shape `[B]`."""
+        return self._posterior(ops.cast(self.encoder(x, training=training), "float32"))
+
+    def likelihood_distribution(self, z, training=False):
+        """p(x|z) for a batch of latents, as a `tfd.Distribution` over whole images."""
+        return self._likelihood.distribution(ops.cast(self.decoder(z, training=training), "float32"))
+
+    # --- The user-facing operations ----------------------------------------------------------
+
+    def encode(self, x):
+        """Posterior parameters `(loc, scale)`: scale is `[B, D]` (diagonal) or `[B, D, D]` (full)."""
+        posterior = self.posterior_distribution(x)
+        return posterior.mean(), distributions.posterior_scale(posterior)
+
+    def decode(self, z):
+        """The mean image of p(x|z)."""
+        return self._likelihood.mean(ops.cast(self.decoder(z), "float32"))
+
+    def sample(self, n, seed=None):
+        """`n` mean images decoded from z ~ p(z); `seed` is an int, a `SeedGenerator` or None."""
+        return self.decode(keras.random.normal((n, self.latent_dim), seed=seed))
+
+    def reconstruct(self, x):
+        """The mean image of p(x|z) at the posterior mean of z."""
+        return self.decode(self.posterior_distribution(x).mean())
+
+    def call(self, x, training=False):
+        return self.reconstruct(x)
+
+    # --- Training ----------------------------------------------------------------------------
+
+    def kl_weight(self):
+        """The KL weight at the current optimizer step: `beta`, ramped linearly during warm-up."""
+        if not self.kl_warmup_steps or self.optimizer is None:
+            return self.beta
+        step = ops.cast(self.optimizer.iterations + 1, "float32")
+        return self.beta * ops.minimum(1.0, step / self.kl_warmup_steps)
+
+    def compute_elbo(self, x, training=False):
+        """The β-weighted negative ELBO of a batch with a reparameterized sample, and its terms."""
+        x = ops.cast(x, "float32")
+        posterior = self.posterior_distribution(x, training=training)
+        # TFP's stateless samplers take an int32 seed pair; Keras keeps its seed state in int64.
+        z = posterior.sample(seed=ops.cast(self.seed_generator.next(), "int32"))
+        likelihood = self.likelihood_distribution(z, training=training)
+        return negative_elbo(x, likelihood, posterior, self.prior(), z=z, beta=self.kl_weight())
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            loss, terms = self.compute_elbo(x, training=True)
+            # Each replica's mean loss; gradients are summed across replicas.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(loss / replicas)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._update_metrics(loss, terms)
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        loss, terms = self.compute_elbo(x)
+        return self._update_metrics(loss, terms)
+
+    def _update_metrics(self, loss, terms):
+        self.trackers["loss"].update_state(loss)
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # --- Serialization -----------------------------------------------------------------------
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_shape": self.image_shape,
+            "latent_dim": self.latent_dim,
+            "likelihood": self.likelihood,
+            "likelihood_scale": self.likelihood_scale,
+            "posterior": self.posterior,
+            "num_filters": self.num_filters,
+            "hidden_dim": self.hidden_dim,
+            "beta": self.beta,
+            "kl_warmup_steps": self.kl_warmup_steps,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["image_shape"] = tuple(config["image_shape"])
+        config["num_filters"] = tuple(config["num_filters"])
+        return cls(**config)

@@ -1,0 +1,63 @@
+"""Convolutional networks that return tensors: the encoder's posterior parameters, the decoder's pixel parameters."""
+
+import keras
+from keras import layers
+
+
+def check_image_shape(image_shape, num_levels):
+    """Validates `image_shape` for a network that halves the resolution `num_levels` times.
+
+    Returns:
+        The shape as a tuple of three ints.
+    """
+    shape = tuple(image_shape) if isinstance(image_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(
+            "image_shape must be three positive ints (height, width, channels). "
+            f"Received: image_shape={image_shape!r}"
+        )
+    factor = 2**num_levels
+    if shape[0] % factor or shape[1] % factor:
+        raise ValueError(
+            f"image height and width must be divisible by {factor} for {num_levels} downsampling "
+            f"levels (len(num_filters)). Received: image_shape={shape}"
+        )
+    return shape
+
+
+def build_encoder(image_shape, num_filters, hidden_dim, output_size, activation="swish", name="encoder"):
+    """Conv2D downsampling to a flat vector of `output_size` posterior parameters.
+
+    Each entry of `num_filters` is one level: a stride-2 convolution that halves the resolution,
+    followed by a stride-1 convolution at the new resolution.
+    """
+    inputs = keras.Input(shape=image_shape, name="images")
+    x = inputs
+    for filters in num_filters:
+        x = layers.Conv2D(filters, 4, strides=2, padding="same", activation=activation)(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation=activation)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(hidden_dim, activation=activation)(x)
+    outputs = layers.Dense(output_size, name="posterior_parameters")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_decoder(latent_dim, image_shape, num_filters, hidden_dim, head=None, activation="swish", name="decoder"):
+    """Conv2DTranspose upsampling from z to one parameter per pixel and channel (plus `head`'s).
+
+    Mirrors `build_encoder`: dense layers to the coarsest feature map, then per level a stride-1
+    convolution and a stride-2 transposed convolution that doubles the resolution.
+    """
+    height, width, channels = image_shape
+    factor = 2 ** len(num_filters)
+    inputs = keras.Input(shape=(latent_dim,), name="z")
+    x = layers.Dense(hidden_dim, activation=activation)(inputs)
+    x = layers.Dense((height // factor) * (width // factor) * num_filters[-1], activation=activation)(x)
+    x = layers.Reshape((height // factor, width // factor, num_filters[-1]))(x)
+    for filters in reversed(num_filters):
+        x = layers.Conv2D(filters, 3, padding="same", activation=activation)(x)
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", activation=activation)(x)
+    x = layers.Conv2D(channels, 3, padding="same", name="pixel_parameters")(x)
+    if head is not None:
+        x = head(x)
+    return keras.Model(inputs, x, name=name)
