@@ -1,0 +1,121 @@
+"""Callbacks for generative training: sample grids from fixed latents, atomic resumable checkpoints."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasgen.artifacts import atomic_path, read_json, write_json
+from kerasgen.images import image_grid, interleave, save_png
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Saves PNG grids of samples from fixed latent vectors, and of inputs beside reconstructions.
+
+    The latent vectors are drawn once from N(0, I) with `seed`, so the grids of successive epochs
+    show the same z and can be compared. Files: `directory/samples/epoch_NNN.png` and, when
+    `images` are given and the model can reconstruct, `directory/reconstructions/epoch_NNN.png`.
+    `epoch_000` is written before the first step. With `logdir`, both grids also go to TensorBoard
+    as images under `logdir/images`.
+
+    Args:
+        directory: str, where the grids go.
+        images: optional array `[N, H, W, C]`, fixed inputs to reconstruct (e.g. 32 validation images).
+        num_samples: int, images per sample grid. Defaults to 64.
+        every: int, write every this many epochs (and after the last). Defaults to 1.
+        seed: int, seeds the fixed latent vectors. Defaults to 0.
+        logdir: optional str, a TensorBoard log directory.
+    """
+
+    def __init__(self, directory, images=None, num_samples=64, every=1, seed=0, logdir=None):
+        super().__init__()
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive int. Received: every={every!r}")
+        self.directory = directory
+        self.images = None if images is None else np.asarray(images, dtype=np.float32)
+        self.num_samples = num_samples
+        self.every = every
+        self.seed = seed
+        self.logdir = logdir
+        self._writer = None
+        self._latents = None
+        self._last_written = None
+        self._epochs_seen = None
+
+    def on_train_begin(self, logs=None):
+        rng = np.random.default_rng(self.seed)
+        self._latents = rng.standard_normal((self.num_samples, self.model.latent_dim)).astype(np.float32)
+        if self.logdir:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.logdir, "images"))
+        if not os.path.exists(self._path("samples", 0)):
+            self.write(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.write(epoch + 1)
+        self._epochs_seen = epoch + 1
+
+    def on_train_end(self, logs=None):
+        if self._epochs_seen is not None and self._last_written != self._epochs_seen:
+            self.write(self._epochs_seen)
+        if self._writer is not None:
+            self._writer.flush()
+
+    def write(self, epoch):
+        """Writes both grids for `epoch` now."""
+        grids = {"samples": image_grid(keras.ops.convert_to_numpy(self.model.decode(self._latents)))}
+        if self.images is not None and hasattr(self.model, "reconstruct"):
+            reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
+            # Pairs side by side: an even number of columns keeps each input next to its reconstruction.
+            columns = 2 * int(np.ceil(np.sqrt(len(self.images) / 2)))
+            grids["reconstructions"] = image_grid(interleave(self.images, reconstructions), columns=columns)
+        for name, grid in grids.items():
+            save_png(self._path(name, epoch), grid)
+            if self._writer is not None:
+                with self._writer.as_default():
+                    tf.summary.image(name, grid[None], step=epoch)
+        self._last_written = epoch
+
+    def _path(self, name, epoch):
+        return os.path.join(self.directory, name, f"epoch_{epoch:03d}.png")
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves the whole model (weights and optimizer state) after every epoch, atomically.
+
+    Epochs whose metrics are NaN or inf are not saved. Writes `directory/checkpoint.keras` and then `directory/checkpoint.json` (the number of
+    epochs done and their logs), each by an atomic replace, so a crash or kill loses at most the
+    epoch in progress and never leaves a half-written file. `Checkpoint.restore` reads both back.
+
+    Args:
+        directory: str, where the checkpoint goes.
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = directory
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {name: float(value) for name, value in (logs or {}).items()}
+        if not all(np.isfinite(value) for value in logs.values()):
+            return  # Keep the last good epoch rather than overwrite it with a diverged one.
+        with atomic_path(self.model_path(self.directory)) as tmp:
+            self.model.save(tmp)
+        write_json(self.state_path(self.directory), {"epochs_done": epoch + 1, "logs": logs})
+
+    @staticmethod
+    def model_path(directory):
+        return os.path.join(directory, "checkpoint.keras")
+
+    @staticmethod
+    def state_path(directory):
+        return os.path.join(directory, "checkpoint.json")
+
+    @classmethod
+    def restore(cls, directory):
+        """Returns `(model, epochs_done)` from `directory`, or `(None, 0)` if it holds no checkpoint."""
+        if not os.path.exists(cls.state_path(directory)):
+            return None, 0
+        state = read_json(cls.state_path(directory))
+        return keras.saving.load_model(cls.model_path(directory)), int(state["epochs_done"])

@@ -1,0 +1,91 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasgen import VAE
+from kerasgen.artifacts import atomic_path
+from kerasgen.callbacks import Checkpoint, SampleGrid
+from kerasgen.images import image_grid, interleave
+
+
+def _small_vae():
+    vae = VAE(image_shape=(16, 16, 1), latent_dim=2, num_filters=(8, 16), hidden_dim=32, seed=0)
+    vae.compile(optimizer="adam")
+    return vae
+
+
+def _read_png(path):
+    return tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+
+
+def test_image_grid_tiles_in_row_major_order():
+    images = np.stack([np.full((2, 3, 1), v, dtype=np.float32) for v in (0.0, 0.25, 0.5, 1.0, 1.0)])
+    grid = image_grid(images, columns=2, padding=1)
+    assert grid.shape == (3 * 3 + 1, 2 * 4 + 1, 1) and grid.dtype == np.uint8
+    assert grid[1, 1, 0] == 0 and grid[1, 5, 0] == 64 and grid[4, 1, 0] == 128 and grid[7, 1, 0] == 255
+    assert grid[7, 5, 0] == 0  # the unused last cell stays blank
+    np.testing.assert_array_equal(interleave(images[:2], images[2:4])[:, 0, 0, 0], [0.0, 0.5, 0.25, 1.0])
+
+
+def test_sample_grid_uses_fixed_latents_and_writes_tensorboard_images(tmp_path, binary_images):
+    vae = _small_vae()
+    grid = SampleGrid(tmp_path / "run", images=binary_images[:4], num_samples=9, every=2, seed=1, logdir=tmp_path / "logs")
+    vae.fit(binary_images, epochs=3, batch_size=8, verbose=0, callbacks=[grid])
+    samples = sorted(os.listdir(tmp_path / "run" / "samples"))
+    assert samples == ["epoch_000.png", "epoch_002.png", "epoch_003.png"]
+    assert sorted(os.listdir(tmp_path / "run" / "reconstructions")) == samples
+    # The same latents decode to the same grid when the weights do not change.
+    before = _read_png(tmp_path / "run" / "samples" / "epoch_003.png")
+    grid.write(3)
+    np.testing.assert_array_equal(_read_png(tmp_path / "run" / "samples" / "epoch_003.png"), before)
+    assert before.shape == (3 * 18 + 2, 3 * 18 + 2, 1)
+    # 4 inputs beside 4 reconstructions: 2 rows of 4.
+    assert _read_png(tmp_path / "run" / "reconstructions" / "epoch_003.png").shape == (2 * 18 + 2, 4 * 18 + 2, 1)
+    assert os.listdir(tmp_path / "logs" / "images")
+
+
+def test_checkpoint_restores_weights_optimizer_and_epoch(tmp_path, binary_images):
+    vae = _small_vae()
+    vae.fit(binary_images, epochs=2, batch_size=8, verbose=0, callbacks=[Checkpoint(tmp_path)])
+    restored, epochs_done = Checkpoint.restore(tmp_path)
+    assert epochs_done == 2
+    assert int(restored.optimizer.iterations) == 4
+    np.testing.assert_array_equal(restored.reconstruct(binary_images), vae.reconstruct(binary_images))
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]  # no temporaries left
+    assert Checkpoint.restore(tmp_path / "empty") == (None, 0)
+
+
+def test_checkpoint_skips_a_diverged_epoch(tmp_path, binary_images):
+    vae = _small_vae()
+    checkpoint = Checkpoint(tmp_path)
+    checkpoint.set_model(vae)
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    checkpoint.on_epoch_end(1, {"loss": float("nan")})
+    assert Checkpoint.restore(tmp_path)[1] == 1
+
+
+def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "model.keras"
+    target.write_text("good")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            with open(tmp, "w") as f:
+                f.write("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "good"
+    assert os.listdir(tmp_path) == ["model.keras"]
+
+
+def test_atomic_path_replaces_a_folder(tmp_path):
+    target = tmp_path / "saved_model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_path(target) as tmp:
+        os.makedirs(tmp)
+        with open(os.path.join(tmp, "new.txt"), "w") as f:
+            f.write("new")
+    assert os.listdir(target) == ["new.txt"]
+    assert os.listdir(tmp_path) == ["saved_model"]

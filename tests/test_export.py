@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kerasgen import VAE
+from kerasgen.export import export_vae
+
+# Runs in a fresh interpreter that never imports kerasgen (nor TFP): only TensorFlow.
+_LOADER = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+folder = sys.argv[1]
+model = tf.saved_model.load(folder + "/saved_model")
+z = np.load(folder + "/z.npy")
+images = np.load(folder + "/images.npy")
+out = {
+    "signatures": sorted(model.signatures),
+    "decode": model.signatures["decode"](z=tf.constant(z))["images"].numpy().tolist(),
+    "reconstruct": model.signatures["reconstruct"](images=tf.constant(images))["images"].numpy().tolist(),
+    "loc": model.signatures["encode"](images=tf.constant(images))["loc"].numpy().tolist(),
+    "sample_a": model.signatures["sample"](n=tf.constant(3), seed=tf.constant(5))["images"].numpy().tolist(),
+    "sample_b": model.signatures["sample"](n=tf.constant(3), seed=tf.constant(5))["images"].numpy().tolist(),
+    "modules": sorted(m for m in ("kerasgen", "tensorflow_probability") if m in sys.modules),
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("posterior", ["diagonal", "full"])
+def test_saved_model_serves_the_same_images_without_kerasgen(tmp_path, binary_images, posterior):
+    vae = VAE(image_shape=(16, 16, 1), latent_dim=3, num_filters=(8, 16), hidden_dim=32, posterior=posterior, seed=0)
+    vae.compile(optimizer="adam")
+    vae.fit(binary_images, epochs=1, batch_size=8, verbose=0)
+    export_vae(vae, str(tmp_path / "saved_model"))
+    z = np.random.default_rng(0).standard_normal((5, 3)).astype("float32")
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "images.npy", binary_images[:4])
+
+    result = subprocess.run([sys.executable, "-c", _LOADER, str(tmp_path)], capture_output=True, text=True, check=True)
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert served["modules"] == []
+    assert served["signatures"] == ["decode", "encode", "reconstruct", "sample", "serving_default"]
+    assert np.abs(np.array(served["decode"]) - np.asarray(vae.decode(z))).max() <= 1e-5
+    assert np.abs(np.array(served["reconstruct"]) - np.asarray(vae.reconstruct(binary_images[:4]))).max() <= 1e-5
+    assert np.abs(np.array(served["loc"]) - np.asarray(vae.encode(binary_images[:4])[0])).max() <= 1e-5
+    assert served["sample_a"] == served["sample_b"]
+    assert np.array(served["sample_a"]).shape == (3, 16, 16, 1)
+
+
+@pytest.mark.slow
+def test_saved_model_cli_lists_the_signatures(tmp_path):
+    vae = VAE(image_shape=(16, 16, 1), latent_dim=2, num_filters=(8, 16), hidden_dim=32)
+    export_vae(vae, str(tmp_path / "saved_model"))
+    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    shown = subprocess.run([*cli, "show", "--dir", str(tmp_path / "saved_model"), "--all"], capture_output=True, text=True, check=True).stdout
+    for name in ("decode", "encode", "reconstruct", "sample"):
+        assert f"signature_def['{name}']" in shown
