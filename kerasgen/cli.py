@@ -1,0 +1,77 @@
+"""The `kerasgen` command line: `kerasgen train-vae`, `kerasgen sample`."""
+
+import argparse
+import os
+import sys
+
+from kerasgen.config import SampleConfig, TrainVAEConfig, add_arguments, from_arguments
+
+
+def train_vae_command(config):
+    from kerasgen.training import train_vae
+
+    artifacts = train_vae(config)
+    metrics = artifacts.final_metrics
+    print(
+        f"\nValidation −ELBO {-metrics['val_elbo']:.2f} nats per image "
+        f"(reconstruction {metrics['val_reconstruction']:.2f}, KL {metrics['val_kl']:.2f})."
+    )
+    print(f"Model (.keras):      {artifacts.model}")
+    print(f"SavedModel:          {artifacts.saved_model}")
+    print(f"Run config:          {artifacts.config}")
+    print(f"History:             {artifacts.history} and {artifacts.history_plot}")
+    print(f"Sample grids:        {artifacts.samples}/ and {artifacts.reconstructions}/")
+    print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
+
+
+def sample_command(config):
+    import keras
+
+    from kerasgen.images import image_grid, save_png
+
+    path = config.model
+    if os.path.isdir(path):
+        path = os.path.join(path, "vae.keras")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No model found: expected a train-vae output folder holding vae.keras, or a .keras file. "
+            f"Received: --model {config.model!r}"
+        )
+    if not isinstance(config.n, int) or config.n < 1:
+        raise ValueError(f"--n must be a positive int. Received: --n {config.n!r}")
+    model = keras.saving.load_model(path)
+    if not hasattr(model, "sample"):
+        raise ValueError(f"The model in {path} cannot sample (it is a {type(model).__name__}).")
+    images = keras.ops.convert_to_numpy(model.sample(config.n, seed=config.seed))
+    save_png(config.out, image_grid(images))
+    print(f"Wrote {config.n} samples to {config.out}")
+
+
+COMMANDS = {
+    "train-vae": (TrainVAEConfig, train_vae_command, "train a VAE and write its model, SavedModel and grids"),
+    "sample": (SampleConfig, sample_command, "draw samples from a trained model into a PNG grid"),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="kerasgen", description="Keras 3 generative models with TFP distributions.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name, (config_class, _, help_text) in COMMANDS.items():
+        add_arguments(subparsers.add_parser(name, help=help_text, description=help_text), config_class)
+    return parser
+
+
+def main(argv=None):
+    arguments = build_parser().parse_args(argv)
+    config_class, command, _ = COMMANDS[arguments.command]
+    try:
+        command(from_arguments(config_class, arguments))
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        # Input problems get one clear line, not a trace.
+        print(f"kerasgen {arguments.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

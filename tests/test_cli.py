@@ -1,0 +1,74 @@
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasgen.cli import main
+
+TINY = ["--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "2", "--batch-size", "16", "--validation-size", "16"]
+
+
+@pytest.fixture
+def grey_npz(tmp_path):
+    """64 grey 16x16 images with labels, as a Keras-style .npz."""
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(64, 16, 16)) * 255).astype(np.uint8)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x_train=x, y_train=np.arange(64) % 4)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_train_vae_writes_every_artifact_and_resumes(tmp_path, grey_npz):
+    out = tmp_path / "run"
+    args = ["train-vae", "--dataset", grey_npz, "--epochs", "2", "--grid-every", "1", "--out", str(out), *TINY]
+    assert main(args) == 0
+    for name in ("vae.keras", "config.json", "history.csv", "history.png", "saved_model/saved_model.pb", "checkpoint/checkpoint.keras"):
+        assert (out / name).exists(), name
+    assert sorted(os.listdir(out / "samples")) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
+    assert sorted(os.listdir(out / "reconstructions")) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
+    assert os.listdir(out / "logs")
+    config = json.loads((out / "config.json").read_text())
+    assert config["binarize"] == "dynamic" and config["epochs"] == 2 and config["image_shape"] == [16, 16, 1]
+
+    # A later run with --resume continues from the checkpoint instead of starting over.
+    assert main(["train-vae", "--dataset", grey_npz, "--epochs", "3", "--resume", "--out", str(out), *TINY]) == 0
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"] == 3
+
+    grid = tmp_path / "grid.png"
+    assert main(["sample", "--model", str(out), "--n", "16", "--out", str(grid)]) == 0
+    assert tf.io.decode_png(tf.io.read_file(str(grid))).shape == (4 * 18 + 2, 4 * 18 + 2, 1)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train-vae", "--dataset", "no/such/file.npz"], "no/such/file.npz"),
+        (["train-vae", "--dataset", "cifar-zillion"], "Received: source='cifar-zillion'"),
+        (["train-vae", "--binarize", "none", "--likelihood", "bernoulli"], "needs binary pixels"),
+        (["train-vae", "--lr-schedule", "step"], "Received: lr_schedule='step'"),
+        (["sample", "--model", "no/such/run"], "Received: --model 'no/such/run'"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
+    assert main([*args, "--out", str(tmp_path / "out")] if args[0] == "train-vae" else args) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+@pytest.mark.slow
+def test_console_script_is_installed():
+    kerasgen = shutil.which("kerasgen", path=os.path.dirname(sys.executable)) or shutil.which("kerasgen")
+    assert kerasgen, "the kerasgen console script is missing: install the package with pip install -e ."
+    result = subprocess.run([kerasgen, "train-vae", "--help"], capture_output=True, text=True, check=True)
+    for flag in ("--dataset", "--epochs", "--latent-dim", "--likelihood", "--binarize", "--beta", "--batch-size", "--out", "--logdir"):
+        assert flag in result.stdout
