@@ -1,6 +1,7 @@
 """Callbacks for generative training: sample grids from fixed latents, atomic resumable checkpoints."""
 
 import os
+import time
 
 import keras
 import numpy as np
@@ -79,6 +80,20 @@ class SampleGrid(keras.callbacks.Callback):
 
     def _path(self, name, epoch):
         return os.path.join(self.directory, name, f"epoch_{epoch:03d}.png")
+
+
+class ElapsedTime(keras.callbacks.Callback):
+    """Adds `seconds`, the wall-clock time since training began, to each epoch's logs.
+
+    Put it before `CSVLogger` and `TensorBoard` in the callback list so they record it.
+    """
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = time.perf_counter() - self._start
 
 
 class Checkpoint(keras.callbacks.Callback):

@@ -41,7 +41,8 @@ def plot_history(csv_path, png_path, title="VAE"):
     # The first epochs dwarf the rest; show the range that matters.
     final = -history.get("val_elbo", history["elbo"])[-1]
     axes[0].set_ylim(final - 10, final + 60)
-    axes[0].set_title(f"final validation −ELBO {final:.1f}")
+    minutes = f", {history['seconds'][-1] / 60:.1f} min" if "seconds" in history else ""
+    axes[0].set_title(f"validation −ELBO {final:.1f} after {epochs[-1]} epochs{minutes}")
     figure.suptitle(title)
     figure.tight_layout()
     with atomic_path(png_path) as tmp:

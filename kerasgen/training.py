@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from kerasgen.artifacts import atomic_path, write_json
-from kerasgen.callbacks import Checkpoint, SampleGrid
+from kerasgen.callbacks import Checkpoint, ElapsedTime, SampleGrid
 from kerasgen.config import TrainVAEConfig
 from kerasgen.data import load_dataset
 from kerasgen.export import export_vae
@@ -108,6 +108,7 @@ def train_vae(config=TrainVAEConfig()):
     write_json(paths["config"], {**config.to_dict(), "binarize": binarize, "image_shape": splits.image_shape})
 
     callbacks = [
+        ElapsedTime(),
         keras.callbacks.TerminateOnNaN(),
         Checkpoint(paths["checkpoint"]),
         keras.callbacks.CSVLogger(paths["history"], append=initial_epoch > 0),

@@ -60,6 +60,7 @@ def test_checkpoint_restores_weights_optimizer_and_epoch(tmp_path, binary_images
 
 def test_checkpoint_skips_a_diverged_epoch(tmp_path, binary_images):
     vae = _small_vae()
+    vae.fit(binary_images[:8], epochs=1, batch_size=8, verbose=0)
     checkpoint = Checkpoint(tmp_path)
     checkpoint.set_model(vae)
     checkpoint.on_epoch_end(0, {"loss": 1.0})

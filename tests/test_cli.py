@@ -42,6 +42,7 @@ def test_train_vae_writes_every_artifact_and_resumes(tmp_path, grey_npz):
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert {"val_elbo", "val_kl", "val_reconstruction", "seconds"} <= set(rows[0])
     assert json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"] == 3
 
     grid = tmp_path / "grid.png"
