@@ -45,6 +45,9 @@ def test_train_vae_writes_every_artifact_and_resumes(tmp_path, grey_npz):
     assert {"val_elbo", "val_kl", "val_reconstruction", "seconds"} <= set(rows[0])
     assert json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"] == 3
 
+    # Resuming a run that is already done says so instead of training nothing.
+    assert main(["train-vae", "--dataset", grey_npz, "--epochs", "3", "--resume", "--out", str(out), *TINY]) == 2
+
     grid = tmp_path / "grid.png"
     assert main(["sample", "--model", str(out), "--n", "16", "--out", str(grid)]) == 0
     assert tf.io.decode_png(tf.io.read_file(str(grid))).shape == (4 * 18 + 2, 4 * 18 + 2, 1)
