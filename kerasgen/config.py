@@ -8,8 +8,8 @@ import dataclasses
 import typing
 
 
-def _field(default, help, parse=None):
-    return dataclasses.field(default=default, metadata={"help": help, "parse": parse})
+def _field(default, help, parse=None, required=False):
+    return dataclasses.field(default=default, metadata={"help": help, "parse": parse, "required": required})
 
 
 def count_or_fraction(text):
@@ -65,7 +65,7 @@ class TrainVAEConfig:
 class SampleConfig:
     """Everything `kerasgen sample` needs."""
 
-    model: str = _field(None, "a train-vae output folder or a .keras file")
+    model: str = _field(None, "a train-vae output folder or a .keras file", required=True)
     n: int = _field(64, "how many samples")
     out: str = _field("samples.png", "the PNG grid to write")
     seed: int = _field(0, "seeds the latent vectors")
@@ -89,7 +89,7 @@ def add_arguments(parser, config_class):
                 flag,
                 type=field.metadata.get("parse") or _scalar_type(kind),
                 default=field.default,
-                required=field.default is None and field.name == "model",
+                required=field.metadata.get("required", False),
                 help=help_text,
             )
 
@@ -104,9 +104,8 @@ def from_arguments(config_class, namespace):
 
 
 def _is_tuple(kind):
-    return typing.get_origin(kind) is tuple or tuple in typing.get_args(kind) or any(
-        typing.get_origin(arg) is tuple for arg in typing.get_args(kind)
-    )
+    """True for `tuple[...]` and `tuple[...] | None`."""
+    return tuple in (typing.get_origin(kind), *map(typing.get_origin, typing.get_args(kind)))
 
 
 def _scalar_type(kind):

@@ -76,3 +76,19 @@ def test_console_script_is_installed():
     result = subprocess.run([kerasgen, "train-vae", "--help"], capture_output=True, text=True, check=True)
     for flag in ("--dataset", "--epochs", "--latent-dim", "--likelihood", "--binarize", "--beta", "--batch-size", "--out", "--logdir"):
         assert flag in result.stdout
+
+
+def test_flags_parse_into_the_config():
+    from kerasgen.cli import build_parser
+    from kerasgen.config import TrainVAEConfig, from_arguments
+
+    args = build_parser().parse_args(
+        ["train-vae", "--image-size", "32", "32", "--validation-size", "0.1", "--likelihood-scale", "0.2",
+         "--num-filters", "16", "32", "64", "--resume"]
+    )
+    config = from_arguments(TrainVAEConfig, args)
+    assert config.image_size == (32, 32) and config.num_filters == (16, 32, 64)
+    assert config.validation_size == 0.1 and config.likelihood_scale == 0.2 and config.resume
+    defaults = from_arguments(TrainVAEConfig, build_parser().parse_args(["train-vae"]))
+    assert defaults == TrainVAEConfig()
+    assert from_arguments(TrainVAEConfig, build_parser().parse_args(["train-vae", "--likelihood-scale", "global"])).likelihood_scale == "global"

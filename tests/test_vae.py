@@ -96,6 +96,7 @@ def test_kl_warmup_ramps_linearly_to_beta(binary_images):
         (dict(likelihood="poisson"), "Received: likelihood='poisson'"),
         (dict(posterior="flow"), "Received: posterior='flow'"),
         (dict(beta=-1), "Received: beta=-1"),
+        (dict(hidden_dim=0), "Received: hidden_dim=0"),
         (dict(num_filters=()), r"Received: num_filters=\(\)"),
     ],
 )

@@ -64,6 +64,8 @@ class VAE(keras.Model):
             raise ValueError(
                 f"num_filters must be a non-empty sequence of positive ints. Received: num_filters={num_filters!r}"
             )
+        if not isinstance(hidden_dim, int) or hidden_dim < 1:
+            raise ValueError(f"hidden_dim must be a positive int. Received: hidden_dim={hidden_dim!r}")
         if not (isinstance(beta, (int, float)) and beta >= 0):
             raise ValueError(f"beta must be a number >= 0. Received: beta={beta!r}")
         if not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
