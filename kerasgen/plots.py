@@ -1,13 +1,20 @@
 """Plots people look at, written as PNG files with matplotlib."""
 
 import csv
+import glob
+import os
 
+import keras
 import matplotlib
+import numpy as np
+import tensorflow as tf
 
 matplotlib.use("Agg")  # Files only: no display needed.
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kerasgen.artifacts import atomic_path  # noqa: E402
+from kerasgen.images import image_grid  # noqa: E402
+from kerasgen.latent import INTERPOLATIONS, interpolate, project_2d  # noqa: E402
 
 
 def read_history(csv_path):
@@ -44,7 +51,114 @@ def plot_history(csv_path, png_path, title="VAE"):
     minutes = f", {history['seconds'][-1] / 60:.1f} min" if "seconds" in history else ""
     axes[0].set_title(f"validation −ELBO {final:.1f} after {epochs[-1]} epochs{minutes}")
     figure.suptitle(title)
+    _save(figure, png_path)
+
+
+def _save(figure, png_path):
     figure.tight_layout()
     with atomic_path(png_path) as tmp:
         figure.savefig(tmp, dpi=110)
     plt.close(figure)
+
+
+def _show_image(axis, image):
+    image = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+    if image.shape[-1] == 1:
+        axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        axis.imshow(image)
+
+
+def plot_latent_manifold(vae, png_path, grid_size=20, title="VAE"):
+    """For a 2-D latent: the images decoded on a grid over the prior's quantiles (5% to 95%)."""
+    if vae.latent_dim != 2:
+        raise ValueError(f"The latent manifold needs a 2-D latent. Received: latent_dim={vae.latent_dim}")
+    # Equal prior probability between neighbouring rows and columns, as in Kingma & Welling (2014), fig. 4.
+    quantiles = np.linspace(0.05, 0.95, grid_size)
+    values = np.sqrt(2.0) * _erfinv(2.0 * quantiles - 1.0)
+    z1, z2 = np.meshgrid(values, values[::-1])
+    z = np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
+    images = keras.ops.convert_to_numpy(vae.decode(z))
+    grid = image_grid(images, columns=grid_size, padding=0)
+    figure, axis = plt.subplots(figsize=(7, 7))
+    extent = [values[0], values[-1], values[0], values[-1]]
+    axis.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", extent=extent)
+    axis.set_xlabel("z₁ (prior quantiles 5% … 95%)")
+    axis.set_ylabel("z₂ (prior quantiles 5% … 95%)")
+    axis.set_title(f"{title}: decoded latent manifold")
+    _save(figure, png_path)
+
+
+def plot_latent_scatter(vae, images, labels, png_path, title="VAE", batch_size=256):
+    """Posterior means of `images`, coloured by label; a PCA projection when the latent is not 2-D."""
+    codes = np.concatenate(
+        [keras.ops.convert_to_numpy(vae.encode(images[i : i + batch_size])[0]) for i in range(0, len(images), batch_size)]
+    )
+    points, explained = project_2d(codes)
+    figure, axis = plt.subplots(figsize=(7, 6))
+    labels = np.asarray(labels)
+    known = labels >= 0
+    scatter = axis.scatter(points[known, 0], points[known, 1], c=labels[known], cmap="tab10", s=6, alpha=0.8)
+    if (~known).any():
+        axis.scatter(points[~known, 0], points[~known, 1], c="grey", s=6, alpha=0.5, label="no label")
+    if known.any():
+        figure.colorbar(scatter, ax=axis, label="label", ticks=np.unique(labels[known]))
+    if codes.shape[1] == 2:
+        axis.set_xlabel("E_q[z₁]")
+        axis.set_ylabel("E_q[z₂]")
+        axis.set_title(f"{title}: posterior means of {len(codes)} images")
+    else:
+        axis.set_xlabel("principal component 1 of E_q[z]")
+        axis.set_ylabel("principal component 2 of E_q[z]")
+        axis.set_title(f"{title}: {codes.shape[1]}-D posterior means, PCA ({explained:.0%} of variance)")
+    axis.grid(alpha=0.3)
+    _save(figure, png_path)
+
+
+def plot_interpolations(vae, pairs, png_path, steps=10, title="VAE"):
+    """For each pair of images: decoded linear and spherical interpolations between their codes.
+
+    Args:
+        vae: a VAE with `encode` and `decode`.
+        pairs: array `[P, 2, H, W, C]`, the image pairs.
+        png_path: str, where the figure goes.
+        steps: int, points per path, endpoints included. Defaults to 10.
+    """
+    pairs = np.asarray(pairs, np.float32)
+    loc = keras.ops.convert_to_numpy(vae.encode(pairs.reshape((-1, *pairs.shape[2:])))[0]).reshape(len(pairs), 2, -1)
+    rows = [(p, method) for p in range(len(pairs)) for method in INTERPOLATIONS]
+    figure, axes = plt.subplots(len(rows), steps + 2, figsize=(0.9 * (steps + 2), 0.95 * len(rows) + 0.6), squeeze=False)
+    for row, (p, method) in enumerate(rows):
+        decoded = keras.ops.convert_to_numpy(vae.decode(interpolate(loc[p, 0], loc[p, 1], steps, method)))
+        for column, image in enumerate([pairs[p, 0], *decoded, pairs[p, 1]]):
+            axis = axes[row, column]
+            _show_image(axis, image)
+            axis.set_xticks([])
+            axis.set_yticks([])
+        axes[row, 0].set_ylabel(method, rotation=0, ha="right", va="center", fontsize=8)
+    axes[0, 0].set_title("input", fontsize=8)
+    axes[0, -1].set_title("input", fontsize=8)
+    figure.suptitle(f"{title}: interpolation between encoded test images (linear, spherical)")
+    _save(figure, png_path)
+
+
+def plot_training_progress(samples_dir, png_path, title="VAE"):
+    """The sample grids of the first, middle and last saved epochs side by side (same latents)."""
+    paths = sorted(glob.glob(os.path.join(samples_dir, "epoch_*.png")))
+    if not paths:
+        raise FileNotFoundError(f"No sample grids (epoch_NNN.png) found. Received: samples_dir={samples_dir!r}")
+    if len(paths) > 3:
+        paths = paths[1:]  # epoch 0 is the untrained decoder: start at the first trained grid
+    chosen = sorted({paths[0], paths[len(paths) // 2], paths[-1]})
+    figure, axes = plt.subplots(1, len(chosen), figsize=(4 * len(chosen), 4.4), squeeze=False)
+    for axis, path in zip(axes[0], chosen):
+        image = tf.io.decode_png(tf.io.read_file(path)).numpy() / 255.0
+        _show_image(axis, image)
+        axis.set_title(f"epoch {int(os.path.basename(path)[len('epoch_'):-len('.png')])}")
+        axis.axis("off")
+    figure.suptitle(f"{title}: samples from the same latent vectors during training")
+    _save(figure, png_path)
+
+
+def _erfinv(x):
+    return keras.ops.convert_to_numpy(tf.math.erfinv(tf.constant(x, tf.float64)))
