@@ -215,6 +215,26 @@ def test_npz_round_trip_with_test_split(tmp_path):
     np.testing.assert_array_equal(test_labels, arrays["y_test"])
 
 
+def test_npz_with_its_own_validation_split_keeps_it(tmp_path):
+    # As the fixed binarization of MNIST ships: x_train / x_valid / x_test, no labels.
+    rng = np.random.default_rng(0)
+    arrays = {
+        name: rng.integers(0, 2, (n, 4, 4), dtype=np.uint8)
+        for name, n in (("x_train", 10), ("x_valid", 4), ("x_test", 3))
+    }
+    source = write_npz(tmp_path / "binarized.npz", **arrays)
+    data = load_dataset(source, validation_size=2, batch_size=8)
+    assert (data.num_train, data.num_validation, data.num_test) == (10, 4, 3)
+    np.testing.assert_array_equal(collect(data.validation)[0][..., 0], arrays["x_valid"].astype(np.float32))
+    np.testing.assert_array_equal(collect(data.validation)[1], [-1] * 4)
+    bad = write_npz(tmp_path / "bad.npz", x_train=arrays["x_train"], y_valid=np.zeros(4, int))
+    with pytest.raises(ValueError, match="validation labels but no validation images"):
+        load_dataset(bad)
+    wrong = write_npz(tmp_path / "wrong.npz", x_train=arrays["x_train"], x_valid=np.zeros((4, 5, 5), np.uint8))
+    with pytest.raises(ValueError, match=r"Validation images must have the shape.*x_validation image shape \(5, 5, 1\)"):
+        load_dataset(wrong)
+
+
 def test_npz_without_labels_gives_minus_one_and_no_classes(tmp_path):
     source = write_npz(tmp_path / "data.npz", x_train=np.zeros((6, 4, 4, 3), np.uint8))
     data = load_dataset(source, validation_size=2)
@@ -229,6 +249,7 @@ def test_npz_without_labels_gives_minus_one_and_no_classes(tmp_path):
         (np.array([0.0, 0.25, 1.0]), [0.0, 0.25, 1.0]),  # float already in [0, 1]
         (np.array([False, True, True]), [0.0, 1.0, 1.0]),
         (np.array([0, 51, 255], np.int64), [0.0, 0.2, 1.0]),
+        (np.array([0, 1, 1], np.uint8), [0.0, 1.0, 1.0]),  # binary uint8 (binarized MNIST)
     ],
 )
 def test_pixel_scaling(tmp_path, pixels, expected):

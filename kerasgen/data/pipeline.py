@@ -5,7 +5,8 @@ Every source goes through the same steps, once, on numpy arrays (see
 
 1. check and scale the images to float32 in [0, 1] with a channel axis;
 2. optionally resize them;
-3. split a seeded, class-stratified validation set off the training arrays;
+3. split a seeded, class-stratified validation set off the training arrays
+   (unless the source has its own validation split);
 4. binarize ("static": once; "dynamic": fresh draws every training epoch);
 5. build cached, batched, prefetched `tf.data.Dataset`s.
 """
@@ -86,7 +87,9 @@ def load_dataset(
         batch_size: int. Positive batch size of every dataset. Defaults to 128.
         validation_size: int or float. Number of training images to hold out
             for validation, or a fraction in (0, 1). The split is seeded and
-            stratified by class when labels exist. Defaults to 500.
+            stratified by class when labels exist. Ignored when the source has
+            its own validation split (an .npz with `x_valid`, a tfds dataset
+            with a `validation` split), which is used as it is. Defaults to 500.
         binarize: str. `"none"` keeps grey levels; `"static"` draws
             `Bernoulli(pixel)` once for every split; `"dynamic"` draws fresh
             training images every epoch and binarizes validation and test once.
@@ -119,7 +122,7 @@ def load_dataset(
     _check_validation_size_type(validation_size)
 
     raw = load_arrays(source, data_dir, image_size=image_size)
-    x_train, y_train, x_test, y_test = _scaled_arrays(raw, image_size)
+    x_train, y_train, x_validation, y_validation, x_test, y_test = _scaled_arrays(raw, image_size)
     image_shape = tuple(int(d) for d in x_train.shape[1:])
     if binarize != "none" and image_shape[-1] != 1:
         raise ValueError(
@@ -130,13 +133,14 @@ def load_dataset(
     labelled = raw.y_train is not None
     num_classes = raw.num_classes if labelled else None
     if labelled and num_classes is None:
-        num_classes = int(max(y.max() for y in (y_train, y_test) if y is not None)) + 1
+        num_classes = int(max(y.max() for y in (y_train, y_validation, y_test) if y is not None)) + 1
 
-    train_index, validation_index = split_indices(
-        len(x_train), validation_size, y_train if labelled else None, seed
-    )
-    x_validation, y_validation = x_train[validation_index], y_train[validation_index]
-    x_train, y_train = x_train[train_index], y_train[train_index]
+    if x_validation is None:
+        train_index, validation_index = split_indices(
+            len(x_train), validation_size, y_train if labelled else None, seed
+        )
+        x_validation, y_validation = x_train[validation_index], y_train[validation_index]
+        x_train, y_train = x_train[train_index], y_train[train_index]
 
     if binarize != "none":
         x_validation = binarize_once(x_validation, seed, _VALIDATION_STREAM)
@@ -163,35 +167,50 @@ def load_dataset(
 
 
 def _scaled_arrays(raw, image_size):
-    """Checks a `RawData` and returns float images in [0, 1] and int32 labels."""
+    """Checks a `RawData` and returns float images in [0, 1] and int32 labels.
+
+    Returns:
+        `(x_train, y_train, x_validation, y_validation, x_test, y_test)`; the
+        validation and test pairs are None when the source has no such split.
+    """
     x_train = to_unit_images(raw.x_train, "x_train")
     y_train = _to_labels(raw.y_train, len(x_train), "y_train")
-    x_test = y_test = None
-    if raw.x_test is not None:
-        x_test = to_unit_images(raw.x_test, "x_test")
-        y_test = _to_labels(raw.y_test, len(x_test), "y_test")
-    elif raw.y_test is not None:
-        raise ValueError(
-            "Labels y_test were given without images x_test. "
-            f"Received: y_test.shape={np.shape(raw.y_test)}, x_test=None"
-        )
     if image_size is not None:
         x_train = resize_images(x_train, image_size)
-        x_test = None if x_test is None else resize_images(x_test, image_size)
-    if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
+    x_validation, y_validation = _scaled_split(raw.x_validation, raw.y_validation, "validation", x_train, image_size)
+    x_test, y_test = _scaled_split(raw.x_test, raw.y_test, "test", x_train, image_size)
+    return x_train, y_train, x_validation, y_validation, x_test, y_test
+
+
+def _scaled_split(x, y, split, x_train, image_size):
+    """Checks and scales a held-out split like the training images; `(None, None)` if absent."""
+    if x is None:
+        if y is not None:
+            raise ValueError(
+                f"Labels y_{split} were given without images x_{split}. "
+                f"Received: y_{split}.shape={np.shape(y)}, x_{split}=None"
+            )
+        return None, None
+    x = to_unit_images(x, f"x_{split}")
+    y = _to_labels(y, len(x), f"y_{split}")
+    if image_size is not None:
+        x = resize_images(x, image_size)
+    if x.shape[1:] != x_train.shape[1:]:
         raise ValueError(
-            "Test images must have the shape of the training images. "
+            f"{split.capitalize()} images must have the shape of the training images. "
             f"Received: x_train image shape {x_train.shape[1:]}, "
-            f"x_test image shape {x_test.shape[1:]}"
+            f"x_{split} image shape {x.shape[1:]}"
         )
-    return x_train, y_train, x_test, y_test
+    return x, y
 
 
 def to_unit_images(x, name="images"):
     """Checks images and scales them to float32 `(N, H, W, C)` in [0, 1].
 
-    Integers must lie in 0..255 and are divided by 255. Floats with a maximum of
-    at most 1 are kept; floats up to 255 are divided by 255. Booleans become 0/1.
+    Integers must lie in 0..255 and are divided by 255, except integer arrays
+    holding only 0 and 1, which are binary images and stay 0/1. Floats with a
+    maximum of at most 1 are kept; floats up to 255 are divided by 255.
+    Booleans become 0/1.
 
     Args:
         x: array-like `(N, H, W)` or `(N, H, W, C)` with C in {1, 3}.
@@ -238,7 +257,9 @@ def to_unit_images(x, name="images"):
             f"{name} pixels must lie in [0, 1] or 0..255. "
             f"Received: {name} with min={low}, max={high}"
         )
-    if x.dtype.kind == "f" and high <= 1:
+    # Floats in [0, 1] are already scaled; integers that are all 0 or 1 are binary
+    # images (as the fixed binarization of MNIST ships), not nearly black 8-bit ones.
+    if high <= 1:
         return x.astype(np.float32)
     return (x.astype(np.float32) / 255.0).astype(np.float32)
 

@@ -36,6 +36,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 _MNIST_5K_FILE = "mnist_5k.npz"
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# Names an .npz may give its own validation split (the fixed binarization of
+# MNIST by Larochelle & Murray ships x_train / x_valid / x_test).
+_NPZ_VALIDATION_KEYS = {
+    "x_validation": ("x_valid", "x_val", "x_validation"),
+    "y_validation": ("y_valid", "y_val", "y_validation"),
+}
 _SOURCES_HELP = (
     "Expected 'mnist-5k', 'tfds:NAME', or a path to an .npz file, an IDX folder "
     "or an image folder."
@@ -74,6 +80,10 @@ class RawData:
         num_classes: Number of classes when the source declares it (a tfds
             `ClassLabel`, the subfolders of an image folder), else `None`; the
             pipeline then uses `max(label) + 1`.
+        x_validation: The source's own validation images (an .npz's `x_valid`,
+            a tfds `validation` split), or `None`: the pipeline then holds
+            validation images out of `x_train`.
+        y_validation: Their labels, or `None`.
     """
 
     x_train: np.ndarray
@@ -81,6 +91,8 @@ class RawData:
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     num_classes: int | None = None
+    x_validation: np.ndarray | None = None
+    y_validation: np.ndarray | None = None
 
 
 def load_arrays(source, data_dir=None, *, image_size=None):
@@ -256,7 +268,13 @@ def _load_tfds(source, data_dir, image_size):
     x_test = y_test = None
     if "test" in known_splits or not known_splits:
         x_test, y_test = to_numpy(load("test"))
-    return RawData(x_train, y_train, x_test, y_test, num_classes=num_classes)
+    x_validation = y_validation = None
+    if "validation" in known_splits:
+        x_validation, y_validation = to_numpy(load("validation"))
+    return RawData(
+        x_train, y_train, x_test, y_test, num_classes=num_classes,
+        x_validation=x_validation, y_validation=y_validation,
+    )
 
 
 def _resize_keep_dtype(image, size):
@@ -278,6 +296,9 @@ def _load_npz(path):
             raise ValueError("it holds a single .npy array, not an archive")
         with loaded as data:
             arrays = {key: data[key] for key in _NPZ_KEYS if key in data.files}
+            for field, names in _NPZ_VALIDATION_KEYS.items():
+                name = next((n for n in names if n in data.files), None)
+                arrays[field] = None if name is None else data[name]
             found = sorted(data.files)
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
         # numpy raises ValueError both for garbage (it tries to unpickle it) and
@@ -294,7 +315,12 @@ def _load_npz(path):
             f"keras.datasets.mnist.load_data() returns). Found arrays {found}. "
             f"Received: source={path!r}"
         )
-    return RawData(**{key: arrays.get(key) for key in _NPZ_KEYS})
+    if arrays["y_validation"] is not None and arrays["x_validation"] is None:
+        raise ValueError(
+            "The .npz file has validation labels but no validation images 'x_valid'. "
+            f"Found arrays {found}. Received: source={path!r}"
+        )
+    return RawData(**{key: arrays.get(key) for key in (*_NPZ_KEYS, *_NPZ_VALIDATION_KEYS)})
 
 
 # ----------------------------------------------------------------------------
