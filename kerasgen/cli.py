@@ -1,10 +1,10 @@
-"""The `kerasgen` command line: `kerasgen train-vae`, `kerasgen sample`."""
+"""The `kerasgen` command line: `kerasgen train-vae`, `kerasgen sample`, `kerasgen train-classifier`."""
 
 import argparse
 import os
 import sys
 
-from kerasgen.config import SampleConfig, TrainVAEConfig, add_arguments, from_arguments
+from kerasgen.config import SampleConfig, TrainClassifierConfig, TrainVAEConfig, add_arguments, from_arguments
 
 
 def train_vae_command(config):
@@ -47,9 +47,26 @@ def sample_command(config):
     print(f"Wrote {config.n} samples to {config.out}")
 
 
+def train_classifier_command(config):
+    from kerasgen.classification import train_classifier
+
+    artifacts = train_classifier(config)
+    print(
+        f"\nHeld-out ({artifacts.heldout_split}) accuracy {100 * artifacts.heldout_accuracy:.2f}% "
+        f"after {artifacts.training_seconds:.0f} s of training."
+    )
+    print(f"Classifier (.keras): {artifacts.model}")
+    print(f"Metadata:            {artifacts.metadata}")
+
+
 COMMANDS = {
     "train-vae": (TrainVAEConfig, train_vae_command, "train a VAE and write its model, SavedModel and grids"),
     "sample": (SampleConfig, sample_command, "draw samples from a trained model into a PNG grid"),
+    "train-classifier": (
+        TrainClassifierConfig,
+        train_classifier_command,
+        "train the domain classifier whose features measure sample quality (Fréchet distance, KID)",
+    ),
 }
 
 

@@ -62,6 +62,31 @@ class TrainVAEConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainClassifierConfig:
+    """Everything `kerasgen train-classifier` needs; the defaults train the shipped mnist-5k classifier."""
+
+    dataset: str = _field("mnist-5k", "a labelled source: 'mnist-5k', 'tfds:NAME', or a path to an .npz, an IDX folder or an image folder")
+    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)")
+    image_size: tuple[int, int] | None = _field(None, "resize images to HEIGHT WIDTH")
+    validation_size: int | float = _field(
+        500, "validation images: a count, or a fraction when below 1", parse=count_or_fraction
+    )
+    num_filters: tuple[int, ...] = _field((16, 32, 64), "filters per level (two convolutions and a max pooling each)")
+    feature_dim: int = _field(128, "width of the penultimate layer: the features for Fréchet distance and KID")
+    dropout: float = _field(0.3, "dropout rate between the features and the logits")
+    translation: float = _field(0.1, "largest random shift during training, as a fraction of height and width (0: none)")
+    epochs: int = _field(30, "training epochs")
+    batch_size: int = _field(64, "images per step")
+    learning_rate: float = _field(2e-3, "Adam's initial learning rate")
+    lr_schedule: str = _field("cosine", "constant | cosine (decay to 5%% over the run)")
+    seed: int = _field(0, "seeds the split, the initialization, the augmentation and the dropout")
+    out: str = _field("runs/classifier", "output folder")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class SampleConfig:
     """Everything `kerasgen sample` needs."""
 

@@ -1,0 +1,132 @@
+"""A small domain classifier convnet: logits for accuracy, penultimate features for FD and KID."""
+
+import keras
+from keras import layers
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class Classifier(keras.Model):
+    """Convolutional image classifier whose penultimate layer is the embedding for sample quality.
+
+    `call(x)` returns class logits; `features(x)` returns the `feature_dim`-wide activations of the
+    dense layer before the output layer (after its ReLU, before dropout): the space in which
+    `kerasgen.evaluation.sample_quality` measures Fréchet distance and KID, as Inception's pool
+    features are for natural images. Train it with the standard `compile` and `fit`.
+
+    Each level is two 3x3 ReLU convolutions and a 2x2 max pooling ("same" padding, so any height
+    and width work). During training, inputs are shifted by up to `translation` of their size
+    (`keras.layers.RandomTranslation`, zero fill); at inference they are left alone.
+
+    Args:
+        image_shape: tuple `(height, width, channels)`, images in [0, 1]. Defaults to `(28, 28, 1)`.
+        num_classes: int >= 2, number of classes. Defaults to 10.
+        num_filters: sequence of positive ints, filters per level. Defaults to `(32, 64)`.
+        feature_dim: int, width of the penultimate (feature) layer. Defaults to 128.
+        dropout: float in [0, 1), dropout rate between the features and the logits. Defaults to 0.3.
+        translation: float in [0, 1), the largest random shift as a fraction of height and width
+            during training; 0 disables augmentation. Defaults to 0.1.
+        seed: int or None, seeds the augmentation and dropout. Defaults to None.
+
+    Example:
+
+        classifier = Classifier(image_shape=(28, 28, 1), num_classes=10)
+        classifier.compile(
+            optimizer="adam",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        classifier.fit(splits.train, validation_data=splits.validation, epochs=10)
+        features = classifier.features(images)  # [B, feature_dim]
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_classes=10,
+        num_filters=(32, 64),
+        feature_dim=128,
+        dropout=0.3,
+        translation=0.1,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        shape = tuple(image_shape) if isinstance(image_shape, (tuple, list)) else None
+        if shape is None or len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+            raise ValueError(
+                f"image_shape must be three positive ints (height, width, channels). Received: image_shape={image_shape!r}"
+            )
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2. Received: num_classes={num_classes!r}")
+        if not num_filters or not all(isinstance(f, int) and f > 0 for f in num_filters):
+            raise ValueError(
+                f"num_filters must be a non-empty sequence of positive ints. Received: num_filters={num_filters!r}"
+            )
+        if not isinstance(feature_dim, int) or feature_dim < 1:
+            raise ValueError(f"feature_dim must be a positive int. Received: feature_dim={feature_dim!r}")
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+            raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
+        if not (isinstance(translation, (int, float)) and 0 <= translation < 1):
+            raise ValueError(f"translation must be a number in [0, 1). Received: translation={translation!r}")
+        self.image_shape = shape
+        self.num_classes = num_classes
+        self.num_filters = tuple(num_filters)
+        self.feature_dim = feature_dim
+        self.dropout = float(dropout)
+        self.translation = float(translation)
+        self.seed = seed
+
+        self.augmentation = (
+            layers.RandomTranslation(translation, translation, fill_mode="constant", seed=seed, name="translation")
+            if translation > 0
+            else None
+        )
+        self.embedding = _build_embedding(self.image_shape, self.num_filters, feature_dim)
+        # Its own stream: the same seed would otherwise drive the shifts and the dropout masks alike.
+        self.dropout_layer = layers.Dropout(dropout, seed=None if seed is None else seed + 1, name="dropout")
+        self.head = layers.Dense(num_classes, name="logits")
+        self.head.build((None, feature_dim))
+        # Every weight exists now, so a fresh copy takes `set_weights` and a reload needs no build call.
+        self.built = True
+
+    def features(self, x):
+        """The penultimate-layer features `[B, feature_dim]` of images `[B, H, W, C]` in [0, 1] (inference mode)."""
+        return self.embedding(x, training=False)
+
+    def call(self, x, training=False):
+        if training and self.augmentation is not None:
+            x = self.augmentation(x, training=True)
+        features = self.embedding(x, training=training)
+        return self.head(self.dropout_layer(features, training=training))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_shape": self.image_shape,
+            "num_classes": self.num_classes,
+            "num_filters": self.num_filters,
+            "feature_dim": self.feature_dim,
+            "dropout": self.dropout,
+            "translation": self.translation,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["image_shape"] = tuple(config["image_shape"])
+        config["num_filters"] = tuple(config["num_filters"])
+        return cls(**config)
+
+
+def _build_embedding(image_shape, num_filters, feature_dim, name="embedding"):
+    """Images to penultimate features: per level two 3x3 convolutions and a 2x2 max pooling, then a dense layer."""
+    inputs = keras.Input(shape=image_shape, name="images")
+    x = inputs
+    for filters in num_filters:
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(feature_dim, activation="relu", name="features")(x)
+    return keras.Model(inputs, outputs, name=name)
