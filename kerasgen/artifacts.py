@@ -10,6 +10,8 @@ import os
 import shutil
 import tempfile
 
+import keras
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -53,3 +55,25 @@ def write_json(path, data):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def load_run(model_path, filename="vae.keras"):
+    """A saved model and the run config beside it.
+
+    Args:
+        model_path: str, a run's output folder (holding `filename`) or a `.keras` file.
+        filename: str, the model file inside a run folder. Defaults to `"vae.keras"`.
+
+    Returns:
+        `(model, run_config, folder)`; `run_config` is `{}` when no `config.json` is beside it.
+    """
+    path = os.path.join(model_path, filename) if os.path.isdir(model_path) else model_path
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No model found: expected a run folder holding {filename}, or a .keras file. "
+            f"Received: --model {model_path!r}"
+        )
+    folder = os.path.dirname(path)
+    config_path = os.path.join(folder, "config.json")
+    run_config = read_json(config_path) if os.path.isfile(config_path) else {}
+    return keras.saving.load_model(path), run_config, folder

@@ -1,10 +1,17 @@
-"""The `kerasgen` command line: `kerasgen train-vae`, `kerasgen sample`, `kerasgen train-classifier`."""
+"""The `kerasgen` command line: `train-vae`, `sample`, `evaluate`, `train-classifier`."""
 
 import argparse
 import os
 import sys
 
-from kerasgen.config import SampleConfig, TrainClassifierConfig, TrainVAEConfig, add_arguments, from_arguments
+from kerasgen.config import (
+    EvaluateConfig,
+    SampleConfig,
+    TrainClassifierConfig,
+    TrainVAEConfig,
+    add_arguments,
+    from_arguments,
+)
 
 
 def train_vae_command(config):
@@ -27,24 +34,27 @@ def train_vae_command(config):
 def sample_command(config):
     import keras
 
+    from kerasgen.artifacts import load_run
     from kerasgen.images import image_grid, save_png
 
-    path = config.model
-    if os.path.isdir(path):
-        path = os.path.join(path, "vae.keras")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"No model found: expected a train-vae output folder holding vae.keras, or a .keras file. "
-            f"Received: --model {config.model!r}"
-        )
     if not isinstance(config.n, int) or config.n < 1:
         raise ValueError(f"--n must be a positive int. Received: --n {config.n!r}")
-    model = keras.saving.load_model(path)
+    model, _, folder = load_run(config.model)
     if not hasattr(model, "sample"):
-        raise ValueError(f"The model in {path} cannot sample (it is a {type(model).__name__}).")
+        raise ValueError(f"The model in {folder} cannot sample (it is a {type(model).__name__}).")
     images = keras.ops.convert_to_numpy(model.sample(config.n, seed=config.seed))
     save_png(config.out, image_grid(images))
     print(f"Wrote {config.n} samples to {config.out}")
+
+
+def evaluate_command(config):
+    from kerasgen.evaluation.report import evaluate, format_table
+
+    report = evaluate(config)
+    print()
+    print(format_table(report.metrics))
+    print(f"\nMetrics: {report.path}")
+    print("Plots:   " + "\n         ".join(report.plots))
 
 
 def train_classifier_command(config):
@@ -62,6 +72,11 @@ def train_classifier_command(config):
 COMMANDS = {
     "train-vae": (TrainVAEConfig, train_vae_command, "train a VAE and write its model, SavedModel and grids"),
     "sample": (SampleConfig, sample_command, "draw samples from a trained model into a PNG grid"),
+    "evaluate": (
+        EvaluateConfig,
+        evaluate_command,
+        "likelihood (ELBO, importance-weighted log p(x)), posterior diagnostics, sample quality and plots",
+    ),
     "train-classifier": (
         TrainClassifierConfig,
         train_classifier_command,

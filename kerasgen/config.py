@@ -87,6 +87,23 @@ class TrainClassifierConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """Everything `kerasgen evaluate` needs; the defaults finish in minutes on mnist-5k."""
+
+    model: str = _field(None, "a train-vae output folder or a .keras file", required=True)
+    dataset: str | None = _field(None, "the data to evaluate on (default: the run's own, from its config.json)")
+    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)")
+    k: int = _field(500, "importance samples per image for log p(x) (5000 for paper-grade numbers)")
+    chunk_size: int = _field(100, "importance samples decoded at once: bounds memory for any K")
+    classifier: str | None = _field(None, "classifier folder for Fréchet distance / KID (default: the shipped mnist-5k one)")
+    num_samples: int = _field(5000, "generated images for the sample-quality metrics")
+    batch_size: int = _field(100, "images per evaluation batch")
+    diagnostics_batch_size: int = _field(500, "images per batch for the mutual information, which is bounded by log(batch)")
+    seed: int = _field(0, "seeds the importance samples and the generated images")
+    report: str | None = _field(None, "output folder (default: MODEL/report)")
+
+
+@dataclasses.dataclass(frozen=True)
 class SampleConfig:
     """Everything `kerasgen sample` needs."""
 

@@ -162,3 +162,19 @@ def plot_training_progress(samples_dir, png_path, title="VAE"):
 
 def _erfinv(x):
     return keras.ops.convert_to_numpy(tf.math.erfinv(tf.constant(x, tf.float64)))
+
+
+def plot_kl_per_dimension(kl_per_dimension, variances, png_path, threshold=0.01, title="VAE"):
+    """KL(q(z_i|x) ‖ p(z_i)) per latent dimension, inactive units marked: posterior collapse at a glance."""
+    kl = np.asarray(kl_per_dimension, np.float64)
+    active = np.asarray(variances) > threshold
+    order = np.argsort(-kl)
+    figure, axis = plt.subplots(figsize=(max(5.0, 0.35 * len(kl) + 2), 3.6))
+    colours = np.where(active[order], "tab:blue", "tab:grey")
+    axis.bar(np.arange(len(kl)), kl[order], color=colours)
+    axis.set_xticks(np.arange(len(kl)), [str(i) for i in order], fontsize=7)
+    axis.set_xlabel("latent dimension (sorted by KL)")
+    axis.set_ylabel("KL(q(z_i|x) ‖ p(z_i)) (nats)")
+    axis.set_title(f"{title}\n{int(active.sum())} of {len(kl)} units active (grey: inactive, Cov_x(E_q[z_i]) ≤ {threshold})", fontsize=10)
+    axis.grid(axis="y", alpha=0.3)
+    _save(figure, png_path)

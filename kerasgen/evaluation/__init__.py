@@ -1,0 +1,23 @@
+"""Evaluation: likelihood (ELBO, importance-weighted log p(x), posterior diagnostics), sample
+quality on a domain classifier's features (Fréchet distance, KID, classifier score), and the
+`kerasgen evaluate` report that puts them together with the plots."""
+
+from kerasgen.evaluation.likelihood import elbo, importance_weighted_log_likelihood, posterior_diagnostics
+from kerasgen.evaluation.sample_quality import (
+    KID,
+    classifier_score,
+    compute_features,
+    frechet_distance,
+    kernel_inception_distance,
+)
+
+__all__ = [
+    "KID",
+    "classifier_score",
+    "compute_features",
+    "elbo",
+    "frechet_distance",
+    "importance_weighted_log_likelihood",
+    "kernel_inception_distance",
+    "posterior_diagnostics",
+]

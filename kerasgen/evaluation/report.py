@@ -1,0 +1,219 @@
+"""`kerasgen evaluate`: every number about a trained model, with its settings, and the plots."""
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+
+from kerasgen.artifacts import load_run, write_json
+from kerasgen.data import load_dataset
+from kerasgen.evaluation import likelihood, sample_quality
+from kerasgen.images import image_grid, save_png
+
+# The classifier that ships with the package, for mnist-5k and any 28x28 digit data.
+SHIPPED_CLASSIFIER = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "saved_models",
+    "classifier-mnist-5k",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What `evaluate` wrote: the metrics (also in `metrics.json`) and the PNG paths."""
+
+    metrics: dict
+    path: str
+    plots: list
+
+
+def evaluate(config):
+    """Evaluates a saved VAE as `config` (an `EvaluateConfig`) says and writes the report.
+
+    The held-out images are the run's own: the same source, split seed and validation size as
+    training (from the run's `config.json`), so mnist-5k is never evaluated on training digits.
+    Likelihood numbers use the run's binarization (held-out images binarized once, with a fixed
+    seed); sample-quality numbers compare decoded mean images with the grey held-out images.
+    """
+    started = time.perf_counter()
+    model, run, folder = load_run(config.model)
+    source = config.dataset or run.get("dataset", "mnist-5k")
+    split = dict(
+        validation_size=run.get("validation_size", 500),
+        seed=run.get("seed", 0),
+        image_size=tuple(run["image_size"]) if run.get("image_size") else None,
+        data_dir=config.data_dir or run.get("data_dir"),
+        batch_size=config.batch_size,
+    )
+    binarize = run.get("binarize") or ("dynamic" if getattr(model, "likelihood", None) == "bernoulli" else "none")
+    data = load_dataset(source, binarize=binarize, **split)
+    if tuple(data.image_shape) != tuple(model.image_shape):
+        raise ValueError(
+            f"The model was trained on images of shape {tuple(model.image_shape)}, but {source!r} has "
+            f"shape {data.image_shape}. Received: --dataset {source!r}"
+        )
+    heldout_name = "test" if data.test is not None else "validation"
+    metrics = {
+        "model": os.path.abspath(config.model),
+        "dataset": {
+            "source": source,
+            "heldout_split": heldout_name,
+            "heldout_images": data.num_test or data.num_validation,
+            "binarize": binarize,
+            "binarized_once_with_seed": split["seed"] if binarize != "none" else None,
+            **{k: v for k, v in split.items() if k != "batch_size"},
+        },
+        "seed": config.seed,
+    }
+
+    if hasattr(model, "posterior_distribution"):
+        print(f"Likelihood on {metrics['dataset']['heldout_images']} held-out images ({heldout_name}) ...")
+        metrics["elbo"] = likelihood.elbo(model, data.heldout, seed=config.seed)
+        iwae = likelihood.importance_weighted_log_likelihood(
+            model, data.heldout, num_samples=config.k, chunk_size=config.chunk_size, seed=config.seed
+        )
+        metrics["importance_weighted"] = {k: v for k, v in iwae.items() if k != "per_image_log_likelihood"}
+        metrics["posterior"] = likelihood.posterior_diagnostics(
+            model, data.heldout.unbatch().batch(config.diagnostics_batch_size), seed=config.seed
+        )
+
+    metrics["samples"] = _sample_quality(model, config, source, split)
+    report_dir = config.report or os.path.join(folder, "report")
+    plots = _plots(model, config, data, metrics, folder, report_dir, title=_title(model, source))
+    metrics["seconds"] = time.perf_counter() - started
+    write_json(os.path.join(report_dir, "metrics.json"), _plain(metrics))
+    return Report(metrics=metrics, path=os.path.join(report_dir, "metrics.json"), plots=plots)
+
+
+def _sample_quality(model, config, source, split):
+    classifier_path = config.classifier or SHIPPED_CLASSIFIER
+    classifier_file = os.path.join(classifier_path, "classifier.keras") if os.path.isdir(classifier_path) else classifier_path
+    if not os.path.isfile(classifier_file):
+        return {"skipped": f"no classifier at {classifier_path!r}; pass --classifier DIR"}
+    classifier = keras.saving.load_model(classifier_file)
+    if tuple(classifier.image_shape) != tuple(model.image_shape):
+        return {"skipped": f"the classifier takes {tuple(classifier.image_shape)} images, the model makes {tuple(model.image_shape)}"}
+    grey = load_dataset(source, binarize="none", **split)
+    real = np.concatenate([x for x, _ in grey.heldout.as_numpy_iterator()])
+    reference = np.concatenate([x for x, _ in grey.train.take(-(-len(real) // config.batch_size)).as_numpy_iterator()])[: len(real)]
+    generated = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(model.sample(min(config.batch_size, config.num_samples - i), seed=config.seed + i))
+            for i in range(0, config.num_samples, config.batch_size)
+        ]
+    )
+    features = {name: sample_quality.compute_features(classifier, images) for name, images in
+                (("real", real), ("reference", reference), ("generated", generated))}
+    kid_mean, kid_std = sample_quality.kernel_inception_distance(features["real"], features["generated"], seed=config.seed)
+    logits = classifier.predict(generated, batch_size=config.batch_size, verbose=0)
+    score_mean, score_std = sample_quality.classifier_score(logits)
+    predicted = np.argmax(logits, axis=-1)
+    return {
+        "classifier": os.path.abspath(classifier_file),
+        "num_generated": len(generated),
+        "num_real": len(real),
+        "frechet_distance": sample_quality.frechet_distance(features["real"], features["generated"]),
+        "frechet_distance_real_vs_real": sample_quality.frechet_distance(features["real"], features["reference"]),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "classifier_score": score_mean,
+        "classifier_score_std": score_std,
+        "predicted_class_fractions": (np.bincount(predicted, minlength=classifier.num_classes) / len(predicted)).tolist(),
+    }
+
+
+def _plots(model, config, data, metrics, folder, report_dir, title):
+    from kerasgen import plots
+
+    written = []
+
+    def path(name):
+        written.append(os.path.join(report_dir, name))
+        return written[-1]
+
+    save_png(path("samples.png"), image_grid(keras.ops.convert_to_numpy(model.sample(64, seed=config.seed))))
+    if os.path.isfile(os.path.join(folder, "history.csv")):
+        plots.plot_history(os.path.join(folder, "history.csv"), path("training_curves.png"), title=title)
+    if os.path.isdir(os.path.join(folder, "samples")):
+        plots.plot_training_progress(os.path.join(folder, "samples"), path("training_progress.png"), title=title)
+    if hasattr(model, "encode"):
+        images, labels = (np.concatenate(parts) for parts in zip(*data.heldout.as_numpy_iterator()))
+        plots.plot_latent_scatter(model, images, labels, path("latent_scatter.png"), title=title)
+        pairs = np.stack([images[0:2], images[2:4], images[4:6], images[6:8]])
+        plots.plot_interpolations(model, pairs, path("interpolations.png"), title=title)
+        if model.latent_dim == 2:
+            plots.plot_latent_manifold(model, path("latent_manifold.png"), title=title)
+    if "posterior" in metrics:
+        posterior = metrics["posterior"]
+        plots.plot_kl_per_dimension(
+            posterior["kl_per_dimension"],
+            posterior["active_unit_variances"],
+            path("kl_per_dimension.png"),
+            threshold=posterior["active_unit_threshold"],
+            title=title,
+        )
+    return written
+
+
+def _title(model, source):
+    return f"{type(model).__name__} ({model.latent_dim}-d latent, {getattr(model, 'likelihood', '')}) on {source}"
+
+
+def _plain(value):
+    """JSON-ready: numpy scalars and arrays become Python numbers and lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def format_table(metrics):
+    """The report's headline numbers as an aligned text table."""
+    rows = []
+    data = metrics["dataset"]
+    held_out = f"{data['heldout_images']} {data['heldout_split']} images of {data['source']}"
+    if "elbo" in metrics:
+        iwae = metrics["importance_weighted"]
+        posterior = metrics["posterior"]
+        rows += [
+            ("ELBO (nats / image)", f"{metrics['elbo']['elbo']:.2f}", held_out),
+            ("  reconstruction", f"{metrics['elbo']['reconstruction']:.2f}", "−E_q[log p(x|z)]"),
+            ("  KL", f"{metrics['elbo']['kl']:.2f}", "KL(q(z|x) ‖ p(z))"),
+            (
+                "log p(x) (nats / image)",
+                f"{iwae['log_likelihood']:.2f} ± {iwae['standard_error']:.2f}",
+                f"importance-weighted, K={iwae['num_samples']}",
+            ),
+            ("active units", f"{posterior['active_units']} / {len(posterior['kl_per_dimension'])}", "Cov_x(E_q[z]) > 0.01"),
+            (
+                "mutual information I(x; z)",
+                f"{posterior['mutual_information']:.2f}",
+                f"nats, at most log(batch) = {posterior['mutual_information_bound']:.2f}",
+            ),
+        ]
+    samples = metrics["samples"]
+    if "skipped" in samples:
+        rows.append(("sample quality", "skipped", samples["skipped"]))
+    else:
+        setting = f"{samples['num_generated']} samples vs {samples['num_real']} held-out images"
+        rows += [
+            ("Fréchet distance", f"{samples['frechet_distance']:.2f}", setting),
+            ("  real vs real", f"{samples['frechet_distance_real_vs_real']:.2f}", "held-out vs as many training images"),
+            ("KID", f"{samples['kid']:.3f} ± {samples['kid_std']:.3f}", "unbiased, over subsets"),
+            ("classifier score", f"{samples['classifier_score']:.2f} ± {samples['classifier_score_std']:.2f}", "at most 10 for 10 classes"),
+            (
+                "predicted classes",
+                " ".join(f"{100 * f:.0f}" for f in samples["predicted_class_fractions"]),
+                "% of samples per class",
+            ),
+        ]
+    rows.append(("time", f"{metrics['seconds']:.0f} s", ""))
+    width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    return "\n".join(f"{name:<{width[0]}}  {value:>{width[1]}}  {note}" for name, value, note in rows)

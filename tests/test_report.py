@@ -1,0 +1,62 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from kerasgen.cli import main
+from kerasgen.evaluation.report import SHIPPED_CLASSIFIER
+
+TINY = ["--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "2", "--batch-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A one-epoch VAE on 64 labelled 28x28 digit-like images, trained by the CLI."""
+    folder = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(64, 28, 28)) ** 3 * 255).astype(np.uint8)
+    np.savez(folder / "digits.npz", x_train=x, y_train=np.arange(64) % 10)
+    run = folder / "run"
+    args = ["train-vae", "--dataset", str(folder / "digits.npz"), "--validation-size", "16", "--epochs", "1"]
+    assert main([*args, "--out", str(run), *TINY]) == 0
+    return folder, run
+
+
+@pytest.mark.slow
+def test_evaluate_writes_metrics_with_settings_and_plots(trained_run, capsys):
+    folder, run = trained_run
+    report = folder / "evaluation"
+    assert main(["evaluate", "--model", str(run), "--k", "8", "--chunk-size", "3", "--num-samples", "40", "--report", str(report)]) == 0
+    table = capsys.readouterr().out
+    assert "log p(x)" in table and "Fréchet distance" in table
+
+    metrics = json.loads((report / "metrics.json").read_text())
+    # The held-out images are the run's own validation split, binarized as in training.
+    assert metrics["dataset"]["heldout_split"] == "validation" and metrics["dataset"]["heldout_images"] == 16
+    assert metrics["dataset"]["binarize"] == "dynamic" and metrics["dataset"]["validation_size"] == 16
+    assert metrics["importance_weighted"]["num_samples"] == 8 and metrics["importance_weighted"]["num_images"] == 16
+    # A tighter bound: the importance-weighted estimate is above the ELBO (by far more than noise here).
+    assert metrics["importance_weighted"]["log_likelihood"] > metrics["elbo"]["elbo"]
+    assert metrics["posterior"]["active_units"] <= 2
+    samples = metrics["samples"]
+    assert samples["classifier"].endswith("classifier.keras") and samples["num_generated"] == 40
+    # An untrained model's samples are far from the data; two sets of real images are close.
+    assert samples["frechet_distance"] > 3 * samples["frechet_distance_real_vs_real"]
+    assert sum(samples["predicted_class_fractions"]) == pytest.approx(1.0)
+    for name in ("samples.png", "training_curves.png", "training_progress.png", "latent_scatter.png",
+                 "interpolations.png", "latent_manifold.png", "kl_per_dimension.png"):
+        assert (report / name).stat().st_size > 1000, name
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_data_of_another_shape(trained_run, capsys):
+    folder, run = trained_run
+    np.savez(folder / "small.npz", x_train=np.zeros((32, 16, 16), np.uint8))
+    assert main(["evaluate", "--model", str(run), "--dataset", str(folder / "small.npz")]) == 2
+    error = capsys.readouterr().err
+    assert "trained on images of shape (28, 28, 1)" in error and "small.npz" in error and "Traceback" not in error
+
+
+def test_shipped_classifier_is_where_evaluate_looks():
+    assert os.path.isfile(os.path.join(SHIPPED_CLASSIFIER, "classifier.keras"))
