@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 import kerasgen
-from kerasgen.artifacts import atomic_path, write_json
+from kerasgen.artifacts import atomic_path, inference_copy, write_json
 from kerasgen.callbacks import ElapsedTime
 from kerasgen.config import TrainClassifierConfig
 from kerasgen.data import load_dataset
@@ -111,8 +111,7 @@ def train_classifier(config=TrainClassifierConfig()):
         )
 
     # The shipped file holds weights and config only: the optimizer's moments would double its size.
-    shipped = Classifier.from_config(classifier.get_config())
-    shipped.set_weights(classifier.get_weights())
+    shipped = inference_copy(classifier)
 
     model_path = os.path.join(config.out, "classifier.keras")
     metadata_path = os.path.join(config.out, "metadata.json")

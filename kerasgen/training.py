@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 
-from kerasgen.artifacts import atomic_path, write_json
+from kerasgen.artifacts import atomic_path, inference_copy, write_json
 from kerasgen.callbacks import Checkpoint, ElapsedTime, SampleGrid
 from kerasgen.config import TrainVAEConfig
 from kerasgen.data import load_dataset
@@ -137,8 +137,9 @@ def train_vae(config=TrainVAEConfig()):
             f"epoch is in {paths['checkpoint']}. Try a lower --learning-rate. Received: {final}"
         )
 
+    # The final model is for loading and serving; checkpoint/ keeps the optimizer state for --resume.
     with atomic_path(paths["model"]) as tmp:
-        vae.save(tmp)
+        inference_copy(vae).save(tmp)
     export_vae(vae, paths["saved_model"])
     plot_history(paths["history"], paths["history_plot"], title=f"VAE on {config.dataset}")
     return RunArtifacts(

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -34,6 +35,12 @@ def test_train_vae_writes_every_artifact_and_resumes(tmp_path, grey_npz):
     assert sorted(os.listdir(out / "samples")) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
     assert sorted(os.listdir(out / "reconstructions")) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
     assert os.listdir(out / "logs")
+    # The final model ships without optimizer state; the checkpoint keeps it for --resume.
+    final, checkpoint = (keras.saving.load_model(out / p) for p in ("vae.keras", "checkpoint/checkpoint.keras"))
+    assert getattr(final, "optimizer", None) is None and checkpoint.optimizer is not None
+    images = np.random.default_rng(1).uniform(size=(4, 16, 16, 1)).astype("float32")
+    np.testing.assert_array_equal(final.reconstruct(images), checkpoint.reconstruct(images))
+    assert (out / "vae.keras").stat().st_size < 0.6 * (out / "checkpoint" / "checkpoint.keras").stat().st_size
     config = json.loads((out / "config.json").read_text())
     assert config["binarize"] == "dynamic" and config["epochs"] == 2 and config["image_shape"] == [16, 16, 1]
 

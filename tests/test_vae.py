@@ -85,6 +85,8 @@ def test_kl_warmup_ramps_linearly_to_beta(binary_images):
         weights.append(float(vae.kl_weight()))
         vae.fit(binary_images[:8], epochs=1, batch_size=8, verbose=0)
     np.testing.assert_allclose(weights, [0.5, 1.0, 1.5, 2.0, 2.0, 2.0])
+    # Uncompiled (as a reloaded inference copy is), there is no step: the full weight applies.
+    assert _small_vae(beta=2.0, kl_warmup_steps=4).kl_weight() == 2.0
 
 
 @pytest.mark.parametrize(

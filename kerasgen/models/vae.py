@@ -144,7 +144,8 @@ class VAE(keras.Model):
 
     def kl_weight(self):
         """The KL weight at the current optimizer step: `beta`, ramped linearly during warm-up."""
-        if not self.kl_warmup_steps or self.optimizer is None:
+        # An uncompiled model (a reloaded inference copy) has no optimizer, hence no step count.
+        if not self.kl_warmup_steps or getattr(self, "optimizer", None) is None:
             return self.beta
         step = ops.cast(self.optimizer.iterations + 1, "float32")
         return self.beta * ops.minimum(1.0, step / self.kl_warmup_steps)
