@@ -47,6 +47,7 @@ class TrainVAEConfig:
     hidden_dim: int = _field(256, "width of the dense layer next to z")
     beta: float = _field(1.0, "weight of the KL term")
     kl_warmup_epochs: int = _field(0, "epochs over which the KL weight grows linearly from 0 to beta")
+    importance_samples: int = _field(1, "K > 1 trains on the K-sample importance-weighted bound (IWAE)")
     epochs: int = _field(50, "training epochs")
     batch_size: int = _field(128, "images per step")
     learning_rate: float = _field(2e-3, "Adam's initial learning rate")

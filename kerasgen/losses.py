@@ -27,3 +27,55 @@ def negative_elbo(x, likelihood, posterior, prior, z=None, beta=1.0):
     kl = ops.mean(kl_divergence(posterior, prior, z))
     loss = reconstruction + beta * kl
     return loss, {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
+
+
+def log_importance_weights(x, z, posterior, prior, likelihood_fn):
+    """log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x) for K samples of z per image.
+
+    Decoders take 2-D latents, so the `[K, B, D]` samples are decoded as one `[K * B, D]` batch,
+    sample-major, against the images repeated in the same order.
+
+    Args:
+        x: tensor `[B, H, W, C]`, the images.
+        z: tensor `[K, B, D]`, samples of q(z|x).
+        posterior: `tfd.Distribution`, q(z|x), batch shape `[B]`.
+        prior: `tfd.Distribution`, p(z).
+        likelihood_fn: callable from latents `[N, D]` to p(x|z), a distribution over whole images.
+
+    Returns:
+        `(log_weights, log_likelihood)`, both `[K, B]`: the log importance weights and their
+        log p(x|z_k) part.
+    """
+    num_samples, batch_size = ops.shape(z)[0], ops.shape(x)[0]
+    flat_z = ops.reshape(z, (-1, ops.shape(z)[-1]))
+    repeated = ops.tile(x, (num_samples,) + (1,) * (len(x.shape) - 1))
+    log_likelihood = ops.reshape(likelihood_fn(flat_z).log_prob(repeated), (num_samples, batch_size))
+    return log_likelihood + prior.log_prob(z) - posterior.log_prob(z), log_likelihood
+
+
+def negative_iwae_bound(x, z, posterior, prior, likelihood_fn, beta=1.0):
+    """The negative K-sample importance-weighted bound of Burda et al. (2016), averaged over the batch.
+
+    −log (1/K) Σ_k p(x|z_k) [p(z_k) / q(z_k|x)]^β with z_k ~ q(z|x): at K = 1 the (β-)ELBO, tighter
+    as K grows; its gradient trains the encoder and decoder as the IWAE does. `beta` scales the
+    prior-to-posterior log ratio inside each weight. All terms are in nats per image.
+
+    Args:
+        x: tensor `[B, H, W, C]`.
+        z: tensor `[K, B, D]`, reparameterized samples of q(z|x).
+        posterior: `tfd.Distribution`, q(z|x).
+        prior: `tfd.Distribution`, p(z).
+        likelihood_fn: callable from latents `[N, D]` to p(x|z).
+        beta: float or scalar tensor. Defaults to 1.
+
+    Returns:
+        `(loss, terms)` with `reconstruction`, `kl` (a Monte Carlo estimate over the K samples)
+        and `elbo` (the single-sample ELBO averaged over the K samples).
+    """
+    log_weights, log_likelihood = log_importance_weights(x, z, posterior, prior, likelihood_fn)
+    weighted = log_likelihood + beta * (log_weights - log_likelihood)
+    num_samples = ops.cast(ops.shape(z)[0], weighted.dtype)
+    bound = ops.logsumexp(weighted, axis=0) - ops.log(num_samples)
+    reconstruction = -ops.mean(log_likelihood)
+    kl = ops.mean(log_likelihood - log_weights)
+    return -ops.mean(bound), {"reconstruction": reconstruction, "kl": kl, "elbo": ops.mean(log_weights)}

@@ -104,6 +104,7 @@ def train_vae(config=TrainVAEConfig()):
             hidden_dim=config.hidden_dim,
             beta=config.beta,
             kl_warmup_steps=config.kl_warmup_epochs * steps_per_epoch,
+            num_importance_samples=config.importance_samples,
             seed=config.seed,
         )
         vae.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps_per_epoch)))

@@ -4,7 +4,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from kerasgen import distributions
-from kerasgen.losses import negative_elbo
+from kerasgen.losses import negative_elbo, negative_iwae_bound
 
 tfd = tfp.distributions
 
@@ -113,3 +113,28 @@ def test_negative_elbo_terms_add_up():
 def test_bad_choices_name_what_was_received(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_importance_weighted_bound_is_above_the_average_elbo_and_equals_it_at_one_sample():
+    rng = np.random.default_rng(3)
+    x = tf.constant((rng.uniform(size=(3, 2, 2, 1)) < 0.5).astype("float32"))
+    posterior = distributions.diagonal_gaussian(tf.constant(rng.normal(size=(3, 4)).astype("float32")))
+    prior = distributions.standard_normal_prior(2)
+    weights = tf.constant(rng.normal(size=(2, 4)).astype("float32"))
+
+    def likelihood_fn(z):
+        return distributions.Bernoulli().distribution(tf.reshape(z @ weights, (-1, 2, 2, 1)))
+
+    z = posterior.sample(6, seed=(1, 2))
+    loss, terms = negative_iwae_bound(x, z, posterior, prior, likelihood_fn)
+    # Jensen, for every draw: log mean exp(log w) >= mean log w.
+    assert -loss.numpy() >= terms["elbo"].numpy()
+    assert terms["elbo"].numpy() == pytest.approx(-(terms["reconstruction"] + terms["kl"]).numpy(), rel=1e-5)
+    # One sample: the bound is that sample's ELBO, with the Monte Carlo KL.
+    one_loss, one_terms = negative_iwae_bound(x, z[:1], posterior, prior, likelihood_fn)
+    elbo_loss, _ = negative_elbo(x, likelihood_fn(z[0]), posterior, prior, z=z[0])
+    kl_mc = np.mean(posterior.log_prob(z[0]).numpy() - prior.log_prob(z[0]).numpy())
+    assert one_loss.numpy() == pytest.approx(one_terms["reconstruction"].numpy() + kl_mc, rel=1e-5)
+    assert one_terms["reconstruction"].numpy() == pytest.approx(
+        (elbo_loss - tf.reduce_mean(distributions.kl_divergence(posterior, prior))).numpy(), rel=1e-5
+    )

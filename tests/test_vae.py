@@ -105,3 +105,17 @@ def test_kl_warmup_ramps_linearly_to_beta(binary_images):
 def test_bad_arguments_name_what_was_received(kwargs, match):
     with pytest.raises(ValueError, match=match):
         VAE(**{"latent_dim": 2, **kwargs})
+
+
+def test_importance_weighted_training_lowers_its_bound_and_round_trips(tmp_path, binary_images):
+    keras.utils.set_random_seed(0)
+    vae = _small_vae(num_importance_samples=4)
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = vae.fit(binary_images, epochs=10, batch_size=8, verbose=0).history
+    assert history["loss"][-1] < 0.7 * history["loss"][0]
+    # The K-sample bound is tighter than the ELBO it averages.
+    assert all(loss <= -elbo + 1e-3 for loss, elbo in zip(history["loss"], history["elbo"]))
+    vae.save(tmp_path / "iwae.keras")
+    assert keras.saving.load_model(tmp_path / "iwae.keras").num_importance_samples == 4
+    with pytest.raises(ValueError, match="Received: num_importance_samples=0"):
+        _small_vae(num_importance_samples=0)

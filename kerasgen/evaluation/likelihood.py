@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasgen.losses import negative_elbo
+from kerasgen.losses import log_importance_weights, negative_elbo
 
 # Separate random streams per purpose, so that (for example) the ELBO's samples do not change
 # when the importance-sampling code draws more or fewer samples.
@@ -150,17 +150,7 @@ def importance_weighted_log_likelihood(model, dataset, num_samples=500, chunk_si
             tf.range(start, start + size),
             fn_output_signature=posterior.dtype,
         )  # [size, B, D]
-        batch_size = tf.shape(x)[0]
-        # Decoders take 2-D latents: decode the chunk as one batch, sample-major, against the
-        # images repeated in the same order.
-        flat_z = tf.reshape(z, [-1, model.latent_dim])
-        repeats = tf.concat([[size], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0)
-        log_likelihood = model.likelihood_distribution(flat_z).log_prob(tf.tile(x, repeats))
-        log_weights = (
-            tf.reshape(log_likelihood, [size, batch_size])
-            + model.prior().log_prob(z)
-            - posterior.log_prob(z)
-        )
+        log_weights, _ = log_importance_weights(x, z, posterior, model.prior(), model.likelihood_distribution)
         chunk = tf.reduce_logsumexp(log_weights, axis=0)
         # logsumexp of the two partial sums; a running value of -inf (the start) drops out.
         return tf.reduce_logsumexp(tf.stack([running, chunk]), axis=0)
