@@ -79,3 +79,55 @@ def negative_iwae_bound(x, z, posterior, prior, likelihood_fn, beta=1.0):
     reconstruction = -ops.mean(log_likelihood)
     kl = ops.mean(log_likelihood - log_weights)
     return -ops.mean(bound), {"reconstruction": reconstruction, "kl": kl, "elbo": ops.mean(log_weights)}
+
+
+# --- GAN losses, on discriminator logits ----------------------------------------------------
+
+
+def discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
+    """The discriminator's binary cross-entropy: real images labelled 1, generated ones 0.
+
+    With one-sided label smoothing s, real images are labelled 1 − s (Salimans et al. 2016) and
+    fakes stay at 0, so D is never rewarded for being overconfident on real data. On logits,
+    `softplus(−d)` is −log σ(d) and `softplus(d)` is −log(1 − σ(d)), exact and stable for large |d|.
+
+    Args:
+        real_logits: tensor `[B]`, D(x) on real images.
+        fake_logits: tensor `[B]`, D(G(z)) on generated images.
+        label_smoothing: float in [0, 1), s. Defaults to 0.
+
+    Returns:
+        The scalar loss, in nats per image pair.
+    """
+    real = ops.mean(
+        (1.0 - label_smoothing) * ops.softplus(-real_logits) + label_smoothing * ops.softplus(real_logits)
+    )
+    return real + ops.mean(ops.softplus(fake_logits))
+
+
+def non_saturating_generator_loss(fake_logits):
+    """The non-saturating generator loss −log σ(D(G(z))) of Goodfellow et al. (2014), averaged.
+
+    The minimax loss log(1 − σ(d)) has gradient −σ(d) in d, which vanishes when D confidently
+    rejects the fakes (d ≪ 0), exactly when G most needs a signal.
+    """
+    # Non-saturating: −log D(G(z)) keeps gradients alive when D wins early; its gradient in d is
+    # −(1 − σ(d)) → −1 as d → −∞.
+    return ops.mean(ops.softplus(-fake_logits))
+
+
+def r1_penalty(real_gradients):
+    """The R1 penalty of Mescheder et al. (2018): the mean over the batch of ||∇_x D(x)||² on real images.
+
+    The caller weights it by γ / 2. It pushes D's gradient towards zero on the data, which makes
+    GAN training converge locally; it needs each example's own gradient, so D must not mix
+    examples (no batch normalization).
+
+    Args:
+        real_gradients: tensor `[B, ...]`, ∇_x D(x) for each real image x.
+
+    Returns:
+        The scalar penalty.
+    """
+    squared = ops.square(real_gradients)
+    return ops.mean(ops.sum(ops.reshape(squared, (ops.shape(squared)[0], -1)), axis=-1))

@@ -61,3 +61,38 @@ def build_decoder(latent_dim, image_shape, num_filters, hidden_dim, head=None, a
     if head is not None:
         x = head(x)
     return keras.Model(inputs, x, name=name)
+
+
+def build_discriminator(image_shape, num_filters=(64, 128), activation="leaky_relu", dropout=0.3, name="discriminator"):
+    """Conv2D downsampling from an image to one real-vs-generated logit.
+
+    Each entry of `num_filters` is a stride-2 convolution ("same" padding, so any height and width
+    work: 28 → 14 → 7). There is no batch normalization: the R1 penalty needs each image's own
+    gradient ∇_x D(x), and a batch statistic would mix images.
+
+    Args:
+        image_shape: tuple `(height, width, channels)`.
+        num_filters: sequence of positive ints, filters per level. Defaults to `(64, 128)`.
+        activation: str or callable. Defaults to `"leaky_relu"` (Keras's slope 0.2).
+        dropout: float in [0, 1), dropout before the logit. Defaults to 0.3.
+        name: str. Defaults to `"discriminator"`.
+
+    Returns:
+        A functional `keras.Model` from `[B, H, W, C]` images to `[B, 1]` logits.
+    """
+    image_shape = check_image_shape(image_shape, 0)
+    if not num_filters or not all(isinstance(f, int) and f > 0 for f in num_filters):
+        raise ValueError(
+            f"num_filters must be a non-empty sequence of positive ints. Received: num_filters={num_filters!r}"
+        )
+    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
+    inputs = keras.Input(shape=image_shape, name="images")
+    x = inputs
+    for filters in num_filters:
+        x = layers.Conv2D(filters, 4, strides=2, padding="same", activation=activation)(x)
+    x = layers.Flatten()(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,6 +1,7 @@
 """The generative models, and the domain classifier that evaluates them."""
 
 from kerasgen.models.classifier import Classifier
+from kerasgen.models.gan import GAN
 from kerasgen.models.vae import VAE
 
-__all__ = ["Classifier", "VAE"]
+__all__ = ["Classifier", "GAN", "VAE"]

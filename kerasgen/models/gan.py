@@ -1,0 +1,359 @@
+"""A GAN with the non-saturating loss and the R1 penalty, warm-started from a trained VAE's decoder."""
+
+import os
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from kerasgen import distributions
+from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, r1_penalty
+from kerasgen.networks import build_discriminator
+
+GENERATOR_INITS = ("decoder", "scratch")
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class DistributionMean(keras.layers.Layer):
+    """The mean image of a likelihood p(x|z) from the decoder's parameters: `params -> images`.
+
+    Appended to a VAE decoder it turns the decoder into a generator in pixel space, computing
+    exactly what `VAE.decode` computes.
+
+    Args:
+        likelihood: str, a name in `distributions.LIKELIHOODS`.
+        likelihood_scale: the Gaussian's scale setting (see `VAE`); ignored by other likelihoods.
+    """
+
+    def __init__(self, likelihood="bernoulli", likelihood_scale="pixel", **kwargs):
+        super().__init__(**kwargs)
+        self.likelihood = likelihood
+        self.likelihood_scale = likelihood_scale
+        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale)
+
+    def call(self, params):
+        return self._likelihood.mean(ops.cast(params, "float32"))
+
+    def compute_output_shape(self, input_shape):
+        if self.likelihood == "gaussian":
+            # The Gaussian's parameters are `[loc, raw_scale]` on the channel axis.
+            return (*input_shape[:-1], input_shape[-1] // 2)
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "likelihood": self.likelihood, "likelihood_scale": self.likelihood_scale}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class GAN(keras.Model):
+    """A generative adversarial network trained by `fit()` on batches of real images.
+
+    Each step trains the discriminator `d_steps` times on the logistic loss (real → 1, generated
+    → 0) plus the R1 penalty (γ/2)·E||∇_x D(x)||² on real images (Mescheder et al. 2018), then the
+    generator once on the non-saturating loss −log σ(D(G(z))), then moves an exponential moving
+    average of the generator's weights, which `generate` and `sample` use. Metrics: `d_loss` (the
+    cross-entropy without the penalty), `g_loss`, `r1`, `d_real` and `d_fake` (D's mean
+    probability that real and generated images are real).
+
+    Args:
+        generator: `keras.Model` from z `[B, latent_dim]` to images `[B, H, W, C]` in pixel space.
+        discriminator: `keras.Model` from images to one logit per image, `[B]` or `[B, 1]`.
+        latent_dim: int, the size of z ~ N(0, I).
+        r1_weight: float >= 0, γ; 0 disables the penalty. Defaults to 10.
+        d_steps: int >= 1, discriminator updates per generator update; each draws fresh z and
+            reuses the batch of real images. Defaults to 1.
+        label_smoothing: float in [0, 1), one-sided smoothing of the real labels. Defaults to 0.
+        ema_decay: float in [0, 1), the decay of the generator's weight average; 0 disables it
+            and `generate` uses the generator itself. Defaults to 0.999.
+        seed: int or None, seeds the latent noise of training. Defaults to None.
+
+    Example:
+
+        gan = GAN.from_vae("saved_models/vae-mnist-5k")
+        gan.compile(
+            d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+            g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+        )
+        gan.fit(splits.train, epochs=10)
+        images = gan.sample(16)
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        latent_dim,
+        r1_weight=10.0,
+        d_steps=1,
+        label_smoothing=0.0,
+        ema_decay=0.999,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for argument, value in (("generator", generator), ("discriminator", discriminator)):
+            if not isinstance(value, keras.Model):
+                raise ValueError(f"{argument} must be a keras.Model. Received: {argument}={value!r}")
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
+        if generator.input_shape[-1] != latent_dim:
+            raise ValueError(
+                f"The generator takes z of size {generator.input_shape[-1]}, not latent_dim. "
+                f"Received: latent_dim={latent_dim!r}"
+            )
+        if tuple(generator.output_shape[1:]) != tuple(discriminator.input_shape[1:]):
+            raise ValueError(
+                "The discriminator must take the generator's images. Received: generator output shape "
+                f"{generator.output_shape[1:]}, discriminator input shape {discriminator.input_shape[1:]}"
+            )
+        if isinstance(r1_weight, bool) or not (isinstance(r1_weight, (int, float)) and r1_weight >= 0):
+            raise ValueError(f"r1_weight must be a number >= 0. Received: r1_weight={r1_weight!r}")
+        if isinstance(d_steps, bool) or not isinstance(d_steps, int) or d_steps < 1:
+            raise ValueError(f"d_steps must be a positive int. Received: d_steps={d_steps!r}")
+        if not (isinstance(label_smoothing, (int, float)) and 0 <= label_smoothing < 1):
+            raise ValueError(
+                f"label_smoothing must be a number in [0, 1). Received: label_smoothing={label_smoothing!r}"
+            )
+        if not (isinstance(ema_decay, (int, float)) and 0 <= ema_decay < 1):
+            raise ValueError(f"ema_decay must be a number in [0, 1). Received: ema_decay={ema_decay!r}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.r1_weight = float(r1_weight)
+        self.d_steps = d_steps
+        self.label_smoothing = float(label_smoothing)
+        self.ema_decay = float(ema_decay)
+        self.seed = seed
+
+        self.ema_generator = None
+        if self.ema_decay:
+            # Same architecture, same starting weights; only the moving average changes it.
+            self.ema_generator = keras.models.clone_model(generator)
+            self.ema_generator.set_weights(generator.get_weights())
+            self.ema_generator.trainable = False
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "r1", "d_real", "d_fake")
+        }
+        # Every weight exists now (the networks are functional), so a reloaded model can restore
+        # its optimizers' state without a build call.
+        self.built = True
+
+    @classmethod
+    def from_vae(cls, vae_or_path, discriminator=None, init="decoder", **gan_kwargs):
+        """A GAN whose generator is a VAE's decoder followed by its likelihood's mean.
+
+        Before any GAN step, `gan.generator(z)` equals `vae.decode(z)`; z ~ N(0, I) is the VAE's prior.
+
+        Args:
+            vae_or_path: a `kerasgen.VAE`, a train-vae output folder (holding `vae.keras`) or a
+                `.keras` file holding a VAE.
+            discriminator: `keras.Model` or None, built by `build_discriminator` for the VAE's
+                image shape when None. Defaults to None.
+            init: `"decoder"` copies the decoder's weights; `"scratch"` builds the same
+                architecture with freshly initialized weights. Defaults to `"decoder"`.
+            **gan_kwargs: the other `GAN` arguments (`r1_weight`, `d_steps`, ...).
+
+        Returns:
+            A `GAN`.
+        """
+        # Imported here: kerasgen.models imports this module.
+        from kerasgen.artifacts import load_run
+        from kerasgen.models.vae import VAE
+
+        if init not in GENERATOR_INITS:
+            raise ValueError(f"init must be one of 'decoder', 'scratch'. Received: init={init!r}")
+        vae = vae_or_path
+        if isinstance(vae_or_path, (str, os.PathLike)):
+            vae, _, _ = load_run(os.fspath(vae_or_path))
+            if not isinstance(vae, VAE):
+                raise ValueError(
+                    f"from_vae needs a kerasgen VAE, but the file holds a {type(vae).__name__}. "
+                    f"Received: vae_or_path={os.fspath(vae_or_path)!r}"
+                )
+        elif not isinstance(vae, VAE):
+            raise ValueError(
+                f"vae_or_path must be a kerasgen VAE or a path to one. Received: {type(vae_or_path).__name__}"
+            )
+        decoder = keras.models.clone_model(vae.decoder)
+        if init == "decoder":
+            decoder.set_weights(vae.decoder.get_weights())
+        z = keras.Input(shape=(vae.latent_dim,), name="z")
+        images = DistributionMean(vae.likelihood, vae.likelihood_scale, name="likelihood_mean")(decoder(z))
+        generator = keras.Model(z, images, name="generator")
+        if discriminator is None:
+            discriminator = build_discriminator(vae.image_shape)
+        return cls(generator, discriminator, vae.latent_dim, **gan_kwargs)
+
+    # --- The user-facing operations ----------------------------------------------------------
+
+    @property
+    def image_shape(self):
+        """The generated images' `(height, width, channels)`."""
+        return tuple(self.generator.output_shape[1:])
+
+    def generate(self, z):
+        """Images for latents `z`, from the weight-averaged generator when `ema_decay` > 0."""
+        generator = self.ema_generator if self.ema_generator is not None else self.generator
+        return ops.cast(generator(z, training=False), "float32")
+
+    def sample(self, n, seed=None):
+        """`n` images from z ~ N(0, I); `seed` is an int, a `SeedGenerator` or None."""
+        return self.generate(keras.random.normal((n, self.latent_dim), seed=seed))
+
+    def call(self, z, training=False):
+        return self.generate(z)
+
+    # --- Training ----------------------------------------------------------------------------
+
+    def compile(self, d_optimizer="adam", g_optimizer="adam", auto_scale_loss=True, **kwargs):
+        """Configures training with one optimizer per network.
+
+        Args:
+            d_optimizer: optimizer or identifier for the discriminator. Defaults to `"adam"`.
+            g_optimizer: optimizer or identifier for the generator; a different object from
+                `d_optimizer`. Defaults to `"adam"`.
+            auto_scale_loss: bool; under the `"mixed_float16"` policy each optimizer is wrapped
+                in its own `LossScaleOptimizer`, so D and G scale their losses separately.
+                Defaults to True.
+            **kwargs: passed to `keras.Model.compile` (`run_eagerly`, `jit_compile`, ...).
+        """
+        if "optimizer" in kwargs:
+            raise ValueError(
+                "GAN.compile takes d_optimizer and g_optimizer, not optimizer. "
+                f"Received: optimizer={kwargs['optimizer']!r}"
+            )
+        d_optimizer = keras.optimizers.get(d_optimizer)
+        g_optimizer = keras.optimizers.get(g_optimizer)
+        if d_optimizer is g_optimizer:
+            raise ValueError(
+                "d_optimizer and g_optimizer must be two optimizer objects. Received: the same object twice"
+            )
+        if auto_scale_loss and self.dtype_policy.name == "mixed_float16":
+            scaler = keras.optimizers.LossScaleOptimizer
+            if not isinstance(d_optimizer, scaler):
+                d_optimizer = scaler(d_optimizer, name="d_loss_scale_optimizer")
+            if not isinstance(g_optimizer, scaler):
+                g_optimizer = scaler(g_optimizer, name="g_loss_scale_optimizer")
+        # No `optimizer` of its own: Keras would build slots for every weight that it never updates.
+        super().compile(optimizer=None, auto_scale_loss=False, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        # Built now, so that a reloaded model has the variables its saved state fills.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        config = {k: v for k, v in super().get_compile_config().items() if k != "optimizer"}
+        return {
+            **config,
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        # Keras's compile arguments that a GAN does not take (no single loss, no metrics).
+        for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
+            if config.get(key) is None:
+                config.pop(key, None)
+        self.compile(**config)
+
+    def _logits(self, images, training):
+        return ops.cast(ops.reshape(self.discriminator(images, training=training), (-1,)), "float32")
+
+    def train_step(self, data):
+        real, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        real = ops.cast(real, "float32")
+        batch_size = ops.shape(real)[0]
+        # Each replica's mean loss; gradients are summed across replicas.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        d_variables = self.discriminator.trainable_variables
+        for _ in range(self.d_steps):
+            z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+            fake = self.generator(z, training=True)
+            with tf.GradientTape() as tape:
+                if self.r1_weight:
+                    with tf.GradientTape() as r1_tape:
+                        r1_tape.watch(real)
+                        real_logits = self._logits(real, training=True)
+                        # No layer of D mixes images, so the sum's gradient holds each image's own ∇_x D(x).
+                        logit_sum = ops.sum(real_logits)
+                    r1 = r1_penalty(r1_tape.gradient(logit_sum, real))
+                else:
+                    real_logits = self._logits(real, training=True)
+                    r1 = ops.zeros(())
+                fake_logits = self._logits(fake, training=True)
+                d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+                scaled_loss = self.d_optimizer.scale_loss((d_loss + 0.5 * self.r1_weight * r1) / replicas)
+            gradients = tape.gradient(scaled_loss, d_variables)
+            self.d_optimizer.apply(gradients, d_variables)
+
+        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            g_loss = non_saturating_generator_loss(self._logits(self.generator(z, training=True), training=True))
+            scaled_loss = self.g_optimizer.scale_loss(g_loss / replicas)
+        g_variables = self.generator.trainable_variables
+        gradients = tape.gradient(scaled_loss, g_variables)
+        # Weights that do not change the mean image (a Gaussian decoder's pixel scale) get none.
+        pairs = [(g, v) for g, v in zip(gradients, g_variables) if g is not None]
+        self.g_optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        self._update_ema()
+
+        self.trackers["d_loss"].update_state(d_loss)
+        self.trackers["g_loss"].update_state(g_loss)
+        self.trackers["r1"].update_state(r1)
+        self.trackers["d_real"].update_state(ops.mean(ops.sigmoid(real_logits)))
+        self.trackers["d_fake"].update_state(ops.mean(ops.sigmoid(fake_logits)))
+        return {m.name: m.result() for m in self.metrics}
+
+    def _update_ema(self):
+        """v_ema ← decay · v_ema + (1 − decay) · v for the generator's weights."""
+        if self.ema_generator is None:
+            return
+        decay = self.ema_decay
+        pairs = [
+            (average.value, variable.value, variable.trainable)
+            for average, variable in zip(self.ema_generator.weights, self.generator.weights)
+        ]
+
+        def update(strategy, pairs):
+            # Every replica holds the same weights after the synchronized apply, so the update
+            # runs once per variable through the strategy, as Keras's own optimizer EMA does.
+            for average, variable, trainable in pairs:
+                if trainable:
+                    strategy.extended.update(
+                        average, lambda a, v: a.assign(decay * a + (1.0 - decay) * v), args=(variable,)
+                    )
+                else:
+                    strategy.extended.update(average, lambda a, v: a.assign(v), args=(variable,))
+
+        tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(), pairs)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # --- Serialization -----------------------------------------------------------------------
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "latent_dim": self.latent_dim,
+            "r1_weight": self.r1_weight,
+            "d_steps": self.d_steps,
+            "label_smoothing": self.label_smoothing,
+            "ema_decay": self.ema_decay,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
