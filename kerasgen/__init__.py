@@ -14,7 +14,7 @@ if keras.backend.backend() != "tensorflow":
         "Set KERAS_BACKEND=tensorflow before importing keras."
     )
 
-from kerasgen.models import VAE  # noqa: E402
+from kerasgen.models import GAN, VAE  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["VAE"]
+__all__ = ["GAN", "VAE"]
