@@ -1,5 +1,7 @@
-"""Callbacks for generative training: sample grids from fixed latents, atomic resumable checkpoints."""
+"""Callbacks for generative training: sample grids from fixed latents, atomic resumable checkpoints,
+a guard that stops a diverging GAN."""
 
+import math
 import os
 import time
 
@@ -15,7 +17,9 @@ class SampleGrid(keras.callbacks.Callback):
     """Saves PNG grids of samples from fixed latent vectors, and of inputs beside reconstructions.
 
     The latent vectors are drawn once from N(0, I) with `seed`, so the grids of successive epochs
-    show the same z and can be compared. Files: `directory/samples/epoch_NNN.png` and, when
+    show the same z and can be compared. A model with `generate` (a GAN) turns them into images
+    with it, otherwise with `decode` (a VAE); so `epoch_000` of a GAN warm-started from a VAE's
+    decoder is the VAE's own grid for the same `seed`. Files: `directory/samples/epoch_NNN.png` and, when
     `images` are given and the model can reconstruct, `directory/reconstructions/epoch_NNN.png`.
     `epoch_000` is written before the first step. With `logdir`, both grids also go to TensorBoard
     as images under `logdir/images`.
@@ -65,7 +69,8 @@ class SampleGrid(keras.callbacks.Callback):
 
     def write(self, epoch):
         """Writes both grids for `epoch` now."""
-        grids = {"samples": image_grid(keras.ops.convert_to_numpy(self.model.decode(self._latents)))}
+        to_images = self.model.generate if hasattr(self.model, "generate") else self.model.decode
+        grids = {"samples": image_grid(keras.ops.convert_to_numpy(to_images(self._latents)))}
         if self.images is not None and hasattr(self.model, "reconstruct"):
             reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
             # Pairs side by side: an even number of columns keeps each input next to its reconstruction.
@@ -80,6 +85,63 @@ class SampleGrid(keras.callbacks.Callback):
 
     def _path(self, name, epoch):
         return os.path.join(self.directory, name, f"epoch_{epoch:03d}.png")
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops GAN training when an epoch's metrics are NaN or inf, or when D has won for good.
+
+    Keras's `TerminateOnNaN` watches only a `loss` metric, which a GAN does not log, so this reads
+    every metric of each epoch's logs. "D has won" means that for `patience` consecutive epochs
+    D's mean probability that generated images are real (`d_fake`) stayed below `d_fake_floor`
+    while `g_loss` stayed above `g_loss_ceiling`: the generator gets almost no signal and rarely
+    recovers. Stopping sets `model.stop_training`, prints why and keeps the reason in
+    `stopped_reason` (None while training is healthy). `Checkpoint` never saves a non-finite
+    epoch, so the last good one survives.
+
+    Args:
+        patience: int >= 1, consecutive lost epochs before stopping. Defaults to 3.
+        d_fake_floor: float, the `d_fake` below which D is winning. Defaults to 0.02.
+        g_loss_ceiling: float, the `g_loss` above which D is winning; −log(0.02) ≈ 3.9, so the
+            default 5.0 asks that D be confident on most generated images, not just on average.
+    """
+
+    def __init__(self, patience=3, d_fake_floor=0.02, g_loss_ceiling=5.0):
+        super().__init__()
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive int. Received: patience={patience!r}")
+        self.patience = patience
+        self.d_fake_floor = float(d_fake_floor)
+        self.g_loss_ceiling = float(g_loss_ceiling)
+        self.stopped_reason = None
+        self.lost_epochs = 0
+
+    def on_train_begin(self, logs=None):
+        self.stopped_reason = None
+        self.lost_epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {name: float(value) for name, value in (logs or {}).items()}
+        bad = sorted(name for name, value in logs.items() if not math.isfinite(value))
+        if bad:
+            self._stop(f"epoch {epoch + 1}: {', '.join(bad)} became NaN or inf")
+            return
+        if "d_fake" not in logs or "g_loss" not in logs:
+            return
+        if logs["d_fake"] < self.d_fake_floor and logs["g_loss"] > self.g_loss_ceiling:
+            self.lost_epochs += 1
+        else:
+            self.lost_epochs = 0
+        if self.lost_epochs >= self.patience:
+            self._stop(
+                f"epoch {epoch + 1}: the discriminator has won for {self.lost_epochs} epochs in a row "
+                f"(d_fake {logs['d_fake']:.4f} < {self.d_fake_floor}, g_loss {logs['g_loss']:.2f} > "
+                f"{self.g_loss_ceiling})"
+            )
+
+    def _stop(self, reason):
+        self.stopped_reason = reason
+        self.model.stop_training = True
+        print(f"\nDivergenceGuard: stopping at {reason}.")
 
 
 class ElapsedTime(keras.callbacks.Callback):

@@ -1,4 +1,4 @@
-"""The `kerasgen` command line: `train-vae`, `sample`, `evaluate`, `train-classifier`."""
+"""The `kerasgen` command line: `train-vae`, `train-gan`, `sample`, `evaluate`, `train-classifier`."""
 
 import argparse
 import os
@@ -8,6 +8,7 @@ from kerasgen.config import (
     EvaluateConfig,
     SampleConfig,
     TrainClassifierConfig,
+    TrainGANConfig,
     TrainVAEConfig,
     add_arguments,
     from_arguments,
@@ -28,6 +29,24 @@ def train_vae_command(config):
     print(f"Run config:          {artifacts.config}")
     print(f"History:             {artifacts.history} and {artifacts.history_plot}")
     print(f"Sample grids:        {artifacts.samples}/ and {artifacts.reconstructions}/")
+    print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
+
+
+def train_gan_command(config):
+    from kerasgen.gan_training import train_gan
+
+    artifacts = train_gan(config)
+    metrics = artifacts.final_metrics
+    print(
+        f"\nLast epoch: d_loss {metrics['d_loss']:.3f}, g_loss {metrics['g_loss']:.3f}, "
+        f"D(x) {metrics['d_real']:.3f}, D(G(z)) {metrics['d_fake']:.3f}."
+    )
+    print(f"Model (.keras):      {artifacts.model}")
+    print(f"SavedModel:          {artifacts.saved_model}")
+    print(f"Run config:          {artifacts.config}")
+    print(f"History:             {artifacts.history}")
+    print(f"Sample grids:        {artifacts.samples}/")
+    print(f"Checkpoint:          {artifacts.checkpoint}/")
     print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
 
 
@@ -71,6 +90,11 @@ def train_classifier_command(config):
 
 COMMANDS = {
     "train-vae": (TrainVAEConfig, train_vae_command, "train a VAE and write its model, SavedModel and grids"),
+    "train-gan": (
+        TrainGANConfig,
+        train_gan_command,
+        "train a GAN whose generator starts as a trained VAE's decoder; write its model, SavedModel and grids",
+    ),
     "sample": (SampleConfig, sample_command, "draw samples from a trained model into a PNG grid"),
     "evaluate": (
         EvaluateConfig,

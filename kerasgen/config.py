@@ -63,6 +63,33 @@ class TrainVAEConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainGANConfig:
+    """Everything `kerasgen train-gan` needs: a GAN whose generator starts as a trained VAE's decoder."""
+
+    vae: str = _field(None, "a train-vae output folder or a .keras file holding the VAE", required=True)
+    dataset: str | None = _field(None, "the real images (default: the VAE run's dataset from its config.json, else mnist-5k)")
+    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)")
+    init: str = _field("decoder", "the generator's weights: decoder (the VAE's) | scratch (fresh, same architecture)")
+    epochs: int = _field(30, "training epochs")
+    batch_size: int = _field(64, "images per step")
+    d_learning_rate: float = _field(2e-4, "the discriminator's Adam learning rate")
+    g_learning_rate: float = _field(2e-4, "the generator's Adam learning rate")
+    beta_1: float = _field(0.5, "Adam's beta_1 for both optimizers")
+    r1_weight: float = _field(10.0, "gamma of the R1 penalty on real images (0: none)")
+    d_steps: int = _field(1, "discriminator updates per generator update")
+    label_smoothing: float = _field(0.0, "one-sided smoothing of the real labels")
+    ema_decay: float = _field(0.999, "decay of the generator's weight average used for samples (0: none)")
+    grid_every: int = _field(5, "write sample grids every N epochs")
+    seed: int = _field(0, "seeds the discriminator, the noise and the grid's fixed latents (the split reuses the VAE run's seed)")
+    out: str = _field("runs/gan", "output folder")
+    logdir: str | None = _field(None, "TensorBoard log folder (default: OUT/logs)")
+    resume: bool = _field(False, "continue from OUT/checkpoint after a crash or kill")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainClassifierConfig:
     """Everything `kerasgen train-classifier` needs; the defaults train the shipped mnist-5k classifier."""
 

@@ -2,6 +2,7 @@
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from kerasgen import distributions
 from kerasgen.artifacts import atomic_path
@@ -43,15 +44,53 @@ def export_vae(vae, path):
     def reconstruct(images):
         return {"images": vae.reconstruct(images)}
 
-    archive = keras.export.ExportArchive()
-    archive.track(vae)
-    archive.add_endpoint("decode", decode, input_signature=[latent_spec])
-    archive.add_endpoint(
-        "sample",
-        sample,
-        input_signature=[tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed")],
+    _write_archive(
+        vae,
+        path,
+        {
+            "decode": (decode, [latent_spec]),
+            "sample": (sample, _SAMPLE_SIGNATURE),
+            "encode": (encode, [image_spec]),
+            "reconstruct": (reconstruct, [image_spec]),
+        },
     )
-    archive.add_endpoint("encode", encode, input_signature=[image_spec])
-    archive.add_endpoint("reconstruct", reconstruct, input_signature=[image_spec])
+
+
+def export_gan(gan, path):
+    """Writes the generator of `gan` as a SavedModel with the signatures `generate` and `sample`.
+
+    Only the generator that `gan.generate` uses (the weight average when `ema_decay` > 0) is
+    saved; the discriminator is training machinery and stays out. Loads without kerasgen, like
+    `export_vae`, and the write is atomic.
+
+    - `generate(z: [B, D])` → `images`: `[B, H, W, C]`, equal to `gan.generate(z)`.
+    - `sample(n: [], seed: [])` → `images`, `z`: `n` images from z ~ N(0, I), deterministic for a seed.
+
+    Args:
+        gan: a `kerasgen.GAN`.
+        path: str, the SavedModel folder.
+    """
+    generator = gan.ema_generator if gan.ema_generator is not None else gan.generator
+    latent_spec = tf.TensorSpec([None, gan.latent_dim], tf.float32, name="z")
+
+    def generate(z):
+        return {"images": ops.cast(generator(z, training=False), "float32")}
+
+    def sample(n, seed):
+        z = tf.random.stateless_normal([n, gan.latent_dim], seed=tf.stack([seed, 0]))
+        return {"images": ops.cast(generator(z, training=False), "float32"), "z": z}
+
+    _write_archive(generator, path, {"generate": (generate, [latent_spec]), "sample": (sample, _SAMPLE_SIGNATURE)})
+
+
+_SAMPLE_SIGNATURE = [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed")]
+
+
+def _write_archive(model, path, endpoints):
+    """Writes `model`'s variables and `endpoints` (`name → (function, input_signature)`) to `path` atomically."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, input_signature) in endpoints.items():
+        archive.add_endpoint(name, function, input_signature=input_signature)
     with atomic_path(path) as tmp:
         archive.write_out(tmp, verbose=False)

@@ -90,3 +90,17 @@ def test_atomic_path_replaces_a_folder(tmp_path):
             f.write("new")
     assert os.listdir(target) == ["new.txt"]
     assert os.listdir(tmp_path) == ["saved_model"]
+
+
+def test_sample_grid_draws_a_gan_with_generate(tmp_path):
+    from kerasgen import GAN
+
+    vae = _small_vae()
+    gan = GAN.from_vae(vae)
+    grid = SampleGrid(tmp_path, num_samples=9, seed=3)
+    grid.set_model(gan)
+    grid.on_train_begin()
+    z = np.random.default_rng(3).standard_normal((9, 2)).astype(np.float32)
+    # The warm-started generator draws the VAE's own grid; a GAN has nothing to reconstruct.
+    np.testing.assert_array_equal(_read_png(tmp_path / "samples" / "epoch_000.png"), image_grid(np.asarray(vae.decode(z))))
+    assert not (tmp_path / "reconstructions").exists()

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -61,3 +62,51 @@ def test_saved_model_cli_lists_the_signatures(tmp_path):
     shown = subprocess.run([*cli, "show", "--dir", str(tmp_path / "saved_model"), "--all"], capture_output=True, text=True, check=True).stdout
     for name in ("decode", "encode", "reconstruct", "sample"):
         assert f"signature_def['{name}']" in shown
+
+
+_GAN_LOADER = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+folder = sys.argv[1]
+model = tf.saved_model.load(folder + "/saved_model")
+z = np.load(folder + "/z.npy")
+sample = lambda seed: model.signatures["sample"](n=tf.constant(3), seed=tf.constant(seed))
+out = {
+    "signatures": sorted(model.signatures),
+    "generate": model.signatures["generate"](z=tf.constant(z))["images"].numpy().tolist(),
+    "sample_a": sample(5)["images"].numpy().tolist(),
+    "sample_b": sample(5)["images"].numpy().tolist(),
+    "sample_c": sample(6)["images"].numpy().tolist(),
+    "sample_z": sample(5)["z"].numpy().tolist(),
+    "modules": sorted(m for m in ("kerasgen", "tensorflow_probability") if m in sys.modules),
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_gan_saved_model_serves_the_ema_generator_without_kerasgen(tmp_path, binary_images):
+    from kerasgen import GAN
+    from kerasgen.export import export_gan
+
+    vae = VAE(image_shape=(16, 16, 1), latent_dim=2, num_filters=(8, 16), hidden_dim=32, seed=0)
+    gan = GAN.from_vae(vae, ema_decay=0.5, seed=0)
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2))
+    gan.fit(binary_images, epochs=1, batch_size=8, verbose=0)
+    z = np.random.default_rng(0).standard_normal((5, 2)).astype("float32")
+    # The average lags the generator after a step, so matching generate(z) means the EMA weights were exported.
+    assert np.abs(np.asarray(gan.generate(z)) - np.asarray(gan.generator(z))).max() > 1e-4
+    export_gan(gan, str(tmp_path / "saved_model"))
+    np.save(tmp_path / "z.npy", z)
+
+    result = subprocess.run([sys.executable, "-c", _GAN_LOADER, str(tmp_path)], capture_output=True, text=True, check=True)
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert served["modules"] == []
+    assert served["signatures"] == ["generate", "sample", "serving_default"]
+    assert np.abs(np.array(served["generate"]) - np.asarray(gan.generate(z))).max() <= 1e-5
+    assert served["sample_a"] == served["sample_b"] and served["sample_a"] != served["sample_c"]
+    assert np.array(served["sample_a"]).shape == (3, 16, 16, 1)
+    sample_z = np.array(served["sample_z"], dtype="float32")
+    assert np.abs(np.array(served["sample_a"]) - np.asarray(gan.generate(sample_z))).max() <= 1e-5
