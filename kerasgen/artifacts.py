@@ -57,20 +57,24 @@ def read_json(path):
         return json.load(f)
 
 
-def load_run(model_path, filename="vae.keras"):
+def load_run(model_path, filenames=("vae.keras", "gan.keras")):
     """A saved model and the run config beside it.
 
     Args:
-        model_path: str, a run's output folder (holding `filename`) or a `.keras` file.
-        filename: str, the model file inside a run folder. Defaults to `"vae.keras"`.
+        model_path: str, a run's output folder (holding one of `filenames`) or a `.keras` file.
+        filenames: the model files a run folder may hold, tried in order. Defaults to a VAE's
+            `vae.keras`, then a GAN's `gan.keras`.
 
     Returns:
         `(model, run_config, folder)`; `run_config` is `{}` when no `config.json` is beside it.
     """
-    path = os.path.join(model_path, filename) if os.path.isdir(model_path) else model_path
+    path = model_path
+    if os.path.isdir(model_path):
+        found = [os.path.join(model_path, name) for name in filenames if os.path.isfile(os.path.join(model_path, name))]
+        path = found[0] if found else os.path.join(model_path, filenames[0])
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"No model found: expected a run folder holding {filename}, or a .keras file. "
+            f"No model found: expected a run folder holding {' or '.join(filenames)}, or a .keras file. "
             f"Received: --model {model_path!r}"
         )
     folder = os.path.dirname(path)

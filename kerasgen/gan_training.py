@@ -55,7 +55,7 @@ def train_gan(config):
         raise FileNotFoundError(
             f"No VAE found: expected a train-vae output folder or a .keras file. Received: --vae {config.vae!r}"
         )
-    vae, vae_run, _ = load_run(config.vae)
+    vae, vae_run, _ = load_run(config.vae, filenames=("vae.keras",))
     dataset = config.dataset or vae_run.get("dataset", "mnist-5k")
     image_size = vae_run.get("image_size")
     splits = load_dataset(

@@ -68,6 +68,11 @@ def test_train_gan_starts_from_the_decoder_writes_every_artifact_and_resumes(tmp
     assert {"d_loss", "g_loss", "r1", "d_real", "d_fake", "seconds"} <= set(rows[0])
     assert json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"] == 3
 
+    # `kerasgen sample` takes a GAN run folder as it takes a VAE's; --vae refuses one.
+    assert main(["sample", "--model", str(out), "--n", "4", "--out", str(tmp_path / "gan_grid.png")]) == 0
+    assert (tmp_path / "gan_grid.png").exists()
+    assert main(["train-gan", "--vae", str(out), "--out", str(tmp_path / "again")]) == 2
+
 
 @pytest.mark.slow
 def test_train_gan_from_scratch_does_not_start_at_the_vae(tmp_path, vae_run):

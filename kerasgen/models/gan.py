@@ -165,7 +165,7 @@ class GAN(keras.Model):
             raise ValueError(f"init must be one of 'decoder', 'scratch'. Received: init={init!r}")
         vae = vae_or_path
         if isinstance(vae_or_path, (str, os.PathLike)):
-            vae, _, _ = load_run(os.fspath(vae_or_path))
+            vae, _, _ = load_run(os.fspath(vae_or_path), filenames=("vae.keras",))
             if not isinstance(vae, VAE):
                 raise ValueError(
                     f"from_vae needs a kerasgen VAE, but the file holds a {type(vae).__name__}. "
