@@ -40,7 +40,7 @@ def test_evaluate_writes_metrics_with_settings_and_plots(trained_run, capsys):
     assert metrics["importance_weighted"]["log_likelihood"] > metrics["elbo"]["elbo"]
     assert metrics["posterior"]["active_units"] <= 2
     samples = metrics["samples"]
-    assert samples["classifier"].endswith("classifier.keras") and samples["num_generated"] == 40
+    assert samples["classifier"].endswith("classifier.keras (shipped)") and samples["num_generated"] == 40
     # An untrained model's samples are far from the data; two sets of real images are close.
     assert samples["frechet_distance"] > 3 * samples["frechet_distance_real_vs_real"]
     assert sum(samples["predicted_class_fractions"]) == pytest.approx(1.0)

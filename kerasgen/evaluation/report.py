@@ -56,7 +56,7 @@ def evaluate(config):
         )
     heldout_name = "test" if data.test is not None else "validation"
     metrics = {
-        "model": os.path.abspath(config.model),
+        "model": config.model,
         "dataset": {
             "source": source,
             "heldout_split": heldout_name,
@@ -111,7 +111,7 @@ def _sample_quality(model, config, source, split):
     score_mean, score_std = sample_quality.classifier_score(logits)
     predicted = np.argmax(logits, axis=-1)
     return {
-        "classifier": os.path.abspath(classifier_file),
+        "classifier": classifier_file if config.classifier else "saved_models/classifier-mnist-5k/classifier.keras (shipped)",
         "num_generated": len(generated),
         "num_real": len(real),
         "frechet_distance": sample_quality.frechet_distance(features["real"], features["generated"]),
