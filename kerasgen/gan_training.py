@@ -58,13 +58,19 @@ def train_gan(config):
     vae, vae_run, _ = load_run(config.vae, filenames=("vae.keras",))
     dataset = config.dataset or vae_run.get("dataset", "mnist-5k")
     image_size = vae_run.get("image_size")
+    # The VAE's own split, so the GAN never trains on the images its VAE held out.
+    split = {
+        "validation_size": vae_run.get("validation_size", 500),
+        "split_seed": vae_run.get("split_seed", vae_run.get("seed", config.seed)),
+        "image_size": tuple(image_size) if image_size else None,
+    }
     splits = load_dataset(
         dataset,
         batch_size=config.batch_size,
-        validation_size=vae_run.get("validation_size", 500),
+        validation_size=split["validation_size"],
         binarize="none",
-        image_size=tuple(image_size) if image_size else None,
-        seed=vae_run.get("seed", config.seed),
+        image_size=split["image_size"],
+        seed=split["split_seed"],
         data_dir=config.data_dir,
     )
     if tuple(splits.image_shape) != tuple(vae.image_shape):
@@ -106,7 +112,7 @@ def train_gan(config):
             d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1),
             g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1),
         )
-    write_json(paths["config"], {**config.to_dict(), "dataset": dataset, "image_shape": splits.image_shape})
+    write_json(paths["config"], {**config.to_dict(), **split, "dataset": dataset, "image_shape": splits.image_shape})
 
     guard = DivergenceGuard()
     callbacks = [

@@ -68,6 +68,15 @@ def test_train_gan_starts_from_the_decoder_writes_every_artifact_and_resumes(tmp
     assert {"d_loss", "g_loss", "r1", "d_real", "d_fake", "seconds"} <= set(rows[0])
     assert json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"] == 3
 
+    # `kerasgen evaluate` on a GAN run: sample-quality metrics only.
+    report = tmp_path / "gan_report"
+    assert main(["evaluate", "--model", str(out), "--num-samples", "40", "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert "elbo" not in metrics and metrics["dataset"]["validation_size"] == 16
+    # The shipped classifier takes 28x28 digits, so this 16x16 GAN's sample metrics say why they are skipped.
+    assert "(28, 28, 1)" in metrics["samples"]["skipped"] and "(16, 16, 1)" in metrics["samples"]["skipped"]
+    assert (report / "samples.png").exists() and (report / "training_progress.png").exists()
+
     # `kerasgen sample` takes a GAN run folder as it takes a VAE's; --vae refuses one.
     assert main(["sample", "--model", str(out), "--n", "4", "--out", str(tmp_path / "gan_grid.png")]) == 0
     assert (tmp_path / "gan_grid.png").exists()

@@ -42,7 +42,7 @@ def evaluate(config):
     source = config.dataset or run.get("dataset", "mnist-5k")
     split = dict(
         validation_size=run.get("validation_size", 500),
-        seed=run.get("seed", 0),
+        seed=run.get("split_seed", run.get("seed", 0)),
         image_size=tuple(run["image_size"]) if run.get("image_size") else None,
         data_dir=config.data_dir or run.get("data_dir"),
         batch_size=config.batch_size,
@@ -134,7 +134,7 @@ def _plots(model, config, data, metrics, folder, report_dir, title):
         return written[-1]
 
     save_png(path("samples.png"), image_grid(keras.ops.convert_to_numpy(model.sample(64, seed=config.seed))))
-    if os.path.isfile(os.path.join(folder, "history.csv")):
+    if hasattr(model, "encode") and os.path.isfile(os.path.join(folder, "history.csv")):
         plots.plot_history(os.path.join(folder, "history.csv"), path("training_curves.png"), title=title)
     if os.path.isdir(os.path.join(folder, "samples")):
         plots.plot_training_progress(os.path.join(folder, "samples"), path("training_progress.png"), title=title)
