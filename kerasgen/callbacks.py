@@ -190,6 +190,24 @@ class Checkpoint(keras.callbacks.Callback):
         return os.path.join(directory, "checkpoint.json")
 
     @classmethod
+    def resume(cls, directory, epochs):
+        """What `--resume` does: `(model, epochs_done)` from `directory`, or `(None, 0)` (said so)
+        when it holds no checkpoint.
+
+        Raises:
+            ValueError: the checkpoint has already trained `epochs` epochs.
+        """
+        model, epochs_done = cls.restore(directory)
+        if model is None:
+            print(f"No checkpoint in {directory}: training from the start.")
+        if epochs_done >= epochs:
+            raise ValueError(
+                f"The checkpoint in {directory} has already trained {epochs_done} epochs; "
+                f"ask for more to continue. Received: epochs={epochs}"
+            )
+        return model, epochs_done
+
+    @classmethod
     def restore(cls, directory):
         """Returns `(model, epochs_done)` from `directory`, or `(None, 0)` if it holds no checkpoint."""
         if not os.path.exists(cls.state_path(directory)):

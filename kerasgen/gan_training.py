@@ -89,14 +89,7 @@ def train_gan(config):
     }
     logdir = config.logdir or os.path.join(out, "logs")
 
-    gan, initial_epoch = Checkpoint.restore(paths["checkpoint"]) if config.resume else (None, 0)
-    if config.resume and gan is None:
-        print(f"No checkpoint in {paths['checkpoint']}: training from the VAE.")
-    if initial_epoch >= config.epochs:
-        raise ValueError(
-            f"The checkpoint in {paths['checkpoint']} has already trained {initial_epoch} epochs; "
-            f"ask for more to continue. Received: epochs={config.epochs}"
-        )
+    gan, initial_epoch = Checkpoint.resume(paths["checkpoint"], config.epochs) if config.resume else (None, 0)
     if gan is None:
         keras.utils.set_random_seed(config.seed)
         gan = GAN.from_vae(

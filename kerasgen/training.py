@@ -84,14 +84,7 @@ def train_vae(config=TrainVAEConfig()):
     logdir = config.logdir or os.path.join(out, "logs")
     steps_per_epoch = math.ceil(splits.num_train / config.batch_size)
 
-    vae, initial_epoch = Checkpoint.restore(paths["checkpoint"]) if config.resume else (None, 0)
-    if config.resume and vae is None:
-        print(f"No checkpoint in {paths['checkpoint']}: training from scratch.")
-    if initial_epoch >= config.epochs:
-        raise ValueError(
-            f"The checkpoint in {paths['checkpoint']} has already trained {initial_epoch} epochs; "
-            f"ask for more to continue. Received: epochs={config.epochs}"
-        )
+    vae, initial_epoch = Checkpoint.resume(paths["checkpoint"], config.epochs) if config.resume else (None, 0)
     if vae is None:
         keras.utils.set_random_seed(config.seed)
         vae = VAE(
