@@ -4,6 +4,8 @@ import os
 
 # The distributions are TensorFlow Probability objects, so Keras must run on TensorFlow.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow's C++ INFO and WARNING lines (oneDNN, CUDA probing) drown the progress output; errors stay.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 

@@ -214,3 +214,78 @@ class Checkpoint(keras.callbacks.Callback):
             return None, 0
         state = read_json(cls.state_path(directory))
         return keras.saving.load_model(cls.model_path(directory)), int(state["epochs_done"])
+
+
+class SampleQuality(keras.callbacks.Callback):
+    """Fréchet distance and KID of the model's samples every few epochs, on a classifier's features.
+
+    Before the first epoch and after every `every`-th (and the last), draws `num_samples` images
+    with `model.sample` (the same seeds each time, so successive numbers differ only by what
+    training changed), and adds `fd` and `kid` to that epoch's logs, where `CSVLogger` and
+    `TensorBoard` record them (`CSVLogger` writes `NA` for the epochs in between). Each
+    measurement is also kept in `records`: `{"epoch", "seconds", "fd", "kid", "kid_std",
+    "class_fractions"}`, epoch 0 being the model before training; `seconds` counts from the start
+    of training (plus `start_seconds`) and excludes the time spent measuring.
+
+    Args:
+        classifier: a `Classifier` (or a callable to features, with `num_classes` logits via
+            `classifier(x)` for the class fractions).
+        real_images: array `[N, H, W, C]` in [0, 1], N >= 2: the real side of both distances.
+        every: int >= 1, measure every this many epochs. Defaults to 5.
+        num_samples: int >= 2, generated images per measurement. Defaults to 5000.
+        seed: int, seeds the generated images and the KID subsets. Defaults to 0.
+        start_seconds: float, added to `seconds` (e.g. the time spent pre-training a VAE). Defaults to 0.
+    """
+
+    def __init__(self, classifier, real_images, every=5, num_samples=5000, seed=0, start_seconds=0.0):
+        super().__init__()
+        from kerasgen.evaluation import sample_quality
+
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive int. Received: every={every!r}")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
+            raise ValueError(f"num_samples must be an int >= 2. Received: num_samples={num_samples!r}")
+        self._metrics = sample_quality
+        self.classifier = classifier
+        self.real_features = sample_quality.compute_features(classifier, real_images)
+        self.every = every
+        self.num_samples = num_samples
+        self.seed = seed
+        self.start_seconds = float(start_seconds)
+        self.records = []
+        self._start = None
+        self._measuring = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._start = None
+        if not self.records:
+            self.measure(0)
+        self._start, self._measuring = time.perf_counter(), 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = epoch + 1 == self.params.get("epochs")
+        if (epoch + 1) % self.every == 0 or last:
+            record = self.measure(epoch + 1)
+            if logs is not None:
+                logs["fd"], logs["kid"] = record["fd"], record["kid"]
+
+    def measure(self, epoch):
+        """Measures the model now, as after `epoch` epochs; returns the record."""
+        began = time.perf_counter()
+        seconds = self.start_seconds + (began - self._start - self._measuring if self._start is not None else 0.0)
+        images = self._metrics.sample_images(self.model, self.num_samples, seed=self.seed)
+        features = self._metrics.compute_features(self.classifier, images)
+        kid, kid_std = self._metrics.kernel_inception_distance(self.real_features, features, seed=self.seed)
+        logits = self._metrics.compute_logits(self.classifier, images)
+        counts = np.bincount(np.argmax(logits, axis=-1), minlength=logits.shape[-1])
+        record = {
+            "epoch": epoch,
+            "seconds": seconds,
+            "fd": self._metrics.frechet_distance(self.real_features, features),
+            "kid": kid,
+            "kid_std": kid_std,
+            "class_fractions": (counts / counts.sum()).tolist(),
+        }
+        self.records.append(record)
+        self._measuring += time.perf_counter() - began
+        return record

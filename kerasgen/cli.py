@@ -1,4 +1,4 @@
-"""The `kerasgen` command line: `train-vae`, `train-gan`, `sample`, `evaluate`, `train-classifier`."""
+"""The `kerasgen` command line: `pipeline`, `train-vae`, `train-gan`, `sample`, `evaluate`, `train-classifier`."""
 
 import argparse
 import os
@@ -6,6 +6,7 @@ import sys
 
 from kerasgen.config import (
     EvaluateConfig,
+    PipelineConfig,
     SampleConfig,
     TrainClassifierConfig,
     TrainGANConfig,
@@ -13,6 +14,29 @@ from kerasgen.config import (
     add_arguments,
     from_arguments,
 )
+
+
+def pipeline_command(config):
+    from kerasgen.pipeline import run_pipeline
+
+    result = run_pipeline(config)
+    summary = result.summary
+    vae, gan = summary["vae"], summary["gan"]
+    print(f"\nVAE: ELBO {vae['elbo']:.2f}, log p(x) {vae['log_likelihood']:.2f} nats (K={vae['importance_samples']})")
+    if "gan_fd_reduction" in summary:
+        print(f"{'':22}{'VAE':>9}{'GAN':>9}")
+        print(f"{'Fréchet distance':22}{vae['frechet_distance']:>9.1f}{gan['frechet_distance']:>9.1f}   "
+              f"(GAN {100 * summary['gan_fd_reduction']:.0f}% lower)")
+        print(f"{'KID':22}{vae['kid']:>9.1f}{gan['kid']:>9.1f}")
+        print(f"{'classifier score':22}{vae['classifier_score']:>9.2f}{gan['classifier_score']:>9.2f}")
+        fractions = gan["predicted_class_fractions"]
+        print(f"GAN samples per predicted class: {100 * min(fractions):.1f}% to {100 * max(fractions):.1f}%")
+    print(f"\nDone in {summary['seconds']['total'] / 60:.1f} min.")
+    print(f"VAE run:             {result.vae}   (report: {result.vae_report})")
+    print(f"GAN run:             {result.gan}   (report: {result.gan_report})")
+    print(f"VAE vs GAN samples:  {result.comparison}")
+    print(f"Summary:             {result.summary_path}")
+    print(f"TensorBoard:         tensorboard --logdir {result.vae}/logs --logdir {result.gan}/logs")
 
 
 def train_vae_command(config):
@@ -89,6 +113,11 @@ def train_classifier_command(config):
 
 
 COMMANDS = {
+    "pipeline": (
+        PipelineConfig,
+        pipeline_command,
+        "train a VAE, then a GAN from its decoder, then evaluate both (the defaults: mnist-5k in about 10 minutes)",
+    ),
     "train-vae": (TrainVAEConfig, train_vae_command, "train a VAE and write its model, SavedModel and grids"),
     "train-gan": (
         TrainGANConfig,

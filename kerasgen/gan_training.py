@@ -5,9 +5,10 @@ import math
 import os
 
 import keras
+import numpy as np
 
 from kerasgen.artifacts import atomic_path, inference_copy, load_run, write_json
-from kerasgen.callbacks import Checkpoint, DivergenceGuard, ElapsedTime, SampleGrid
+from kerasgen.callbacks import Checkpoint, DivergenceGuard, ElapsedTime, SampleGrid, SampleQuality
 from kerasgen.config import TrainGANConfig
 from kerasgen.data import load_dataset
 from kerasgen.export import export_gan
@@ -27,9 +28,10 @@ class GANRunArtifacts:
     checkpoint: str
     logdir: str
     final_metrics: dict
+    quality: list
 
 
-def train_gan(config):
+def train_gan(config, verbose="auto"):
     """Trains a GAN as `config` says and writes the model, its SavedModel, config, history and grids.
 
     The generator is the VAE's decoder followed by its likelihood's mean (`GAN.from_vae`), so it
@@ -37,7 +39,12 @@ def train_gan(config):
     like the VAE run's (same validation size, seed and image size, from its `config.json`).
     Output folder layout (`config.out`): `gan.keras`, `saved_model/` (`generate`, `sample`),
     `config.json`, `history.csv`, `samples/epoch_NNN.png` (fixed z; `epoch_000` is the VAE's own
-    grid when `init="decoder"`), `checkpoint/` (for `resume=True`) and TensorBoard logs.
+    grid when `init="decoder"`), `checkpoint/` (for `resume=True`) and TensorBoard logs. With
+    `quality_every` > 0, the Fréchet distance and KID of 5,000 samples against the held-out
+    images go into the history every that many epochs (and before the first), and into
+    `quality.json`.
+
+    `verbose` is passed to `fit` ("auto", 0, 1 progress bar, 2 one line per epoch).
 
     Raises:
         ValueError: bad settings, or data whose image shape is not the VAE's.
@@ -79,6 +86,9 @@ def train_gan(config):
             f"shape {tuple(splits.image_shape)}. Received: --dataset {dataset!r}"
         )
 
+    # Before anything is written: a classifier that cannot score these images is an input error.
+    quality = _sample_quality_callback(config, splits, vae.image_shape)
+
     out = config.out
     paths = {
         "checkpoint": os.path.join(out, "checkpoint"),
@@ -110,6 +120,7 @@ def train_gan(config):
     guard = DivergenceGuard()
     callbacks = [
         ElapsedTime(),
+        *([quality] if quality else []),
         keras.callbacks.TerminateOnNaN(),
         guard,
         Checkpoint(paths["checkpoint"]),
@@ -124,6 +135,7 @@ def train_gan(config):
         initial_epoch=initial_epoch,
         callbacks=callbacks,
         shuffle=False,  # tf.data already reshuffles every epoch.
+        verbose=verbose,
     )
     final = {name: float(values[-1]) for name, values in history.history.items()}
     if guard.stopped_reason or not all(math.isfinite(v) for v in final.values()):
@@ -137,6 +149,8 @@ def train_gan(config):
     with atomic_path(paths["model"]) as tmp:
         inference_copy(gan).save(tmp)
     export_gan(gan, paths["saved_model"])
+    if quality:
+        write_json(os.path.join(out, "quality.json"), {"every": config.quality_every, "records": quality.records})
     return GANRunArtifacts(
         model=paths["model"],
         saved_model=paths["saved_model"],
@@ -146,4 +160,19 @@ def train_gan(config):
         checkpoint=paths["checkpoint"],
         logdir=logdir,
         final_metrics=final,
+        quality=quality.records if quality else [],
     )
+
+
+def _sample_quality_callback(config, splits, image_shape):
+    """`SampleQuality` against the held-out images when `config.quality_every` > 0, else None."""
+    if isinstance(config.quality_every, bool) or not isinstance(config.quality_every, int) or config.quality_every < 0:
+        raise ValueError(f"quality_every must be an int >= 0. Received: quality_every={config.quality_every!r}")
+    if not config.quality_every:
+        return None
+    # Imported here: the report module pulls in plotting, which plain training does not need.
+    from kerasgen.evaluation.report import load_classifier
+
+    classifier = load_classifier(config.classifier, image_shape)
+    real = np.concatenate([x for x, _ in splits.heldout.as_numpy_iterator()])
+    return SampleQuality(classifier, real, every=config.quality_every, seed=config.seed)

@@ -18,12 +18,12 @@ from kerasgen.latent import INTERPOLATIONS, interpolate, project_2d  # noqa: E40
 
 
 def read_history(csv_path):
-    """A Keras `CSVLogger` file as `{column: [float, ...]}`."""
+    """A Keras `CSVLogger` file as `{column: [float, ...]}`; epochs without a value (`NA`) give NaN."""
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         raise ValueError(f"The history file has no epochs. Received: csv_path={csv_path!r}")
-    return {name: [float(row[name]) for row in rows] for name in rows[0]}
+    return {name: [float(row[name]) if row[name] not in ("", "NA") else float("nan") for row in rows] for name in rows[0]}
 
 
 def plot_history(csv_path, png_path, title="VAE"):
@@ -177,4 +177,49 @@ def plot_kl_per_dimension(kl_per_dimension, variances, png_path, threshold=0.01,
     axis.set_ylabel("KL(q(z_i|x) ‖ p(z_i)) (nats)")
     axis.set_title(f"{title}\n{int(active.sum())} of {len(kl)} units active (grey: inactive, Cov_x(E_q[z_i]) ≤ {threshold})", fontsize=10)
     axis.grid(axis="y", alpha=0.3)
+    _save(figure, png_path)
+
+
+def plot_quality_curves(runs, png_path, title="GAN", metric="fd"):
+    """Sample quality during training for several runs: against epochs and against wall-clock time.
+
+    Args:
+        runs: dict `{label: (records, start_seconds)}`, `records` as kept by the `SampleQuality`
+            callback; `start_seconds` shifts a run on the time axis (e.g. by its VAE pre-training,
+            drawn as a flat segment up to the first measurement).
+        png_path: str, the PNG to write.
+        title: str. Defaults to "GAN".
+        metric: `"fd"` or `"kid"`. Defaults to `"fd"`.
+    """
+    label = {"fd": "Fréchet distance (classifier features)", "kid": "KID (classifier features)"}.get(metric)
+    if label is None:
+        raise ValueError(f"metric must be 'fd' or 'kid'. Received: metric={metric!r}")
+    figure, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, (records, start_seconds) in runs.items():
+        epochs = [r["epoch"] for r in records]
+        values = [r[metric] for r in records]
+        minutes = [(start_seconds + r["seconds"]) / 60 for r in records]
+        (line,) = by_epoch.plot(epochs, values, "o-", markersize=3, label=name)
+        by_time.plot(minutes, values, "o-", markersize=3, color=line.get_color(), label=name)
+        if start_seconds:
+            by_time.plot([0, minutes[0]], [values[0], values[0]], ":", color=line.get_color(), label=f"{name}: VAE pre-training")
+    by_epoch.set_xlabel("GAN epoch")
+    by_time.set_xlabel("wall-clock minutes (VAE pre-training included)")
+    for axis in (by_epoch, by_time):
+        axis.set_ylabel(label)
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8)
+    figure.suptitle(title)
+    _save(figure, png_path)
+
+
+def plot_sample_grids(grids, png_path, title="Samples"):
+    """Image grids side by side, one panel per entry of `grids` (`{caption: images [N, H, W, C]}`)."""
+    figure, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 4.6), squeeze=False)
+    for axis, (caption, images) in zip(axes[0], grids.items()):
+        _show_image(axis, image_grid(keras.ops.convert_to_numpy(images)) / 255.0)
+        axis.set_title(caption, fontsize=10)
+        axis.axis("off")
+    figure.suptitle(title)
     _save(figure, png_path)

@@ -40,12 +40,14 @@ def resolve_binarize(config):
     return "dynamic" if config.likelihood == "bernoulli" else "none"
 
 
-def train_vae(config=TrainVAEConfig()):
+def train_vae(config=TrainVAEConfig(), verbose="auto"):
     """Trains a VAE as `config` says and writes the model, its SavedModel, config, history and grids.
 
     Output folder layout (`config.out`): `vae.keras`, `saved_model/`, `config.json`,
     `history.csv`, `history.png`, `samples/epoch_NNN.png`, `reconstructions/epoch_NNN.png`,
     `checkpoint/` (the last finished epoch, for `resume=True`) and TensorBoard logs.
+
+    `verbose` is passed to `fit` ("auto", 0, 1 progress bar, 2 one line per epoch).
 
     Returns:
         `RunArtifacts` with the paths and the last epoch's metrics.
@@ -123,6 +125,7 @@ def train_vae(config=TrainVAEConfig()):
         initial_epoch=initial_epoch,
         callbacks=callbacks,
         shuffle=False,  # tf.data already reshuffles every epoch.
+        verbose=verbose,
     )
     final = {name: float(values[-1]) for name, values in history.history.items()}
     if not all(math.isfinite(v) for v in final.values()):

@@ -104,3 +104,66 @@ def test_sample_grid_draws_a_gan_with_generate(tmp_path):
     # The warm-started generator draws the VAE's own grid; a GAN has nothing to reconstruct.
     np.testing.assert_array_equal(_read_png(tmp_path / "samples" / "epoch_000.png"), image_grid(np.asarray(vae.decode(z))))
     assert not (tmp_path / "reconstructions").exists()
+
+
+class _Sampler(keras.Model):
+    """A stand-in generative model whose `sample` draws from a fixed pool of images."""
+
+    def __init__(self, pool):
+        super().__init__()
+        self.pool = pool
+
+    def sample(self, n, seed=None):
+        rows = np.random.default_rng(seed).integers(0, len(self.pool), n)
+        return self.pool[rows]
+
+
+def _toy_classifier():
+    """A fixed random conv net: features `[B, 8]`, logits `[B, 3]`."""
+    inputs = keras.Input((8, 8, 1))
+    features = keras.layers.Dense(8, activation="tanh")(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(3)(features))
+    model.features = keras.Model(inputs, features)
+    return model
+
+
+def _run_epochs(callback, model, epochs):
+    callback.set_model(model)
+    callback.set_params({"epochs": epochs})
+    logs_per_epoch = []
+    callback.on_train_begin()
+    for epoch in range(epochs):
+        logs = {"g_loss": 1.0}
+        callback.on_epoch_end(epoch, logs)
+        logs_per_epoch.append(logs)
+    return logs_per_epoch
+
+
+def test_sample_quality_measures_on_schedule_and_tells_real_from_noise():
+    from kerasgen.callbacks import SampleQuality
+
+    rng = np.random.default_rng(0)
+    # "Real" images: bright bars; the noise model draws uniform noise.
+    real = np.zeros((200, 8, 8, 1), np.float32)
+    real[np.arange(200), :, rng.integers(0, 8, 200)] = 1.0
+    classifier = _toy_classifier()
+    good = SampleQuality(classifier, real[:100], every=2, num_samples=100)
+    logs = _run_epochs(good, _Sampler(real[100:]), epochs=5)
+    assert [r["epoch"] for r in good.records] == [0, 2, 4, 5]
+    assert [("fd" in epoch_logs) for epoch_logs in logs] == [False, True, False, True, True]
+    assert logs[1]["fd"] == good.records[1]["fd"] and logs[1]["kid"] == good.records[1]["kid"]
+    assert all(abs(sum(r["class_fractions"]) - 1.0) < 1e-9 for r in good.records)
+    assert good.records[0]["seconds"] == 0.0 and good.records[-1]["seconds"] >= 0.0
+
+    bad = SampleQuality(classifier, real[:100], every=5, num_samples=100)
+    _run_epochs(bad, _Sampler(rng.uniform(size=(100, 8, 8, 1)).astype(np.float32)), epochs=5)
+    assert bad.records[-1]["fd"] > 10 * good.records[-1]["fd"]
+    assert bad.records[-1]["kid"] > good.records[-1]["kid"]
+
+
+@pytest.mark.parametrize("every", [0, 1.5, True])
+def test_sample_quality_rejects_a_bad_schedule(every):
+    from kerasgen.callbacks import SampleQuality
+
+    with pytest.raises(ValueError, match="every"):
+        SampleQuality(_toy_classifier(), np.zeros((4, 8, 8, 1), np.float32), every=every)

@@ -87,23 +87,35 @@ def evaluate(config):
     return Report(metrics=metrics, path=os.path.join(report_dir, "metrics.json"), plots=plots)
 
 
+def load_classifier(path, image_shape):
+    """The domain classifier at `path` (a folder or `.keras` file; None: the shipped one) for `image_shape` images.
+
+    Raises:
+        FileNotFoundError: no classifier there.
+        ValueError: it takes images of another shape.
+    """
+    path = path or SHIPPED_CLASSIFIER
+    file = os.path.join(path, "classifier.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"No classifier found (a train-classifier output folder or .keras file). Received: {path!r}")
+    classifier = keras.saving.load_model(file)
+    if tuple(classifier.image_shape) != tuple(image_shape):
+        raise ValueError(
+            f"The classifier at {path!r} takes images of shape {tuple(classifier.image_shape)}, "
+            f"but the model makes {tuple(image_shape)}"
+        )
+    return classifier
+
+
 def _sample_quality(model, config, source, split):
-    classifier_path = config.classifier or SHIPPED_CLASSIFIER
-    classifier_file = os.path.join(classifier_path, "classifier.keras") if os.path.isdir(classifier_path) else classifier_path
-    if not os.path.isfile(classifier_file):
-        return {"skipped": f"no classifier at {classifier_path!r}; pass --classifier DIR"}
-    classifier = keras.saving.load_model(classifier_file)
-    if tuple(classifier.image_shape) != tuple(model.image_shape):
-        return {"skipped": f"the classifier takes {tuple(classifier.image_shape)} images, the model makes {tuple(model.image_shape)}"}
+    try:
+        classifier = load_classifier(config.classifier, model.image_shape)
+    except (FileNotFoundError, ValueError) as error:
+        return {"skipped": f"{error}; pass --classifier DIR"}
     grey = load_dataset(source, binarize="none", **split)
     real = np.concatenate([x for x, _ in grey.heldout.as_numpy_iterator()])
     reference = np.concatenate([x for x, _ in grey.train.take(-(-len(real) // config.batch_size)).as_numpy_iterator()])[: len(real)]
-    generated = np.concatenate(
-        [
-            keras.ops.convert_to_numpy(model.sample(min(config.batch_size, config.num_samples - i), seed=config.seed + i))
-            for i in range(0, config.num_samples, config.batch_size)
-        ]
-    )
+    generated = sample_quality.sample_images(model, config.num_samples, config.batch_size, config.seed)
     features = {name: sample_quality.compute_features(classifier, images) for name, images in
                 (("real", real), ("reference", reference), ("generated", generated))}
     kid_mean, kid_std = sample_quality.kernel_inception_distance(features["real"], features["generated"], seed=config.seed)
@@ -111,7 +123,7 @@ def _sample_quality(model, config, source, split):
     score_mean, score_std = sample_quality.classifier_score(logits)
     predicted = np.argmax(logits, axis=-1)
     return {
-        "classifier": classifier_file if config.classifier else "saved_models/classifier-mnist-5k/classifier.keras (shipped)",
+        "classifier": config.classifier if config.classifier else "saved_models/classifier-mnist-5k/classifier.keras (shipped)",
         "num_generated": len(generated),
         "num_real": len(real),
         "frechet_distance": sample_quality.frechet_distance(features["real"], features["generated"]),

@@ -50,6 +50,27 @@ def compute_features(classifier, images, batch_size=256):
     return _apply_in_batches(extract, images, batch_size, "compute_features")
 
 
+def sample_images(model, num_samples, batch_size=250, seed=0):
+    """`num_samples` images from `model.sample`, drawn in batches, as a float32 array.
+
+    Batch `i` uses seed `seed + i * batch_size`, so the same arguments give the same images.
+
+    Args:
+        model: anything with `sample(n, seed=...)` (a `VAE`, a `GAN`).
+        num_samples: int >= 1.
+        batch_size: int >= 1, images per call. Defaults to 250.
+        seed: int. Defaults to 0.
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive int. Received: num_samples={num_samples!r}")
+    return np.concatenate(
+        [
+            ops.convert_to_numpy(model.sample(min(batch_size, num_samples - i), seed=seed + i))
+            for i in range(0, num_samples, batch_size)
+        ]
+    ).astype(np.float32)
+
+
 def compute_logits(classifier, images, batch_size=256):
     """The classifier's logits `[N, num_classes]` of every image (inference mode), as float32.
 

@@ -64,7 +64,7 @@ class GAN(keras.Model):
             reuses the batch of real images. Defaults to 1.
         label_smoothing: float in [0, 1), one-sided smoothing of the real labels. Defaults to 0.
         ema_decay: float in [0, 1), the decay of the generator's weight average; 0 disables it
-            and `generate` uses the generator itself. Defaults to 0.999.
+            and `generate` uses the generator itself. Defaults to 0.99 (an average over about 100 steps).
         seed: int or None, seeds the latent noise of training. Defaults to None.
 
     Example:
@@ -86,7 +86,7 @@ class GAN(keras.Model):
         r1_weight=10.0,
         d_steps=1,
         label_smoothing=0.0,
-        ema_decay=0.999,
+        ema_decay=0.99,
         seed=None,
         **kwargs,
     ):

@@ -1,0 +1,120 @@
+"""Warm start vs scratch: the GAN whose generator starts as the pretrained VAE decoder, against the
+same GAN with freshly initialized weights.
+
+Both runs share the data, the discriminator's architecture and initial weights, the seeds, the
+optimizers and the epoch budget; only the generator's starting weights differ. Every `--every`
+epochs (and before the first) each run measures the classifier Fréchet distance and KID of 5,000
+samples against the held-out images (the `SampleQuality` callback, as `kerasgen train-gan
+--quality-every`). The warm start's wall-clock includes the VAE's pre-training time (read from
+the VAE run's history.csv, or measured when this script trains the VAE).
+
+    python benchmarks/warm_start.py                                 # mnist-5k, the shipped VAE
+    python benchmarks/warm_start.py --vae none --out runs/ws        # mnist-5k, train the VAE too
+    python benchmarks/warm_start.py --dataset ../shared/data/mnist --vae none --vae-epochs 10 \\
+        --out runs/warm_start_mnist                                 # full MNIST (never committed)
+
+Writes OUT/warm_start.json, OUT/warm_start_fd.png, OUT/warm_start_kid.png and both runs' folders.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from kerasgen.artifacts import write_json  # noqa: E402
+from kerasgen.config import TrainGANConfig, TrainVAEConfig  # noqa: E402
+from kerasgen.gan_training import train_gan  # noqa: E402
+from kerasgen.plots import plot_quality_curves, read_history  # noqa: E402
+from kerasgen.training import train_vae  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHIPPED_VAE = os.path.join(HERE, "..", "saved_models", "vae-mnist-5k")
+
+
+def vae_seconds(vae_dir):
+    """The VAE run's training wall-clock, from the `seconds` column of its history.csv."""
+    history = os.path.join(vae_dir, "history.csv")
+    if not os.path.isfile(history):
+        sys.exit(f"{vae_dir} has no history.csv, so its pre-training time is unknown; pass --vae none to train one.")
+    return read_history(history)["seconds"][-1]
+
+
+def time_to_reach(records, target, start_seconds):
+    """Seconds (from `start_seconds` on) until the first measurement with FD <= target, else None."""
+    for record in records:
+        if record["fd"] <= target:
+            return start_seconds + record["seconds"], record["epoch"]
+    return None, None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist-5k")
+    parser.add_argument("--vae", default=None, help="a trained VAE run (default: the shipped one for mnist-5k); 'none' trains one")
+    parser.add_argument("--vae-epochs", type=int, default=TrainVAEConfig.epochs, help="when training the VAE")
+    parser.add_argument("--epochs", type=int, default=30, help="GAN epochs for both runs")
+    parser.add_argument("--every", type=int, default=3, help="measure FD and KID every N epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/warm_start")
+    args = parser.parse_args()
+
+    vae_dir = args.vae or (SHIPPED_VAE if args.dataset == "mnist-5k" else "none")
+    if vae_dir == "none":
+        vae_dir = os.path.join(args.out, "vae")
+        train_vae(dataclasses.replace(TrainVAEConfig(), dataset=args.dataset, epochs=args.vae_epochs, seed=args.seed, out=vae_dir), verbose=2)
+    pretraining = vae_seconds(vae_dir)
+
+    runs = {}
+    for init in ("decoder", "scratch"):
+        config = TrainGANConfig(
+            vae=vae_dir,
+            dataset=args.dataset,
+            init=init,
+            epochs=args.epochs,
+            quality_every=args.every,
+            seed=args.seed,
+            out=os.path.join(args.out, f"gan_{init}"),
+        )
+        artifacts = train_gan(config, verbose=2)
+        runs[init] = {"records": artifacts.quality, "start_seconds": pretraining if init == "decoder" else 0.0}
+
+    warm, scratch = runs["decoder"], runs["scratch"]
+    best = {name: min(run["records"], key=lambda r: r["fd"]) for name, run in runs.items()}
+    scratch_best_time = best["scratch"]["seconds"]
+    warm_time, warm_epoch = time_to_reach(warm["records"], best["scratch"]["fd"], warm["start_seconds"])
+    summary = {
+        "dataset": args.dataset,
+        "vae": vae_dir,
+        "vae_pretraining_seconds": pretraining,
+        "gan_epochs": args.epochs,
+        "best_fd": {name: record["fd"] for name, record in best.items()},
+        "best_fd_ratio_warm_over_scratch": best["decoder"]["fd"] / best["scratch"]["fd"],
+        "scratch_best_reached_by_scratch": {"seconds": scratch_best_time, "epoch": best["scratch"]["epoch"]},
+        "scratch_best_reached_by_warm": {"seconds": warm_time, "epoch": warm_epoch},
+        "runs": runs,
+    }
+    write_json(os.path.join(args.out, "warm_start.json"), summary)
+    title = f"GAN on {args.dataset}: generator from the VAE decoder vs from scratch"
+    curves = {"from the VAE decoder": (warm["records"], warm["start_seconds"]), "from scratch": (scratch["records"], 0.0)}
+    for metric in ("fd", "kid"):
+        plot_quality_curves(curves, os.path.join(args.out, f"warm_start_{metric}.png"), title=title, metric=metric)
+
+    print(f"\nVAE pre-training: {pretraining:.0f} s ({vae_dir})")
+    print(f"{'epoch':>5}  {'FD warm':>8}  {'FD scratch':>10}  {'KID warm':>9}  {'KID scratch':>11}  {'min/max class % (warm, scratch)':>32}")
+    for w, s in zip(warm["records"], scratch["records"]):
+        classes = "  ".join(f"{100 * min(r['class_fractions']):.1f}/{100 * max(r['class_fractions']):.1f}" for r in (w, s))
+        print(f"{w['epoch']:>5}  {w['fd']:>8.1f}  {s['fd']:>10.1f}  {w['kid']:>9.1f}  {s['kid']:>11.1f}  {classes:>32}")
+    print(
+        f"\nBest FD: warm {best['decoder']['fd']:.1f} (epoch {best['decoder']['epoch']}), scratch {best['scratch']['fd']:.1f} "
+        f"(epoch {best['scratch']['epoch']}); ratio {summary['best_fd_ratio_warm_over_scratch']:.3f}"
+    )
+    reached = f"{warm_time:.0f} s (epoch {warm_epoch}, VAE included)" if warm_time is not None else "never"
+    print(f"Scratch's best FD reached: by scratch after {scratch_best_time:.0f} s; by the warm start after {reached}")
+    print(f"Wrote {os.path.join(args.out, 'warm_start.json')} and warm_start_fd.png / warm_start_kid.png")
+
+
+if __name__ == "__main__":
+    main()

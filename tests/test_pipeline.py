@@ -1,0 +1,49 @@
+import json
+
+import numpy as np
+import pytest
+
+from kerasgen.cli import main
+
+
+def _digits_npz(path, count=640):
+    """28x28 grey images of bars at ten positions, labelled by position: structure a VAE can learn."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(count) % 10
+    x = np.zeros((count, 28, 28), np.uint8)
+    for i, label in enumerate(labels):
+        column = 3 + 2 * label + rng.integers(0, 2)
+        x[i, 4:24, column : column + 3] = 255
+    np.savez(path, x_train=x, y_train=labels)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_pipeline_trains_both_evaluates_both_and_compares(tmp_path, capsys):
+    npz = _digits_npz(tmp_path / "bars.npz")
+    out = tmp_path / "pipeline"
+    args = ["pipeline", "--dataset", npz, "--vae-epochs", "1", "--gan-epochs", "1", "--k", "4", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for stage in ("[1/4] Training the VAE", "[2/4] Training the GAN", "[3/4] Evaluating the VAE", "[4/4] Evaluating the GAN"):
+        assert stage in printed
+    for name in ("vae/vae.keras", "gan/gan.keras", "gan/saved_model/saved_model.pb", "vae/report/metrics.json",
+                 "gan/report/metrics.json", "comparison.png", "summary.json"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    gan_report = json.loads((out / "gan" / "report" / "metrics.json").read_text())
+    assert summary["gan"]["frechet_distance"] == gan_report["samples"]["frechet_distance"]
+    assert summary["gan_fd_reduction"] == pytest.approx(
+        1 - summary["gan"]["frechet_distance"] / summary["vae"]["frechet_distance"]
+    )
+    assert summary["vae"]["importance_samples"] == 4 and summary["vae"]["log_likelihood"] < 0
+    assert json.loads((out / "gan" / "config.json").read_text())["vae"] == str(out / "vae")
+    assert str(out / "comparison.png") in printed and "lower)" in printed
+
+
+def test_pipeline_flags_parse_into_its_config():
+    from kerasgen.cli import build_parser
+    from kerasgen.config import PipelineConfig, from_arguments
+
+    config = from_arguments(PipelineConfig, build_parser().parse_args(["pipeline", "--gan-epochs", "7", "--out", "x"]))
+    assert config == PipelineConfig(gan_epochs=7, out="x")
