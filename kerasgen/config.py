@@ -147,6 +147,7 @@ class PipelineConfig:
     classifier: str | None = _field(None, "classifier folder for Fréchet distance / KID (default: the shipped mnist-5k one)")
     seed: int = _field(0, "seeds everything: the split, both trainings and the evaluation")
     out: str = _field("runs/pipeline", "output folder: OUT/vae, OUT/gan and OUT/comparison.png")
+    resume: bool = _field(False, "after a crash or kill: skip finished trainings, continue the interrupted one from its checkpoint")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,8 @@ from kerasgen.gan_training import train_gan
 from kerasgen.plots import plot_sample_grids
 from kerasgen.training import train_vae
 
+NUM_SAMPLES = 10_000
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelineResult:
@@ -34,21 +36,24 @@ def run_pipeline(config, verbose="auto"):
     except what `config` (a `PipelineConfig`) sets. Output folder layout (`config.out`): `vae/`
     (a train-vae run, with `report/`), `gan/` (a train-gan run, with `report/`),
     `comparison.png` (VAE and GAN samples from the same latent vectors) and `summary.json`.
+    Sample quality is measured on 10,000 samples of each model. With `resume`, a finished
+    training stage (its final model exists) is skipped and an interrupted one continues from its
+    checkpoint, so a crash or kill costs at most the epoch in progress.
 
     Returns:
         `PipelineResult`.
     """
     started = time.perf_counter()
     vae_dir, gan_dir = os.path.join(config.out, "vae"), os.path.join(config.out, "gan")
+    # 10,000 samples each: enough to see whether every class keeps its share.
+    quality = {"classifier": config.classifier, "num_samples": NUM_SAMPLES, "seed": config.seed}
     stages = (
-        ("Training the VAE", lambda: train_vae(
-            TrainVAEConfig(dataset=config.dataset, epochs=config.vae_epochs, seed=config.seed, out=vae_dir), verbose)),
-        ("Training the GAN from the VAE's decoder", lambda: train_gan(
-            TrainGANConfig(vae=vae_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir), verbose)),
-        ("Evaluating the VAE", lambda: evaluate(
-            EvaluateConfig(model=vae_dir, k=config.k, classifier=config.classifier, seed=config.seed))),
-        ("Evaluating the GAN", lambda: evaluate(
-            EvaluateConfig(model=gan_dir, classifier=config.classifier, seed=config.seed))),
+        ("Training the VAE", lambda: _train(train_vae, TrainVAEConfig(
+            dataset=config.dataset, epochs=config.vae_epochs, seed=config.seed, out=vae_dir), "vae.keras", config.resume, verbose)),
+        ("Training the GAN from the VAE's decoder", lambda: _train(train_gan, TrainGANConfig(
+            vae=vae_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir), "gan.keras", config.resume, verbose)),
+        ("Evaluating the VAE", lambda: evaluate(EvaluateConfig(model=vae_dir, k=config.k, **quality))),
+        ("Evaluating the GAN", lambda: evaluate(EvaluateConfig(model=gan_dir, **quality))),
     )
     results, seconds = [], []
     for number, (what, stage) in enumerate(stages, start=1):
@@ -100,6 +105,14 @@ def run_pipeline(config, verbose="auto"):
         summary_path=summary_path,
         summary=summary,
     )
+
+
+def _train(train, stage_config, model_file, resume, verbose):
+    """One training stage; with `resume`, skipped when its final model exists, else resumed from its checkpoint."""
+    if resume and os.path.exists(os.path.join(stage_config.out, model_file)):
+        print(f"{stage_config.out}/{model_file} exists: skipped.")
+        return None
+    return train(dataclasses.replace(stage_config, resume=resume), verbose)
 
 
 def _quality(samples):

@@ -186,7 +186,7 @@ def plot_quality_curves(runs, png_path, title="GAN", metric="fd"):
     Args:
         runs: dict `{label: (records, start_seconds)}`, `records` as kept by the `SampleQuality`
             callback; `start_seconds` shifts a run on the time axis (e.g. by its VAE pre-training,
-            drawn as a flat segment up to the first measurement).
+            drawn as a shaded span).
         png_path: str, the PNG to write.
         title: str. Defaults to "GAN".
         metric: `"fd"` or `"kid"`. Defaults to `"fd"`.
@@ -202,7 +202,7 @@ def plot_quality_curves(runs, png_path, title="GAN", metric="fd"):
         (line,) = by_epoch.plot(epochs, values, "o-", markersize=3, label=name)
         by_time.plot(minutes, values, "o-", markersize=3, color=line.get_color(), label=name)
         if start_seconds:
-            by_time.plot([0, minutes[0]], [values[0], values[0]], ":", color=line.get_color(), label=f"{name}: VAE pre-training")
+            by_time.axvspan(0, start_seconds / 60, color=line.get_color(), alpha=0.12, label=f"{name}: VAE pre-training")
     by_epoch.set_xlabel("GAN epoch")
     by_time.set_xlabel("wall-clock minutes (VAE pre-training included)")
     for axis in (by_epoch, by_time):

@@ -40,6 +40,13 @@ def test_pipeline_trains_both_evaluates_both_and_compares(tmp_path, capsys):
     assert json.loads((out / "gan" / "config.json").read_text())["vae"] == str(out / "vae")
     assert str(out / "comparison.png") in printed and "lower)" in printed
 
+    # --resume after everything finished: both trainings are skipped, the evaluation runs again.
+    modified = (out / "vae" / "vae.keras").stat().st_mtime_ns, (out / "gan" / "gan.keras").stat().st_mtime_ns
+    assert main([*args, "--resume"]) == 0
+    assert capsys.readouterr().out.count("exists: skipped.") == 2
+    assert modified == ((out / "vae" / "vae.keras").stat().st_mtime_ns, (out / "gan" / "gan.keras").stat().st_mtime_ns)
+    assert json.loads((out / "summary.json").read_text())["gan"] == summary["gan"]
+
 
 def test_pipeline_flags_parse_into_its_config():
     from kerasgen.cli import build_parser
