@@ -36,7 +36,8 @@ def pipeline_command(config):
     print(f"GAN run:             {result.gan}   (report: {result.gan_report})")
     print(f"VAE vs GAN samples:  {result.comparison}")
     print(f"Summary:             {result.summary_path}")
-    print(f"TensorBoard:         tensorboard --logdir {result.vae}/logs --logdir {result.gan}/logs")
+    # TensorBoard finds both runs' logs below the pipeline's folder.
+    print(f"TensorBoard:         tensorboard --logdir {os.path.dirname(result.vae)}")
 
 
 def train_vae_command(config):
