@@ -104,6 +104,16 @@ def test_a_dataset_of_another_shape_is_one_clear_line(tmp_path, capsys, vae_run)
     assert not (tmp_path / "gan").exists()
 
 
+@pytest.mark.slow
+def test_quality_every_with_a_classifier_of_another_shape_is_one_clear_line(tmp_path, capsys, vae_run):
+    run, _ = vae_run
+    out = tmp_path / "gan"
+    assert main(["train-gan", "--vae", str(run), "--quality-every", "1", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "(28, 28, 1)" in error and "(16, 16, 1)" in error
+    assert not out.exists()  # checked before anything is written
+
+
 def test_a_missing_vae_is_one_clear_line(tmp_path, capsys):
     assert main(["train-gan", "--vae", str(tmp_path / "nothing"), "--out", str(tmp_path / "gan")]) == 2
     assert "Received: --vae" in capsys.readouterr().err

@@ -71,3 +71,25 @@ def test_training_progress_shows_first_trained_middle_and_last_grid(tmp_path):
     with pytest.raises(FileNotFoundError, match="No sample grids"):
         plots.plot_training_progress(str(tmp_path / "empty"), tmp_path / "none.png")
     assert not os.path.exists(tmp_path / "none.png")
+
+
+def test_read_history_turns_missing_epochs_into_nan(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,fd,g_loss\n0,12.5,0.7\n1,NA,0.6\n")
+    history = plots.read_history(str(path))
+    assert history["fd"][0] == 12.5 and np.isnan(history["fd"][1]) and history["g_loss"] == [0.7, 0.6]
+
+
+def test_quality_curves_and_sample_grids_write_pngs(tmp_path):
+    records = [{"epoch": e, "seconds": 10.0 * e, "fd": 100.0 / (e + 1), "kid": 50.0 / (e + 1)} for e in (0, 3, 6)]
+    runs = {"from the VAE decoder": (records, 120.0), "from scratch": (records, 0.0)}
+    plots.plot_quality_curves(runs, str(tmp_path / "fd.png"))
+    plots.plot_quality_curves(runs, str(tmp_path / "kid.png"), metric="kid")
+    with pytest.raises(ValueError, match="Received: metric='is'"):
+        plots.plot_quality_curves(runs, str(tmp_path / "x.png"), metric="is")
+    images = np.random.default_rng(0).uniform(size=(16, 8, 8, 1)).astype(np.float32)
+    plots.plot_sample_grids({"a": images, "b": 1.0 - images}, str(tmp_path / "grids.png"))
+    for name in ("fd.png", "kid.png", "grids.png"):
+        image = tf.io.decode_png(tf.io.read_file(str(tmp_path / name))).numpy()
+        assert image.shape[0] > 100 and image.std() > 0, name
+    assert not (tmp_path / "x.png").exists()
