@@ -47,11 +47,11 @@ def run_pipeline(config, verbose="auto"):
     vae_dir, gan_dir = os.path.join(config.out, "vae"), os.path.join(config.out, "gan")
     # 10,000 samples each: enough to see whether every class keeps its share.
     quality = {"classifier": config.classifier, "num_samples": NUM_SAMPLES, "seed": config.seed}
+    vae_config = TrainVAEConfig(dataset=config.dataset, epochs=config.vae_epochs, seed=config.seed, out=vae_dir)
+    gan_config = TrainGANConfig(vae=vae_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir)
     stages = (
-        ("Training the VAE", lambda: _train(train_vae, TrainVAEConfig(
-            dataset=config.dataset, epochs=config.vae_epochs, seed=config.seed, out=vae_dir), "vae.keras", config.resume, verbose)),
-        ("Training the GAN from the VAE's decoder", lambda: _train(train_gan, TrainGANConfig(
-            vae=vae_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir), "gan.keras", config.resume, verbose)),
+        ("Training the VAE", lambda: _train(train_vae, vae_config, "vae.keras", config.resume, verbose)),
+        ("Training the GAN from the VAE's decoder", lambda: _train(train_gan, gan_config, "gan.keras", config.resume, verbose)),
         ("Evaluating the VAE", lambda: evaluate(EvaluateConfig(model=vae_dir, k=config.k, **quality))),
         ("Evaluating the GAN", lambda: evaluate(EvaluateConfig(model=gan_dir, **quality))),
     )
