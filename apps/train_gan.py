@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from kerasgen import GAN  # noqa: E402
 from kerasgen.callbacks import DivergenceGuard, SampleGrid, SampleQuality  # noqa: E402
 from kerasgen.data import load_dataset  # noqa: E402
-from kerasgen.evaluation.report import load_classifier  # noqa: E402
+from kerasgen.evaluation.sample_quality import load_classifier  # noqa: E402
 from kerasgen.export import export_gan  # noqa: E402
 from kerasgen.images import image_grid, save_png  # noqa: E402
 

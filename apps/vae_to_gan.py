@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from kerasgen import GAN, VAE  # noqa: E402
 from kerasgen.callbacks import SampleQuality  # noqa: E402
 from kerasgen.data import load_dataset  # noqa: E402
-from kerasgen.evaluation.report import load_classifier  # noqa: E402
+from kerasgen.evaluation.sample_quality import load_classifier  # noqa: E402
 from kerasgen.plots import plot_sample_grids  # noqa: E402
 
 VAE_EPOCHS = int(os.environ.get("VAE_EPOCHS", 50))

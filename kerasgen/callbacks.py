@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasgen.artifacts import atomic_path, read_json, write_json
+from kerasgen.evaluation import sample_quality
 from kerasgen.images import image_grid, interleave, save_png
 
 
@@ -239,13 +240,10 @@ class SampleQuality(keras.callbacks.Callback):
 
     def __init__(self, classifier, real_images, every=5, num_samples=5000, seed=0, start_seconds=0.0):
         super().__init__()
-        from kerasgen.evaluation import sample_quality
-
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive int. Received: every={every!r}")
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
             raise ValueError(f"num_samples must be an int >= 2. Received: num_samples={num_samples!r}")
-        self._metrics = sample_quality
         self.classifier = classifier
         self.real_features = sample_quality.compute_features(classifier, real_images)
         self.every = every
@@ -273,18 +271,17 @@ class SampleQuality(keras.callbacks.Callback):
         """Measures the model now, as after `epoch` epochs; returns the record."""
         began = time.perf_counter()
         seconds = self.start_seconds + (began - self._start - self._measuring if self._start is not None else 0.0)
-        images = self._metrics.sample_images(self.model, self.num_samples, seed=self.seed)
-        features = self._metrics.compute_features(self.classifier, images)
-        kid, kid_std = self._metrics.kernel_inception_distance(self.real_features, features, seed=self.seed)
-        logits = self._metrics.compute_logits(self.classifier, images)
-        counts = np.bincount(np.argmax(logits, axis=-1), minlength=logits.shape[-1])
+        images = sample_quality.sample_images(self.model, self.num_samples, seed=self.seed)
+        features = sample_quality.compute_features(self.classifier, images)
+        kid, kid_std = sample_quality.kernel_inception_distance(self.real_features, features, seed=self.seed)
+        logits = sample_quality.compute_logits(self.classifier, images)
         record = {
             "epoch": epoch,
             "seconds": seconds,
-            "fd": self._metrics.frechet_distance(self.real_features, features),
+            "fd": sample_quality.frechet_distance(self.real_features, features),
             "kid": kid,
             "kid_std": kid_std,
-            "class_fractions": (counts / counts.sum()).tolist(),
+            "class_fractions": sample_quality.class_histogram(logits).tolist(),
         }
         self.records.append(record)
         self._measuring += time.perf_counter() - began

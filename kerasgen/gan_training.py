@@ -11,6 +11,7 @@ from kerasgen.artifacts import atomic_path, inference_copy, load_run, write_json
 from kerasgen.callbacks import Checkpoint, DivergenceGuard, ElapsedTime, SampleGrid, SampleQuality
 from kerasgen.config import TrainGANConfig
 from kerasgen.data import load_dataset
+from kerasgen.evaluation.sample_quality import load_classifier
 from kerasgen.export import export_gan
 from kerasgen.models import GAN
 from kerasgen.models.gan import GENERATOR_INITS
@@ -170,9 +171,6 @@ def _sample_quality_callback(config, splits, image_shape):
         raise ValueError(f"quality_every must be an int >= 0. Received: quality_every={config.quality_every!r}")
     if not config.quality_every:
         return None
-    # Imported here: the report module pulls in plotting, which plain training does not need.
-    from kerasgen.evaluation.report import load_classifier
-
     classifier = load_classifier(config.classifier, image_shape)
     real = np.concatenate([x for x, _ in splits.heldout.as_numpy_iterator()])
     return SampleQuality(classifier, real, every=config.quality_every, seed=config.seed)

@@ -10,14 +10,9 @@ import numpy as np
 from kerasgen.artifacts import load_run, write_json
 from kerasgen.data import load_dataset
 from kerasgen.evaluation import likelihood, sample_quality
+from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER, load_classifier  # noqa: F401 (re-exported)
 from kerasgen.images import image_grid, save_png
 
-# The classifier that ships with the package, for mnist-5k and any 28x28 digit data.
-SHIPPED_CLASSIFIER = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    "saved_models",
-    "classifier-mnist-5k",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,26 +82,6 @@ def evaluate(config):
     return Report(metrics=metrics, path=os.path.join(report_dir, "metrics.json"), plots=plots)
 
 
-def load_classifier(path, image_shape):
-    """The domain classifier at `path` (a folder or `.keras` file; None: the shipped one) for `image_shape` images.
-
-    Raises:
-        FileNotFoundError: no classifier there.
-        ValueError: it takes images of another shape.
-    """
-    path = path or SHIPPED_CLASSIFIER
-    file = os.path.join(path, "classifier.keras") if os.path.isdir(path) else path
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f"No classifier found (a train-classifier output folder or .keras file). Received: {path!r}")
-    classifier = keras.saving.load_model(file)
-    if tuple(classifier.image_shape) != tuple(image_shape):
-        raise ValueError(
-            f"The classifier at {path!r} takes images of shape {tuple(classifier.image_shape)}, "
-            f"but the model makes {tuple(image_shape)}"
-        )
-    return classifier
-
-
 def _sample_quality(model, config, source, split):
     try:
         classifier = load_classifier(config.classifier, model.image_shape)
@@ -121,7 +96,6 @@ def _sample_quality(model, config, source, split):
     kid_mean, kid_std = sample_quality.kernel_inception_distance(features["real"], features["generated"], seed=config.seed)
     logits = classifier.predict(generated, batch_size=config.batch_size, verbose=0)
     score_mean, score_std = sample_quality.classifier_score(logits)
-    predicted = np.argmax(logits, axis=-1)
     return {
         "classifier": config.classifier if config.classifier else "saved_models/classifier-mnist-5k/classifier.keras (shipped)",
         "num_generated": len(generated),
@@ -132,7 +106,7 @@ def _sample_quality(model, config, source, split):
         "kid_std": kid_std,
         "classifier_score": score_mean,
         "classifier_score_std": score_std,
-        "predicted_class_fractions": (np.bincount(predicted, minlength=classifier.num_classes) / len(predicted)).tolist(),
+        "predicted_class_fractions": sample_quality.class_histogram(logits, classifier.num_classes).tolist(),
     }
 
 

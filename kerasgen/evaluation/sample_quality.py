@@ -24,6 +24,8 @@ Example:
     frechet_distance(real, fake), kernel_inception_distance(real, fake)
 """
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -31,6 +33,34 @@ from keras import ops
 
 # ----------------------------------------------------------------------------
 # Features and logits
+
+
+# The classifier that ships with the package, for mnist-5k and any 28x28 digit data.
+SHIPPED_CLASSIFIER = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "saved_models",
+    "classifier-mnist-5k",
+)
+
+
+def load_classifier(path, image_shape):
+    """The domain classifier at `path` (a folder or `.keras` file; None: the shipped one) for `image_shape` images.
+
+    Raises:
+        FileNotFoundError: no classifier there.
+        ValueError: it takes images of another shape.
+    """
+    path = path or SHIPPED_CLASSIFIER
+    file = os.path.join(path, "classifier.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"No classifier found (a train-classifier output folder or .keras file). Received: {path!r}")
+    classifier = keras.saving.load_model(file)
+    if tuple(classifier.image_shape) != tuple(image_shape):
+        raise ValueError(
+            f"The classifier at {path!r} takes images of shape {tuple(classifier.image_shape)}, "
+            f"but the model makes {tuple(image_shape)}"
+        )
+    return classifier
 
 
 def compute_features(classifier, images, batch_size=256):
