@@ -220,13 +220,17 @@ class Checkpoint(keras.callbacks.Callback):
 class SampleQuality(keras.callbacks.Callback):
     """Fréchet distance and KID of the model's samples every few epochs, on a classifier's features.
 
-    Before the first epoch and after every `every`-th (and the last), draws `num_samples` images
-    with `model.sample` (the same seeds each time, so successive numbers differ only by what
-    training changed), and adds `fd` and `kid` to that epoch's logs, where `CSVLogger` and
-    `TensorBoard` record them (`CSVLogger` writes `NA` for the epochs in between). Each
-    measurement is also kept in `records`: `{"epoch", "seconds", "fd", "kid", "kid_std",
+    Before the first epoch, after the first, after every `every`-th and after the last, draws
+    `num_samples` images with `model.sample` (the same seeds each time, so successive numbers
+    differ only by what training changed) and adds `fd` and `kid` to that epoch's logs, where
+    `CSVLogger` and `TensorBoard` record them. `CSVLogger` takes its columns from the first logs
+    it sees, so the first epoch of every `fit`, a resumed one included, is measured, and the
+    epochs in between read `NA`.
+
+    Each measurement is kept in `records`: `{"epoch", "seconds", "fd", "kid", "kid_std",
     "class_fractions"}`, epoch 0 being the model before training; `seconds` counts from the start
-    of training (plus `start_seconds`) and excludes the time spent measuring.
+    of training (plus `start_seconds`) and excludes the time spent measuring. With `path`, the
+    records are rewritten there (atomically) after every measurement, so a crash keeps them.
 
     Args:
         classifier: a `Classifier` (or a callable to features, with `num_classes` logits via
@@ -236,9 +240,15 @@ class SampleQuality(keras.callbacks.Callback):
         num_samples: int >= 2, generated images per measurement. Defaults to 5000.
         seed: int, seeds the generated images and the KID subsets. Defaults to 0.
         start_seconds: float, added to `seconds` (e.g. the time spent pre-training a VAE). Defaults to 0.
+        path: str or None, a JSON file for `{"every", "records"}`. Defaults to None.
+        records: list or None, the measurements of the epochs before a resumed run's first; the
+            clock goes on from the last one's `seconds` (the time lost to the crash is not counted).
+            Defaults to None.
     """
 
-    def __init__(self, classifier, real_images, every=5, num_samples=5000, seed=0, start_seconds=0.0):
+    def __init__(
+        self, classifier, real_images, every=5, num_samples=5000, seed=0, start_seconds=0.0, path=None, records=None
+    ):
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive int. Received: every={every!r}")
@@ -249,20 +259,28 @@ class SampleQuality(keras.callbacks.Callback):
         self.every = every
         self.num_samples = num_samples
         self.seed = seed
-        self.start_seconds = float(start_seconds)
-        self.records = []
+        self.path = path
+        self.records = list(records or [])
+        self.start_seconds = self.records[-1]["seconds"] if self.records else float(start_seconds)
         self._start = None
         self._measuring = 0.0
+        self._first_epoch = True
 
     def on_train_begin(self, logs=None):
-        self._start = None
-        if not self.records:
-            self.measure(0)
         self._start, self._measuring = time.perf_counter(), 0.0
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # The model before training (or, resumed without earlier records, as it was checkpointed).
+        if self._first_epoch and not any(r["epoch"] == epoch for r in self.records):
+            self._start = None  # so this record's seconds are start_seconds exactly
+            self.measure(epoch)
+            self._start, self._measuring = time.perf_counter(), 0.0
 
     def on_epoch_end(self, epoch, logs=None):
+        first, self._first_epoch = self._first_epoch, False
         last = epoch + 1 == self.params.get("epochs")
-        if (epoch + 1) % self.every == 0 or last:
+        if first or (epoch + 1) % self.every == 0 or last:
             record = self.measure(epoch + 1)
             if logs is not None:
                 logs["fd"], logs["kid"] = record["fd"], record["kid"]
@@ -284,5 +302,7 @@ class SampleQuality(keras.callbacks.Callback):
             "class_fractions": sample_quality.class_histogram(logits).tolist(),
         }
         self.records.append(record)
+        if self.path:
+            write_json(self.path, {"every": self.every, "records": self.records})
         self._measuring += time.perf_counter() - began
         return record

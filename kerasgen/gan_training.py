@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 
-from kerasgen.artifacts import atomic_path, inference_copy, load_run, write_json
+from kerasgen.artifacts import atomic_path, inference_copy, load_run, read_json, write_json
 from kerasgen.callbacks import Checkpoint, DivergenceGuard, ElapsedTime, SampleGrid, SampleQuality
 from kerasgen.config import TrainGANConfig
 from kerasgen.data import load_dataset
@@ -42,8 +42,9 @@ def train_gan(config, verbose="auto"):
     `config.json`, `history.csv`, `samples/epoch_NNN.png` (fixed z; `epoch_000` is the VAE's own
     grid when `init="decoder"`), `checkpoint/` (for `resume=True`) and TensorBoard logs. With
     `quality_every` > 0, the Fréchet distance and KID of 5,000 samples against the held-out
-    images go into the history every that many epochs (and before the first), and into
-    `quality.json`.
+    images go into the history every that many epochs (and before the first epoch and after it),
+    and into `quality.json`, rewritten after each measurement; a resumed run keeps the
+    measurements up to its checkpoint.
 
     `verbose` is passed to `fit` ("auto", 0, 1 progress bar, 2 one line per epoch).
 
@@ -88,7 +89,7 @@ def train_gan(config, verbose="auto"):
         )
 
     # Before anything is written: a classifier that cannot score these images is an input error.
-    quality = _sample_quality_callback(config, splits, vae.image_shape)
+    classifier = _quality_classifier(config, vae.image_shape)
 
     out = config.out
     paths = {
@@ -97,6 +98,7 @@ def train_gan(config, verbose="auto"):
         "saved_model": os.path.join(out, "saved_model"),
         "config": os.path.join(out, "config.json"),
         "history": os.path.join(out, "history.csv"),
+        "quality": os.path.join(out, "quality.json"),
     }
     logdir = config.logdir or os.path.join(out, "logs")
 
@@ -117,6 +119,17 @@ def train_gan(config, verbose="auto"):
             g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1),
         )
     write_json(paths["config"], {**config.to_dict(), **split, "dataset": dataset, "image_shape": splits.image_shape})
+    quality = None
+    if classifier is not None:
+        real = np.concatenate([x for x, _ in splits.heldout.as_numpy_iterator()])
+        quality = SampleQuality(
+            classifier,
+            real,
+            every=config.quality_every,
+            seed=config.seed,
+            path=paths["quality"],
+            records=_quality_records_before(paths["quality"], initial_epoch),
+        )
 
     guard = DivergenceGuard()
     callbacks = [
@@ -150,8 +163,6 @@ def train_gan(config, verbose="auto"):
     with atomic_path(paths["model"]) as tmp:
         inference_copy(gan).save(tmp)
     export_gan(gan, paths["saved_model"])
-    if quality:
-        write_json(os.path.join(out, "quality.json"), {"every": config.quality_every, "records": quality.records})
     return GANRunArtifacts(
         model=paths["model"],
         saved_model=paths["saved_model"],
@@ -165,12 +176,15 @@ def train_gan(config, verbose="auto"):
     )
 
 
-def _sample_quality_callback(config, splits, image_shape):
-    """`SampleQuality` against the held-out images when `config.quality_every` > 0, else None."""
+def _quality_classifier(config, image_shape):
+    """The classifier for `SampleQuality` when `config.quality_every` > 0, else None."""
     if isinstance(config.quality_every, bool) or not isinstance(config.quality_every, int) or config.quality_every < 0:
         raise ValueError(f"quality_every must be an int >= 0. Received: quality_every={config.quality_every!r}")
-    if not config.quality_every:
-        return None
-    classifier = load_classifier(config.classifier, image_shape)
-    real = np.concatenate([x for x, _ in splits.heldout.as_numpy_iterator()])
-    return SampleQuality(classifier, real, every=config.quality_every, seed=config.seed)
+    return load_classifier(config.classifier, image_shape) if config.quality_every else None
+
+
+def _quality_records_before(path, initial_epoch):
+    """A resumed run's earlier measurements, up to the checkpointed epoch (none for a fresh run)."""
+    if not initial_epoch or not os.path.isfile(path):
+        return []
+    return [record for record in read_json(path)["records"] if record["epoch"] <= initial_epoch]

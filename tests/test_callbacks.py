@@ -127,15 +127,23 @@ def _toy_classifier():
     return model
 
 
-def _run_epochs(callback, model, epochs):
-    callback.set_model(model)
-    callback.set_params({"epochs": epochs})
+def _run_epochs(callbacks, model, epochs, initial_epoch=0):
+    """Calls the callbacks as `fit` would, in order, for epochs `initial_epoch` to `epochs` − 1."""
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.set_params({"epochs": epochs})
+        callback.on_train_begin()
     logs_per_epoch = []
-    callback.on_train_begin()
-    for epoch in range(epochs):
+    for epoch in range(initial_epoch, epochs):
         logs = {"g_loss": 1.0}
-        callback.on_epoch_end(epoch, logs)
+        for callback in callbacks:
+            callback.on_epoch_begin(epoch)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, logs)
         logs_per_epoch.append(logs)
+    for callback in callbacks:
+        callback.on_train_end()
     return logs_per_epoch
 
 
@@ -149,9 +157,10 @@ def test_sample_quality_measures_on_schedule_and_tells_real_from_noise():
     classifier = _toy_classifier()
     good = SampleQuality(classifier, real[:100], every=2, num_samples=100)
     logs = _run_epochs(good, _Sampler(real[100:]), epochs=5)
-    assert [r["epoch"] for r in good.records] == [0, 2, 4, 5]
-    assert [("fd" in epoch_logs) for epoch_logs in logs] == [False, True, False, True, True]
-    assert logs[1]["fd"] == good.records[1]["fd"] and logs[1]["kid"] == good.records[1]["kid"]
+    # Before training, after the first epoch (CSVLogger's columns), every 2nd and the last.
+    assert [r["epoch"] for r in good.records] == [0, 1, 2, 4, 5]
+    assert [("fd" in epoch_logs) for epoch_logs in logs] == [True, True, False, True, True]
+    assert logs[1]["fd"] == good.records[2]["fd"] and logs[1]["kid"] == good.records[2]["kid"]
     assert all(abs(sum(r["class_fractions"]) - 1.0) < 1e-9 for r in good.records)
     assert good.records[0]["seconds"] == 0.0 and good.records[-1]["seconds"] >= 0.0
 
@@ -159,6 +168,41 @@ def test_sample_quality_measures_on_schedule_and_tells_real_from_noise():
     _run_epochs(bad, _Sampler(rng.uniform(size=(100, 8, 8, 1)).astype(np.float32)), epochs=5)
     assert bad.records[-1]["fd"] > 10 * good.records[-1]["fd"]
     assert bad.records[-1]["kid"] > good.records[-1]["kid"]
+
+
+def test_sample_quality_columns_reach_the_csv_and_its_records_survive_a_resume(tmp_path):
+    from kerasgen.artifacts import read_json, write_json
+    from kerasgen.callbacks import SampleQuality
+    from kerasgen.plots import read_history
+
+    real = np.random.default_rng(0).uniform(size=(100, 8, 8, 1)).astype(np.float32)
+    classifier, model, path, csv = _toy_classifier(), _Sampler(real), str(tmp_path / "q.json"), str(tmp_path / "h.csv")
+    first = SampleQuality(classifier, real, every=3, num_samples=50, path=path)
+    _run_epochs([first, keras.callbacks.CSVLogger(csv)], model, epochs=4)
+    history = read_history(csv)
+    measured = [not np.isnan(fd) for fd in history["fd"]]
+    assert measured == [True, False, True, True]  # epochs 1, 3 and 4 (the last); NA in between
+    assert read_json(path) == {"every": 3, "records": first.records}
+
+    # Resumed from the checkpoint after epoch 4 to train 2 more; a record past the checkpoint
+    # (measured, then killed before the checkpoint was written) is dropped.
+    from kerasgen.gan_training import _quality_records_before
+
+    write_json(path, {"every": 3, "records": [*first.records, {**first.records[-1], "epoch": 5}]})
+    kept = _quality_records_before(path, initial_epoch=4)
+    assert kept == first.records and _quality_records_before(path, initial_epoch=0) == []
+    resumed = SampleQuality(classifier, real, every=3, num_samples=50, path=path, records=kept)
+    _run_epochs([resumed, keras.callbacks.CSVLogger(csv, append=True)], model, epochs=6, initial_epoch=4)
+    assert [r["epoch"] for r in resumed.records] == [0, 1, 3, 4, 5, 6]
+    assert [r["seconds"] for r in resumed.records] == sorted(r["seconds"] for r in resumed.records)
+    history = read_history(csv)
+    assert list(history["epoch"]) == [0, 1, 2, 3, 4, 5] and not any(np.isnan(history["fd"][4:]))
+    assert read_json(path)["records"] == resumed.records
+
+    # Resumed without earlier records: the first measurement is labelled with the resumed epoch.
+    fresh = SampleQuality(classifier, real, every=3, num_samples=50)
+    _run_epochs(fresh, model, epochs=6, initial_epoch=3)
+    assert [r["epoch"] for r in fresh.records] == [3, 4, 6]
 
 
 @pytest.mark.parametrize("every", [0, 1.5, True])

@@ -46,7 +46,11 @@ def _vae_grid(run, seed=0):
 def test_train_gan_starts_from_the_decoder_writes_every_artifact_and_resumes(tmp_path, vae_run):
     run, npz = vae_run
     out = tmp_path / "gan"
-    args = ["train-gan", "--vae", str(run), "--epochs", "2", "--grid-every", "1", "--batch-size", "16", "--out", str(out)]
+    classifier = tmp_path / "classifier"
+    assert main(["train-classifier", "--dataset", npz, "--validation-size", "16", "--num-filters", "4", "8",
+                 "--feature-dim", "8", "--epochs", "1", "--out", str(classifier)]) == 0
+    quality = ["--quality-every", "2", "--classifier", str(classifier)]
+    args = ["train-gan", "--vae", str(run), "--epochs", "2", "--grid-every", "1", "--batch-size", "16", *quality, "--out", str(out)]
     assert main(args) == 0
     for name in ("gan.keras", "config.json", "history.csv", "saved_model/saved_model.pb", "checkpoint/checkpoint.keras"):
         assert (out / name).exists(), name
@@ -60,12 +64,16 @@ def test_train_gan_starts_from_the_decoder_writes_every_artifact_and_resumes(tmp
     gan = keras.saving.load_model(out / "gan.keras")
     assert getattr(gan, "optimizer", None) is None and gan.image_shape == (16, 16, 1)
 
-    # --resume continues the epoch count from the checkpoint.
-    assert main([*args[:3], "--epochs", "3", "--batch-size", "16", "--resume", "--out", str(out)]) == 0
+    # --resume continues the epoch count from the checkpoint, and the quality measurements.
+    assert main([*args[:3], "--epochs", "3", "--batch-size", "16", *quality, "--resume", "--out", str(out)]) == 0
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
-    assert {"d_loss", "g_loss", "r1", "d_real", "d_fake", "seconds"} <= set(rows[0])
+    assert {"d_loss", "g_loss", "r1", "d_real", "d_fake", "seconds", "fd", "kid"} <= set(rows[0])
+    assert [r["fd"] != "NA" for r in rows] == [True, True, True]  # first epoch, every 2nd, the resumed first
+    records = json.loads((out / "quality.json").read_text())["records"]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]
+    assert [float(r["fd"]) for r in rows] == [r["fd"] for r in records[1:]]
     assert json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"] == 3
 
     # `kerasgen evaluate` on a GAN run: sample-quality metrics only.
