@@ -13,7 +13,8 @@ the VAE run's history.csv, or measured when this script trains the VAE).
     python benchmarks/warm_start.py --dataset ../shared/data/mnist --vae none --vae-epochs 10 \\
         --out runs/warm_start_mnist                                 # full MNIST (never committed)
 
-Writes OUT/warm_start.json, OUT/warm_start_fd.png, OUT/warm_start_kid.png and both runs' folders.
+Writes OUT/warm_start.json, OUT/warm_start_fd.png, OUT/warm_start_kid.png, OUT/warm_start_samples.png
+(the VAE decoder and both GANs on the same 64 latent vectors) and both runs' folders.
 """
 
 import argparse
@@ -24,10 +25,12 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from kerasgen.artifacts import write_json  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kerasgen.artifacts import load_run, write_json  # noqa: E402
 from kerasgen.config import TrainGANConfig, TrainVAEConfig  # noqa: E402
 from kerasgen.gan_training import train_gan  # noqa: E402
-from kerasgen.plots import plot_quality_curves, read_history  # noqa: E402
+from kerasgen.plots import plot_quality_curves, plot_sample_grids, read_history  # noqa: E402
 from kerasgen.training import train_vae  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,6 +104,13 @@ def main():
     curves = {"from the VAE decoder": (warm["records"], warm["start_seconds"]), "from scratch": (scratch["records"], 0.0)}
     for metric in ("fd", "kid"):
         plot_quality_curves(curves, os.path.join(args.out, f"warm_start_{metric}.png"), title=title, metric=metric)
+    vae, _, _ = load_run(vae_dir, filenames=("vae.keras",))
+    z = np.random.default_rng(args.seed).standard_normal((64, vae.latent_dim)).astype(np.float32)
+    grids = {"VAE decoder (GAN epoch 0)": vae.decode(z)}
+    for init, caption in (("decoder", "GAN from the decoder"), ("scratch", "GAN from scratch")):
+        gan, _, _ = load_run(os.path.join(args.out, f"gan_{init}"), filenames=("gan.keras",))
+        grids[f"{caption}, {args.epochs} epochs"] = gan.generate(z)
+    plot_sample_grids(grids, os.path.join(args.out, "warm_start_samples.png"), title=f"{args.dataset}: the same 64 latent vectors")
 
     print(f"\nVAE pre-training: {pretraining:.0f} s ({vae_dir})")
     print(f"{'epoch':>5}  {'FD warm':>8}  {'FD scratch':>10}  {'KID warm':>9}  {'KID scratch':>11}  {'min/max class % (warm, scratch)':>32}")
@@ -113,7 +123,7 @@ def main():
     )
     reached = f"{warm_time:.0f} s (epoch {warm_epoch}, VAE included)" if warm_time is not None else "never"
     print(f"Scratch's best FD reached: by scratch after {scratch_best_time:.0f} s; by the warm start after {reached}")
-    print(f"Wrote {os.path.join(args.out, 'warm_start.json')} and warm_start_fd.png / warm_start_kid.png")
+    print(f"Wrote {os.path.join(args.out, 'warm_start.json')}, warm_start_fd.png, warm_start_kid.png and warm_start_samples.png")
 
 
 if __name__ == "__main__":
