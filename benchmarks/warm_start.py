@@ -25,12 +25,10 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-
 from kerasgen.artifacts import load_run, write_json  # noqa: E402
 from kerasgen.config import TrainGANConfig, TrainVAEConfig  # noqa: E402
 from kerasgen.gan_training import train_gan  # noqa: E402
-from kerasgen.plots import plot_quality_curves, plot_sample_grids, read_history  # noqa: E402
+from kerasgen.plots import plot_quality_curves, plot_same_latents, read_history  # noqa: E402
 from kerasgen.training import train_vae  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,13 +102,11 @@ def main():
     curves = {"from the VAE decoder": (warm["records"], warm["start_seconds"]), "from scratch": (scratch["records"], 0.0)}
     for metric in ("fd", "kid"):
         plot_quality_curves(curves, os.path.join(args.out, f"warm_start_{metric}.png"), title=title, metric=metric)
-    vae, _, _ = load_run(vae_dir, filenames=("vae.keras",))
-    z = np.random.default_rng(args.seed).standard_normal((64, vae.latent_dim)).astype(np.float32)
-    grids = {"VAE decoder (GAN epoch 0)": vae.decode(z)}
+    models = {"VAE decoder (GAN epoch 0)": load_run(vae_dir, filenames=("vae.keras",))[0]}
     for init, caption in (("decoder", "GAN from the decoder"), ("scratch", "GAN from scratch")):
-        gan, _, _ = load_run(os.path.join(args.out, f"gan_{init}"), filenames=("gan.keras",))
-        grids[f"{caption}, {args.epochs} epochs"] = gan.generate(z)
-    plot_sample_grids(grids, os.path.join(args.out, "warm_start_samples.png"), title=f"{args.dataset}: the same 64 latent vectors")
+        models[f"{caption}, {args.epochs} epochs"] = load_run(os.path.join(args.out, f"gan_{init}"), filenames=("gan.keras",))[0]
+    samples_png = os.path.join(args.out, "warm_start_samples.png")
+    plot_same_latents(models, samples_png, title=f"{args.dataset}: the same 64 latent vectors", seed=args.seed)
 
     print(f"\nVAE pre-training: {pretraining:.0f} s ({vae_dir})")
     print(f"{'epoch':>5}  {'FD warm':>8}  {'FD scratch':>10}  {'KID warm':>9}  {'KID scratch':>11}  {'min/max class % (warm, scratch)':>32}")

@@ -12,6 +12,7 @@ import tensorflow as tf
 from kerasgen.artifacts import atomic_path, read_json, write_json
 from kerasgen.evaluation import sample_quality
 from kerasgen.images import image_grid, interleave, save_png
+from kerasgen.latent import fixed_latents, images_from_latents
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -50,8 +51,7 @@ class SampleGrid(keras.callbacks.Callback):
         self._epochs_seen = None
 
     def on_train_begin(self, logs=None):
-        rng = np.random.default_rng(self.seed)
-        self._latents = rng.standard_normal((self.num_samples, self.model.latent_dim)).astype(np.float32)
+        self._latents = fixed_latents(self.num_samples, self.model.latent_dim, self.seed)
         if self.logdir:
             self._writer = tf.summary.create_file_writer(os.path.join(self.logdir, "images"))
         if not os.path.exists(self._path("samples", 0)):
@@ -70,8 +70,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     def write(self, epoch):
         """Writes both grids for `epoch` now."""
-        to_images = self.model.generate if hasattr(self.model, "generate") else self.model.decode
-        grids = {"samples": image_grid(keras.ops.convert_to_numpy(to_images(self._latents)))}
+        grids = {"samples": image_grid(keras.ops.convert_to_numpy(images_from_latents(self.model, self._latents)))}
         if self.images is not None and hasattr(self.model, "reconstruct"):
             reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
             # Pairs side by side: an even number of columns keeps each input next to its reconstruction.

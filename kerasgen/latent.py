@@ -1,8 +1,22 @@
-"""Walks through latent space: interpolation paths and 2-D views of codes."""
+"""Walks through latent space: fixed latent vectors, interpolation paths and 2-D views of codes."""
 
 import numpy as np
 
 INTERPOLATIONS = ("linear", "spherical")
+
+
+def fixed_latents(num_samples, latent_dim, seed=0):
+    """`num_samples` latent vectors from N(0, I), always the same for the same `seed`: `[N, D]` float32.
+
+    `SampleGrid` and the side-by-side comparisons draw their z here, so a comparison with `seed`
+    shows the same z as the training grids with that seed.
+    """
+    return np.random.default_rng(seed).standard_normal((num_samples, latent_dim)).astype(np.float32)
+
+
+def images_from_latents(model, z):
+    """`model`'s images for `z`: `generate` for a GAN, `decode` (the likelihood's mean) for a VAE."""
+    return model.generate(z) if hasattr(model, "generate") else model.decode(z)
 
 
 def interpolate(start, end, steps, method="linear"):

@@ -4,13 +4,12 @@ import dataclasses
 import os
 import time
 
-import numpy as np
 
 from kerasgen.artifacts import load_run, write_json
 from kerasgen.config import EvaluateConfig, TrainGANConfig, TrainVAEConfig
 from kerasgen.evaluation.report import evaluate
 from kerasgen.gan_training import train_gan
-from kerasgen.plots import plot_sample_grids
+from kerasgen.plots import plot_same_latents
 from kerasgen.training import train_vae
 
 NUM_SAMPLES = 10_000
@@ -66,11 +65,11 @@ def run_pipeline(config, verbose="auto"):
     comparison = os.path.join(config.out, "comparison.png")
     vae, _, _ = load_run(vae_dir, filenames=("vae.keras",))
     gan, _, _ = load_run(gan_dir, filenames=("gan.keras",))
-    z = np.random.default_rng(config.seed).standard_normal((64, vae.latent_dim)).astype(np.float32)
-    plot_sample_grids(
-        {"VAE: decoder mean": vae.decode(z), "GAN: generator warm-started from that decoder": gan.generate(z)},
+    plot_same_latents(
+        {"VAE: decoder mean": vae, "GAN: generator warm-started from that decoder": gan},
         comparison,
         title=f"The same 64 latent vectors, {config.dataset}",
+        seed=config.seed,
     )
 
     vae_samples, gan_samples = vae_report.metrics["samples"], gan_report.metrics["samples"]

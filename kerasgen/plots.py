@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from kerasgen.artifacts import atomic_path  # noqa: E402
 from kerasgen.images import image_grid  # noqa: E402
-from kerasgen.latent import INTERPOLATIONS, interpolate, project_2d  # noqa: E402
+from kerasgen.latent import INTERPOLATIONS, fixed_latents, images_from_latents, interpolate, project_2d  # noqa: E402
 
 
 def read_history(csv_path):
@@ -223,3 +223,12 @@ def plot_sample_grids(grids, png_path, title="Samples"):
         axis.axis("off")
     figure.suptitle(title)
     _save(figure, png_path)
+
+
+def plot_same_latents(models, png_path, title="The same latent vectors", num_samples=64, seed=0):
+    """Side-by-side grids of several models (`{caption: VAE or GAN}`) on the same `fixed_latents`."""
+    latent_dims = {model.latent_dim for model in models.values()}
+    if len(latent_dims) != 1:
+        raise ValueError(f"The models must share one latent size. Received: latent sizes {sorted(latent_dims)}")
+    z = fixed_latents(num_samples, latent_dims.pop(), seed)
+    plot_sample_grids({caption: images_from_latents(model, z) for caption, model in models.items()}, png_path, title)

@@ -93,3 +93,18 @@ def test_quality_curves_and_sample_grids_write_pngs(tmp_path):
         image = tf.io.decode_png(tf.io.read_file(str(tmp_path / name))).numpy()
         assert image.shape[0] > 100 and image.std() > 0, name
     assert not (tmp_path / "x.png").exists()
+
+
+def test_same_latents_needs_one_latent_size(tmp_path):
+    class Decoder:
+        def __init__(self, latent_dim):
+            self.latent_dim = latent_dim
+
+        def decode(self, z):
+            return np.zeros((len(z), 8, 8, 1), np.float32) + z[:, :1, None, None]
+
+    plots.plot_same_latents({"a": Decoder(2), "b": Decoder(2)}, str(tmp_path / "same.png"), num_samples=4)
+    assert (tmp_path / "same.png").exists()
+    with pytest.raises(ValueError, match=r"latent sizes \[2, 3\]"):
+        plots.plot_same_latents({"a": Decoder(2), "b": Decoder(3)}, str(tmp_path / "other.png"))
+    assert not (tmp_path / "other.png").exists()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerasgen.cli import main
-from kerasgen.evaluation.report import SHIPPED_CLASSIFIER
+from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER
 
 TINY = ["--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "2", "--batch-size", "16"]
 

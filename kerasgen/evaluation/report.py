@@ -10,7 +10,7 @@ import numpy as np
 from kerasgen.artifacts import load_run, write_json
 from kerasgen.data import load_dataset
 from kerasgen.evaluation import likelihood, sample_quality
-from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER, load_classifier  # noqa: F401 (re-exported)
+from kerasgen.evaluation.sample_quality import load_classifier
 from kerasgen.images import image_grid, save_png
 
 
