@@ -305,3 +305,30 @@ class SampleQuality(keras.callbacks.Callback):
             write_json(self.path, {"every": self.every, "records": self.records})
         self._measuring += time.perf_counter() - began
         return record
+
+
+def quality_classifier(every, classifier, image_shape):
+    """The classifier for a `SampleQuality` every `every` epochs, or None when `every` is 0.
+
+    Called before a run writes anything, so a bad `every` or a classifier that cannot score
+    `image_shape` images is an input error, not a crash after the first epoch.
+
+    Args:
+        every: int >= 0, the run's `quality_every`.
+        classifier: str or None, a `train-classifier` folder; None for the shipped mnist-5k one.
+        image_shape: tuple `(height, width, channels)` of the images to score.
+    """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ValueError(f"quality_every must be an int >= 0. Received: quality_every={every!r}")
+    return sample_quality.load_classifier(classifier, image_shape) if every else None
+
+
+def quality_records_before(path, initial_epoch):
+    """A resumed run's earlier `SampleQuality` records from `path`, up to the checkpointed epoch.
+
+    Measurements taken after the checkpoint (the epochs a crash lost) are dropped; a fresh run
+    (`initial_epoch` 0) or a missing file gives none.
+    """
+    if not initial_epoch or not os.path.isfile(path):
+        return []
+    return [record for record in read_json(path)["records"] if record["epoch"] <= initial_epoch]

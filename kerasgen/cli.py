@@ -54,6 +54,7 @@ def train_vae_command(config):
     print(f"Run config:          {artifacts.config}")
     print(f"History:             {artifacts.history} and {artifacts.history_plot}")
     print(f"Sample grids:        {artifacts.samples}/ and {artifacts.reconstructions}/")
+    _print_quality(artifacts)
     print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
 
 
@@ -72,7 +73,21 @@ def train_gan_command(config):
     print(f"History:             {artifacts.history}")
     print(f"Sample grids:        {artifacts.samples}/")
     print(f"Checkpoint:          {artifacts.checkpoint}/")
+    _print_quality(artifacts)
     print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
+
+
+def _print_quality(artifacts):
+    """One line for a run's `--quality-every` measurements: the last and the best Fréchet distance."""
+    if not artifacts.quality:
+        return
+    last = artifacts.quality[-1]
+    best = min(artifacts.quality, key=lambda record: record["fd"])
+    path = os.path.join(os.path.dirname(artifacts.config), "quality.json")
+    print(
+        f"Sample quality:      {path} (Fréchet distance {last['fd']:.1f} after epoch {last['epoch']}, "
+        f"best {best['fd']:.1f} after epoch {best['epoch']})"
+    )
 
 
 def sample_command(config):

@@ -56,6 +56,10 @@ class TrainVAEConfig:
     out: str = _field("runs/vae", "output folder")
     logdir: str | None = _field(None, "TensorBoard log folder (default: OUT/logs)")
     grid_every: int = _field(5, "write sample grids every N epochs")
+    quality_every: int = _field(
+        0, "measure Fréchet distance and KID of prior samples vs held-out grey images every N epochs (0: never)"
+    )
+    classifier: str | None = _field(None, "classifier folder for --quality-every (default: the shipped mnist-5k one)")
     resume: bool = _field(False, "continue from OUT/checkpoint after a crash or kill")
 
     def to_dict(self):

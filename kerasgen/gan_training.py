@@ -7,11 +7,18 @@ import os
 import keras
 import numpy as np
 
-from kerasgen.artifacts import atomic_path, inference_copy, load_run, read_json, write_json
-from kerasgen.callbacks import Checkpoint, DivergenceGuard, ElapsedTime, SampleGrid, SampleQuality
+from kerasgen.artifacts import atomic_path, inference_copy, load_run, write_json
+from kerasgen.callbacks import (
+    Checkpoint,
+    DivergenceGuard,
+    ElapsedTime,
+    SampleGrid,
+    SampleQuality,
+    quality_classifier,
+    quality_records_before,
+)
 from kerasgen.config import TrainGANConfig
 from kerasgen.data import load_dataset
-from kerasgen.evaluation.sample_quality import load_classifier
 from kerasgen.export import export_gan
 from kerasgen.models import GAN
 from kerasgen.models.gan import GENERATOR_INITS
@@ -89,7 +96,7 @@ def train_gan(config, verbose="auto"):
         )
 
     # Before anything is written: a classifier that cannot score these images is an input error.
-    classifier = _quality_classifier(config, vae.image_shape)
+    classifier = quality_classifier(config.quality_every, config.classifier, vae.image_shape)
 
     out = config.out
     paths = {
@@ -128,7 +135,7 @@ def train_gan(config, verbose="auto"):
             every=config.quality_every,
             seed=config.seed,
             path=paths["quality"],
-            records=_quality_records_before(paths["quality"], initial_epoch),
+            records=quality_records_before(paths["quality"], initial_epoch),
         )
 
     guard = DivergenceGuard()
@@ -175,16 +182,3 @@ def train_gan(config, verbose="auto"):
         quality=quality.records if quality else [],
     )
 
-
-def _quality_classifier(config, image_shape):
-    """The classifier for `SampleQuality` when `config.quality_every` > 0, else None."""
-    if isinstance(config.quality_every, bool) or not isinstance(config.quality_every, int) or config.quality_every < 0:
-        raise ValueError(f"quality_every must be an int >= 0. Received: quality_every={config.quality_every!r}")
-    return load_classifier(config.classifier, image_shape) if config.quality_every else None
-
-
-def _quality_records_before(path, initial_epoch):
-    """A resumed run's earlier measurements, up to the checkpointed epoch (none for a fresh run)."""
-    if not initial_epoch or not os.path.isfile(path):
-        return []
-    return [record for record in read_json(path)["records"] if record["epoch"] <= initial_epoch]

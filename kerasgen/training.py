@@ -8,7 +8,14 @@ import keras
 import numpy as np
 
 from kerasgen.artifacts import atomic_path, inference_copy, write_json
-from kerasgen.callbacks import Checkpoint, ElapsedTime, SampleGrid
+from kerasgen.callbacks import (
+    Checkpoint,
+    ElapsedTime,
+    SampleGrid,
+    SampleQuality,
+    quality_classifier,
+    quality_records_before,
+)
 from kerasgen.config import TrainVAEConfig
 from kerasgen.data import load_dataset
 from kerasgen.export import export_vae
@@ -31,6 +38,7 @@ class RunArtifacts:
     reconstructions: str
     logdir: str
     final_metrics: dict
+    quality: list = dataclasses.field(default_factory=list)
 
 
 def resolve_binarize(config):
@@ -45,12 +53,15 @@ def train_vae(config=TrainVAEConfig(), verbose="auto"):
 
     Output folder layout (`config.out`): `vae.keras`, `saved_model/`, `config.json`,
     `history.csv`, `history.png`, `samples/epoch_NNN.png`, `reconstructions/epoch_NNN.png`,
-    `checkpoint/` (the last finished epoch, for `resume=True`) and TensorBoard logs.
+    `checkpoint/` (the last finished epoch, for `resume=True`) and TensorBoard logs. With
+    `quality_every` > 0, the Fréchet distance and KID of 5,000 prior samples against the grey
+    held-out images go into the history and `quality.json`, as in `train_gan`, so the decoder's
+    sample quality can be followed during pre-training.
 
     `verbose` is passed to `fit` ("auto", 0, 1 progress bar, 2 one line per epoch).
 
     Returns:
-        `RunArtifacts` with the paths and the last epoch's metrics.
+        `RunArtifacts` with the paths, the last epoch's metrics and the quality records.
     """
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}. Received: lr_schedule={config.lr_schedule!r}")
@@ -74,6 +85,9 @@ def train_vae(config=TrainVAEConfig(), verbose="auto"):
             f"continuous_bernoulli). Received: likelihood='bernoulli', binarize={binarize!r}"
         )
 
+    # Before anything is written: a classifier that cannot score these images is an input error.
+    classifier = quality_classifier(config.quality_every, config.classifier, splits.image_shape)
+
     out = config.out
     paths = {
         "checkpoint": os.path.join(out, "checkpoint"),
@@ -82,6 +96,7 @@ def train_vae(config=TrainVAEConfig(), verbose="auto"):
         "config": os.path.join(out, "config.json"),
         "history": os.path.join(out, "history.csv"),
         "history_plot": os.path.join(out, "history.png"),
+        "quality": os.path.join(out, "quality.json"),
     }
     logdir = config.logdir or os.path.join(out, "logs")
     steps_per_epoch = math.ceil(splits.num_train / config.batch_size)
@@ -110,8 +125,20 @@ def train_vae(config=TrainVAEConfig(), verbose="auto"):
         )
     write_json(paths["config"], {**config.to_dict(), "binarize": binarize, "image_shape": splits.image_shape})
 
+    quality = None
+    if classifier is not None:
+        quality = SampleQuality(
+            classifier,
+            _grey_heldout_images(config, splits),
+            every=config.quality_every,
+            seed=config.seed,
+            path=paths["quality"],
+            records=quality_records_before(paths["quality"], initial_epoch),
+        )
+
     callbacks = [
         ElapsedTime(),
+        *([quality] if quality else []),
         keras.callbacks.TerminateOnNaN(),
         Checkpoint(paths["checkpoint"]),
         keras.callbacks.CSVLogger(paths["history"], append=initial_epoch > 0),
@@ -149,7 +176,27 @@ def train_vae(config=TrainVAEConfig(), verbose="auto"):
         reconstructions=os.path.join(out, "reconstructions"),
         logdir=logdir,
         final_metrics=final,
+        quality=quality.records if quality else [],
     )
+
+
+def _grey_heldout_images(config, splits):
+    """The held-out images as the data has them, before any binarization: what samples should look like.
+
+    The VAE's prior samples are mean images (Bernoulli probabilities, say), so they are compared
+    with the grey originals of the same split, as `kerasgen evaluate` and the GAN runs do.
+    """
+    if resolve_binarize(config) != "none":
+        splits = load_dataset(
+            config.dataset,
+            batch_size=config.batch_size,
+            validation_size=config.validation_size,
+            binarize="none",
+            image_size=config.image_size,
+            seed=config.seed,
+            data_dir=config.data_dir,
+        )
+    return np.concatenate([x for x, _ in splits.heldout.as_numpy_iterator()])
 
 
 def _learning_rate(config, steps_per_epoch):

@@ -172,7 +172,7 @@ def test_sample_quality_measures_on_schedule_and_tells_real_from_noise():
 
 def test_sample_quality_columns_reach_the_csv_and_its_records_survive_a_resume(tmp_path):
     from kerasgen.artifacts import read_json, write_json
-    from kerasgen.callbacks import SampleQuality
+    from kerasgen.callbacks import SampleQuality, quality_records_before
     from kerasgen.plots import read_history
 
     real = np.random.default_rng(0).uniform(size=(100, 8, 8, 1)).astype(np.float32)
@@ -186,11 +186,9 @@ def test_sample_quality_columns_reach_the_csv_and_its_records_survive_a_resume(t
 
     # Resumed from the checkpoint after epoch 4 to train 2 more; a record past the checkpoint
     # (measured, then killed before the checkpoint was written) is dropped.
-    from kerasgen.gan_training import _quality_records_before
-
     write_json(path, {"every": 3, "records": [*first.records, {**first.records[-1], "epoch": 5}]})
-    kept = _quality_records_before(path, initial_epoch=4)
-    assert kept == first.records and _quality_records_before(path, initial_epoch=0) == []
+    kept = quality_records_before(path, initial_epoch=4)
+    assert kept == first.records and quality_records_before(path, initial_epoch=0) == []
     resumed = SampleQuality(classifier, real, every=3, num_samples=50, path=path, records=kept)
     _run_epochs([resumed, keras.callbacks.CSVLogger(csv, append=True)], model, epochs=6, initial_epoch=4)
     assert [r["epoch"] for r in resumed.records] == [0, 1, 3, 4, 5, 6]

@@ -60,6 +60,35 @@ def test_train_vae_writes_every_artifact_and_resumes(tmp_path, grey_npz):
     assert tf.io.decode_png(tf.io.read_file(str(grid))).shape == (4 * 18 + 2, 4 * 18 + 2, 1)
 
 
+@pytest.mark.slow
+def test_train_vae_quality_every_scores_prior_samples_against_the_grey_heldout_images(tmp_path, grey_npz, capsys):
+    from kerasgen.data import load_dataset
+    from kerasgen.evaluation import sample_quality
+
+    classifier = tmp_path / "classifier"
+    assert main(["train-classifier", "--dataset", grey_npz, "--validation-size", "16", "--num-filters", "4", "8",
+                 "--feature-dim", "8", "--epochs", "1", "--out", str(classifier)]) == 0
+    out = tmp_path / "run"
+    quality = ["--quality-every", "2", "--classifier", str(classifier)]
+    assert main(["train-vae", "--dataset", grey_npz, "--epochs", "3", *quality, "--out", str(out), *TINY]) == 0
+    assert "quality.json" in capsys.readouterr().out
+    records = json.loads((out / "quality.json").read_text())["records"]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]  # before training, the first epoch, every 2nd, the last
+    with open(out / "history.csv") as f:
+        assert [float(r["fd"]) for r in csv.DictReader(f)] == [r["fd"] for r in records[1:]]
+
+    # The VAE trains on binarized pixels, but its samples (mean images) are scored against the
+    # held-out images as they are, grey: the last record is the final model's FD against those.
+    grey = np.concatenate([x for x, _ in load_dataset(grey_npz, validation_size=16, binarize="none").validation])
+    assert not np.isin(grey, (0.0, 1.0)).all()
+    scorer = sample_quality.load_classifier(str(classifier), (16, 16, 1))
+    samples = sample_quality.sample_images(keras.saving.load_model(out / "vae.keras"), 5000, seed=0)
+    fd = sample_quality.frechet_distance(
+        sample_quality.compute_features(scorer, grey), sample_quality.compute_features(scorer, samples)
+    )
+    assert fd == pytest.approx(records[-1]["fd"], rel=1e-4)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
