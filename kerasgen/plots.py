@@ -180,7 +180,7 @@ def plot_kl_per_dimension(kl_per_dimension, variances, png_path, threshold=0.01,
     _save(figure, png_path)
 
 
-def plot_quality_curves(runs, png_path, title="GAN", metric="fd"):
+def plot_quality_curves(runs, png_path, title="GAN", metric="fd", pretraining=None):
     """Sample quality during training for several runs: against epochs and against wall-clock time.
 
     Args:
@@ -190,6 +190,8 @@ def plot_quality_curves(runs, png_path, title="GAN", metric="fd"):
         png_path: str, the PNG to write.
         title: str. Defaults to "GAN".
         metric: `"fd"` or `"kid"`. Defaults to `"fd"`.
+        pretraining: dict or None, `{label: records}` of a VAE's prior samples during its training
+            (`train-vae --quality-every`), drawn dashed on the time axis only. Defaults to None.
     """
     label = {"fd": "Fréchet distance (classifier features)", "kid": "KID (classifier features)"}.get(metric)
     if label is None:
@@ -203,6 +205,8 @@ def plot_quality_curves(runs, png_path, title="GAN", metric="fd"):
         by_time.plot(minutes, values, "o-", markersize=3, color=line.get_color(), label=name)
         if start_seconds:
             by_time.axvspan(0, start_seconds / 60, color=line.get_color(), alpha=0.12, label=f"{name}: VAE pre-training")
+    for name, records in (pretraining or {}).items():
+        by_time.plot([r["seconds"] / 60 for r in records], [r[metric] for r in records], "s--", markersize=3, label=name)
     by_epoch.set_xlabel("GAN epoch")
     by_time.set_xlabel("wall-clock minutes (VAE pre-training included)")
     for axis in (by_epoch, by_time):

@@ -84,7 +84,7 @@ def test_quality_curves_and_sample_grids_write_pngs(tmp_path):
     records = [{"epoch": e, "seconds": 10.0 * e, "fd": 100.0 / (e + 1), "kid": 50.0 / (e + 1)} for e in (0, 3, 6)]
     runs = {"from the VAE decoder": (records, 120.0), "from scratch": (records, 0.0)}
     plots.plot_quality_curves(runs, str(tmp_path / "fd.png"))
-    plots.plot_quality_curves(runs, str(tmp_path / "kid.png"), metric="kid")
+    plots.plot_quality_curves(runs, str(tmp_path / "kid.png"), metric="kid", pretraining={"VAE decoder": records})
     with pytest.raises(ValueError, match="Received: metric='is'"):
         plots.plot_quality_curves(runs, str(tmp_path / "x.png"), metric="is")
     images = np.random.default_rng(0).uniform(size=(16, 8, 8, 1)).astype(np.float32)
