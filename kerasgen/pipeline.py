@@ -46,7 +46,9 @@ def run_pipeline(config, verbose="auto"):
     vae_dir, gan_dir = os.path.join(config.out, "vae"), os.path.join(config.out, "gan")
     # 10,000 samples each: enough to see whether every class keeps its share.
     quality = {"classifier": config.classifier, "num_samples": NUM_SAMPLES, "seed": config.seed}
-    vae_config = TrainVAEConfig(dataset=config.dataset, epochs=config.vae_epochs, seed=config.seed, out=vae_dir)
+    vae_config = TrainVAEConfig(
+        dataset=config.dataset, latent_dim=config.latent_dim, epochs=config.vae_epochs, seed=config.seed, out=vae_dir
+    )
     gan_config = TrainGANConfig(vae=vae_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir)
     stages = (
         ("Training the VAE", lambda: _train(train_vae, vae_config, "vae.keras", config.resume, verbose)),

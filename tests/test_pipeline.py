@@ -38,6 +38,9 @@ def test_pipeline_trains_both_evaluates_both_and_compares(tmp_path, capsys):
     )
     assert summary["vae"]["importance_samples"] == 4 and summary["vae"]["log_likelihood"] < 0
     assert json.loads((out / "gan" / "config.json").read_text())["vae"] == str(out / "vae")
+    from kerasgen.config import PipelineConfig
+
+    assert json.loads((out / "vae" / "config.json").read_text())["latent_dim"] == PipelineConfig.latent_dim
     assert str(out / "comparison.png") in printed and "lower)" in printed
 
     # --resume after everything finished: both trainings are skipped, the evaluation runs again.
@@ -52,5 +55,6 @@ def test_pipeline_flags_parse_into_its_config():
     from kerasgen.cli import build_parser
     from kerasgen.config import PipelineConfig, from_arguments
 
-    config = from_arguments(PipelineConfig, build_parser().parse_args(["pipeline", "--gan-epochs", "7", "--out", "x"]))
-    assert config == PipelineConfig(gan_epochs=7, out="x")
+    args = ["pipeline", "--gan-epochs", "7", "--latent-dim", "4", "--out", "x"]
+    config = from_arguments(PipelineConfig, build_parser().parse_args(args))
+    assert config == PipelineConfig(gan_epochs=7, latent_dim=4, out="x")
