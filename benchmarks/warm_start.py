@@ -11,7 +11,8 @@ measures the classifier Fréchet distance and KID of 5,000 samples against the h
 measuring out.
 
     python benchmarks/warm_start.py                                   # mnist-5k, the README's table
-    python benchmarks/warm_start.py --vae saved_models/vae-mnist-5k   # from the shipped 16-d VAE
+    python benchmarks/warm_start.py --latent-dim 16 --out runs/ws16   # train-vae's default VAE
+    python benchmarks/warm_start.py --vae runs/vae --out runs/ws      # from an existing VAE run
     python benchmarks/warm_start.py --dataset ../shared/data/mnist --latent-dim 16 --vae-epochs 10 \\
         --epochs 10 --every 2 --out runs/warm_start_mnist             # full MNIST (never committed)
 
