@@ -265,6 +265,13 @@ class SampleQuality(keras.callbacks.Callback):
         self._measuring = 0.0
         self._first_epoch = True
 
+    @classmethod
+    def for_run(cls, classifier, real_images, every, seed, path, initial_epoch):
+        """The callback of a training run: it rewrites `path` after every measurement and, for a
+        run resumed at `initial_epoch`, keeps the records of `path` up to that epoch."""
+        records = quality_records_before(path, initial_epoch)
+        return cls(classifier, real_images, every=every, seed=seed, path=path, records=records)
+
     def on_train_begin(self, logs=None):
         self._start, self._measuring = time.perf_counter(), 0.0
         self._first_epoch = True

@@ -15,7 +15,6 @@ from kerasgen.callbacks import (
     SampleGrid,
     SampleQuality,
     quality_classifier,
-    quality_records_before,
 )
 from kerasgen.config import TrainGANConfig
 from kerasgen.data import load_dataset
@@ -129,14 +128,7 @@ def train_gan(config, verbose="auto"):
     quality = None
     if classifier is not None:
         real = np.concatenate([x for x, _ in splits.heldout.as_numpy_iterator()])
-        quality = SampleQuality(
-            classifier,
-            real,
-            every=config.quality_every,
-            seed=config.seed,
-            path=paths["quality"],
-            records=quality_records_before(paths["quality"], initial_epoch),
-        )
+        quality = SampleQuality.for_run(classifier, real, config.quality_every, config.seed, paths["quality"], initial_epoch)
 
     guard = DivergenceGuard()
     callbacks = [

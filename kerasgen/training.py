@@ -14,7 +14,6 @@ from kerasgen.callbacks import (
     SampleGrid,
     SampleQuality,
     quality_classifier,
-    quality_records_before,
 )
 from kerasgen.config import TrainVAEConfig
 from kerasgen.data import load_dataset
@@ -127,14 +126,8 @@ def train_vae(config=TrainVAEConfig(), verbose="auto"):
 
     quality = None
     if classifier is not None:
-        quality = SampleQuality(
-            classifier,
-            _grey_heldout_images(config, splits),
-            every=config.quality_every,
-            seed=config.seed,
-            path=paths["quality"],
-            records=quality_records_before(paths["quality"], initial_epoch),
-        )
+        real = _grey_heldout_images(config, splits)
+        quality = SampleQuality.for_run(classifier, real, config.quality_every, config.seed, paths["quality"], initial_epoch)
 
     callbacks = [
         ElapsedTime(),

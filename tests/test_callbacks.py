@@ -119,7 +119,8 @@ class _Sampler(keras.Model):
 
 
 def _toy_classifier():
-    """A fixed random conv net: features `[B, 8]`, logits `[B, 3]`."""
+    """A fixed random conv net (seeded): features `[B, 8]`, logits `[B, 3]`."""
+    keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 1))
     features = keras.layers.Dense(8, activation="tanh")(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs)))
     model = keras.Model(inputs, keras.layers.Dense(3)(features))
