@@ -13,8 +13,8 @@ measuring out.
     python benchmarks/warm_start.py                                   # mnist-5k, the README's table
     python benchmarks/warm_start.py --latent-dim 16 --out runs/ws16   # train-vae's default VAE
     python benchmarks/warm_start.py --vae runs/vae --out runs/ws      # from an existing VAE run
-    python benchmarks/warm_start.py --dataset ../shared/data/mnist --latent-dim 16 --vae-epochs 10 \\
-        --epochs 10 --every 2 --out runs/warm_start_mnist             # full MNIST (never committed)
+    python benchmarks/warm_start.py --dataset ../shared/data/mnist --vae-epochs 10 \\
+        --epochs 10 --every 2 --out runs/warm_start_mnist             # full MNIST (the data stays out of git)
 
 Writes OUT/warm_start.json, OUT/warm_start_fd.png, OUT/warm_start_kid.png, OUT/warm_start_samples.png
 (the VAE decoder and both GANs on the same 64 latent vectors) and the runs' folders.
