@@ -5,7 +5,6 @@ import math
 import os
 
 import keras
-import numpy as np
 
 from kerasgen.artifacts import atomic_path, inference_copy, load_run, write_json
 from kerasgen.callbacks import (
@@ -127,7 +126,7 @@ def train_gan(config, verbose="auto"):
     write_json(paths["config"], {**config.to_dict(), **split, "dataset": dataset, "image_shape": splits.image_shape})
     quality = None
     if classifier is not None:
-        real = np.concatenate([x for x, _ in splits.heldout.as_numpy_iterator()])
+        real = splits.unbinarized_heldout
         quality = SampleQuality.for_run(classifier, real, config.quality_every, config.seed, paths["quality"], initial_epoch)
 
     guard = DivergenceGuard()

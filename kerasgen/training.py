@@ -126,7 +126,8 @@ def train_vae(config=TrainVAEConfig(), verbose="auto"):
 
     quality = None
     if classifier is not None:
-        real = _grey_heldout_images(config, splits)
+        # The VAE's samples are mean images (Bernoulli probabilities, say): compared with grey digits.
+        real = splits.unbinarized_heldout
         quality = SampleQuality.for_run(classifier, real, config.quality_every, config.seed, paths["quality"], initial_epoch)
 
     callbacks = [
@@ -171,25 +172,6 @@ def train_vae(config=TrainVAEConfig(), verbose="auto"):
         final_metrics=final,
         quality=quality.records if quality else [],
     )
-
-
-def _grey_heldout_images(config, splits):
-    """The held-out images as the data has them, before any binarization: what samples should look like.
-
-    The VAE's prior samples are mean images (Bernoulli probabilities, say), so they are compared
-    with the grey originals of the same split, as `kerasgen evaluate` and the GAN runs do.
-    """
-    if resolve_binarize(config) != "none":
-        splits = load_dataset(
-            config.dataset,
-            batch_size=config.batch_size,
-            validation_size=config.validation_size,
-            binarize="none",
-            image_size=config.image_size,
-            seed=config.seed,
-            data_dir=config.data_dir,
-        )
-    return np.concatenate([x for x, _ in splits.heldout.as_numpy_iterator()])
 
 
 def _learning_rate(config, steps_per_epoch):

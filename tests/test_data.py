@@ -147,6 +147,14 @@ def test_validation_binarization_is_the_same_for_static_and_dynamic(grey_npz):
     np.testing.assert_array_equal(collect(static.validation)[0], collect(dynamic.validation)[0])
 
 
+def test_unbinarized_heldout_is_the_grey_heldout_split(grey_npz):
+    grey = load_dataset(grey_npz, binarize="none", validation_size=8, seed=5)
+    binary = load_dataset(grey_npz, binarize="dynamic", validation_size=8, seed=5)
+    np.testing.assert_array_equal(binary.unbinarized_heldout, collect(grey.heldout)[0])
+    np.testing.assert_array_equal(grey.unbinarized_heldout, collect(grey.heldout)[0])
+    assert not np.isin(binary.unbinarized_heldout, (0.0, 1.0)).all()
+
+
 # ----------------------------------------------------------------------------
 # Split
 

@@ -48,6 +48,8 @@ class DatasetSplits:
         num_test: Number of test images; 0 when `test` is None.
         source: The source string the data was loaded from.
         binarize: One of `BINARIZATIONS`.
+        unbinarized_heldout: The images of `heldout` as the source has them (grey levels, before
+            any binarization), a float32 array: what a model's mean images are compared with.
     """
 
     train: tf.data.Dataset
@@ -60,6 +62,7 @@ class DatasetSplits:
     num_test: int
     source: str
     binarize: str
+    unbinarized_heldout: np.ndarray
 
     @property
     def heldout(self):
@@ -142,6 +145,7 @@ def load_dataset(
         x_validation, y_validation = x_train[validation_index], y_train[validation_index]
         x_train, y_train = x_train[train_index], y_train[train_index]
 
+    unbinarized_heldout = x_test if x_test is not None else x_validation
     if binarize != "none":
         x_validation = binarize_once(x_validation, seed, _VALIDATION_STREAM)
         x_test = None if x_test is None else binarize_once(x_test, seed, _TEST_STREAM)
@@ -159,6 +163,7 @@ def load_dataset(
         num_test=0 if x_test is None else len(x_test),
         source=str(source),
         binarize=binarize,
+        unbinarized_heldout=unbinarized_heldout,
     )
 
 
