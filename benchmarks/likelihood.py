@@ -28,7 +28,7 @@ from kerasgen.artifacts import load_run  # noqa: E402
 from kerasgen.config import TrainVAEConfig  # noqa: E402
 from kerasgen.data import load_dataset  # noqa: E402
 from kerasgen.evaluation import elbo, importance_weighted_log_likelihood  # noqa: E402
-from kerasgen.training import train_vae  # noqa: E402
+from kerasgen.runs.vae import train_vae  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA_ROOT = os.path.join(HERE, "..", "..", "shared", "data")
@@ -96,6 +96,7 @@ def main():
             seed=args.seed,
             grid_every=10,
             out=args.out or f"runs/bench_{args.dataset}",
+            overwrite=True,  # a benchmark reruns from scratch
         )
         artifacts = train_vae(config)
         model, run, _ = load_run(artifacts.model)

@@ -30,9 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from kerasgen.artifacts import load_run, read_json, write_json  # noqa: E402
 from kerasgen.config import TrainGANConfig, TrainVAEConfig  # noqa: E402
-from kerasgen.gan_training import train_gan  # noqa: E402
+from kerasgen.runs.gan import train_gan  # noqa: E402
 from kerasgen.plots import plot_quality_curves, plot_same_latents, read_history  # noqa: E402
-from kerasgen.training import train_vae  # noqa: E402
+from kerasgen.runs.vae import train_vae  # noqa: E402
 
 
 def vae_pretraining(vae_dir):
@@ -83,6 +83,7 @@ def main():
             quality_every=args.every,  # the decoder's FD during pre-training, on the warm start's clock
             seed=args.seed,
             out=vae_dir,
+            overwrite=True,  # a benchmark reruns from scratch
         )
         train_vae(vae_config, verbose=2)
     pretraining, vae_records = vae_pretraining(vae_dir)
@@ -97,6 +98,7 @@ def main():
             quality_every=args.every,
             seed=args.seed,
             out=os.path.join(args.out, f"gan_{init}"),
+            overwrite=True,
         )
         artifacts = train_gan(config, verbose=2)
         runs[init] = {"records": artifacts.quality, "start_seconds": pretraining if init == "decoder" else 0.0}

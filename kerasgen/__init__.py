@@ -1,22 +1,27 @@
-"""kerasgen: Keras 3 generative models with TensorFlow Probability distributions."""
+"""kerasgen: Keras 3 generative models with TensorFlow Probability distributions.
 
-import os
+`import kerasgen` is cheap: Keras and TensorFlow load when a model is first used
+(`kerasgen.VAE`, `from kerasgen import GAN`, `import kerasgen.models`), so `kerasgen --help`
+answers at once. `_backend.prepare()` first makes sure they will load on the TensorFlow backend
+and without TensorFlow's start-up log lines.
+"""
 
-# The distributions are TensorFlow Probability objects, so Keras must run on TensorFlow.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# TensorFlow's C++ INFO and WARNING lines (oneDNN, CUDA probing) drown the progress output; errors stay.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from kerasgen import _backend
 
-import keras  # noqa: E402
-
-if keras.backend.backend() != "tensorflow":
-    raise ImportError(
-        "kerasgen needs the TensorFlow Keras backend (its distributions are TensorFlow Probability "
-        f"objects). Received: KERAS_BACKEND={keras.backend.backend()!r}. "
-        "Set KERAS_BACKEND=tensorflow before importing keras."
-    )
-
-from kerasgen.models import GAN, VAE  # noqa: E402
+_backend.prepare()
 
 __version__ = "0.1.0"
-__all__ = ["GAN", "VAE"]
+__all__ = ["Classifier", "GAN", "VAE"]
+
+
+def __getattr__(name):
+    # PEP 562: the models (and with them Keras and TensorFlow) are imported on first access.
+    if name in __all__:
+        from kerasgen import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'kerasgen' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

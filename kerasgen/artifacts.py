@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 
 import keras
 
@@ -57,13 +58,14 @@ def read_json(path):
         return json.load(f)
 
 
-def load_run(model_path, filenames=("vae.keras", "gan.keras")):
+def load_run(model_path, filenames=("vae.keras", "gan.keras"), flag="--model"):
     """A saved model and the run config beside it.
 
     Args:
         model_path: str, a run's output folder (holding one of `filenames`) or a `.keras` file.
         filenames: the model files a run folder may hold, tried in order. Defaults to a VAE's
             `vae.keras`, then a GAN's `gan.keras`.
+        flag: str, the command-line flag that named `model_path`, for error messages.
 
     Returns:
         `(model, run_config, folder)`; `run_config` is `{}` when no `config.json` is beside it.
@@ -75,12 +77,22 @@ def load_run(model_path, filenames=("vae.keras", "gan.keras")):
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"No model found: expected a run folder holding {' or '.join(filenames)}, or a .keras file. "
-            f"Received: --model {model_path!r}"
+            f"Received: {flag} {model_path}"
         )
+    # Keras reports a file that is not a zip archive as "File not found"; say what is wrong instead.
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is corrupt or not a .keras file: a .keras file is a zip archive, this is not one.")
     folder = os.path.dirname(path)
     config_path = os.path.join(folder, "config.json")
     run_config = read_json(config_path) if os.path.isfile(config_path) else {}
-    return keras.saving.load_model(path), run_config, folder
+    # `import kerasgen` does not import the models; `load_model` finds only registered classes.
+    import kerasgen.models  # noqa: F401
+
+    try:
+        model = keras.saving.load_model(path)
+    except (KeyError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is corrupt or incomplete: {error}") from error
+    return model, run_config, folder
 
 
 def inference_copy(model):

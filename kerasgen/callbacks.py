@@ -1,8 +1,11 @@
-"""Callbacks for generative training: sample grids from fixed latents, atomic resumable checkpoints,
-a guard that stops a diverging GAN."""
+"""Callbacks for generative training: sample grids from fixed latents, sample quality, a crash-safe
+backup of the last epoch, a guard that stops a diverging GAN, a clock and a plain epoch log."""
 
+import contextlib
 import math
 import os
+import re
+import sys
 import time
 
 import keras
@@ -145,75 +148,163 @@ class DivergenceGuard(keras.callbacks.Callback):
 
 
 class ElapsedTime(keras.callbacks.Callback):
-    """Adds `seconds`, the wall-clock time since training began, to each epoch's logs.
+    """Adds `seconds`, the wall-clock time of training so far, to each epoch's logs.
 
     Put it before `CSVLogger` and `TensorBoard` in the callback list so they record it.
+
+    Args:
+        start_seconds: float, the time already spent before this `fit` (a resumed run's
+            checkpointed `seconds`), so the clock continues. Defaults to 0.
     """
+
+    def __init__(self, start_seconds=0.0):
+        super().__init__()
+        self.start_seconds = float(start_seconds)
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["seconds"] = time.perf_counter() - self._start
+            logs["seconds"] = self.start_seconds + time.perf_counter() - self._start
 
 
-class Checkpoint(keras.callbacks.Callback):
-    """Saves the whole model (weights and optimizer state) after every epoch, atomically.
+class EpochLog(keras.callbacks.Callback):
+    """One plain line per epoch, for logs that are files (CI, nohup, a scheduler).
 
-    Epochs whose metrics are NaN or inf are not saved. Writes `directory/checkpoint.keras` and then `directory/checkpoint.json` (the number of
-    epochs done and their logs), each by an atomic replace, so a crash or kill loses at most the
-    epoch in progress and never leaves a half-written file. `Checkpoint.restore` reads both back.
+    Keras's progress bar rewrites its line with carriage returns and backspaces, which a file
+    keeps; this prints `epoch 3/50  12.4 s  loss 101.2  val_loss 99.87 ...` and flushes it.
 
     Args:
-        directory: str, where the checkpoint goes.
+        stream: a text stream. Defaults to `sys.stdout`.
     """
 
-    def __init__(self, directory):
+    def __init__(self, stream=None):
         super().__init__()
-        self.directory = directory
+        self.stream = stream
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        parts = [f"epoch {epoch + 1}/{self.params.get('epochs', '?')}"]
+        if "seconds" in logs:
+            parts.append(f"{float(logs.pop('seconds')):.1f} s")
+        parts += [f"{name} {_number(value)}" for name, value in logs.items()]
+        print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
+
+
+def _number(value):
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras's `BackupAndRestore`, made crash-safe and complete: the last finished epoch, restorable.
+
+    Keras's callback saves the weights with every optimizer's state (`save_weights`) and the
+    epoch count, and restores both. What it does not do, and this adds:
+
+    - it writes `latest.weights.h5` and then `training_metadata.json` in place, so a kill during
+      the write leaves a corrupt file, and a kill between them an epoch count that is not the
+      weights'. Here each epoch's weights go to a new file by an atomic rename, and `state.json`,
+      renamed into place last, names the file: the state is always one whole epoch.
+    - it leaves out the `SeedGenerator` states (they are in `model.variables`, not in
+      `model.weights`), so a resumed run would replay the first epoch's noise. They go into
+      `state.json`.
+    - it never saves a diverged epoch (NaN or inf in the logs): the last good one stays.
+    - `read_state` and `restore` work before `fit`, so a run can position its data, history and
+      quality records at the checkpointed epoch before training starts.
+
+    It must be the last callback, so that everything an epoch writes (history row, grids,
+    quality records) is on disk before the epoch counts as done. The checkpoint is kept after
+    training (so `--epochs` can grow on `--resume`).
+
+    Args:
+        backup_dir: str, the checkpoint folder.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+        self._restored = False
+
+    @staticmethod
+    def state_path(directory):
+        return os.path.join(directory, "state.json")
+
+    @classmethod
+    def read_state(cls, directory):
+        """`{"epoch", "weights", "seeds", "logs"}` of the checkpoint in `directory`, or None."""
+        path = cls.state_path(directory)
+        return read_json(path) if os.path.isfile(path) else None
+
+    def restore(self, model=None):
+        """Loads the checkpoint into `model` (its optimizers built): returns the epochs it had done (0: none)."""
+        model = model or self.model
+        state = self.read_state(self.backup_dir)
+        self._restored = True
+        if state is None:
+            return 0
+        for optimizer in _optimizers(model):
+            if not optimizer.built:
+                optimizer.build(model.trainable_variables)
+        model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        seeds = _seed_states(model)
+        # Paths get a `_N` suffix when a process builds several models: compare without it.
+        expected, saved = ([_unnumbered(path) for path, _ in pairs] for pairs in (seeds, state["seeds"]))
+        if expected != saved:
+            raise ValueError(
+                f"The checkpoint in {self.backup_dir} holds the random-number states of another model. "
+                f"Received: {saved}, expected {expected}"
+            )
+        for (_, variable), (_, value) in zip(seeds, state["seeds"]):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+        # Keras skips an optimizer whose variables do not match with only a warning; a resume
+        # that silently restarted Adam's moments and the learning-rate schedule would be wrong.
+        steps = [int(optimizer.iterations) for optimizer in _optimizers(model)]
+        if steps != state["optimizer_steps"]:
+            raise ValueError(
+                f"The checkpoint in {self.backup_dir} holds optimizer state that does not fit this model's "
+                f"optimizers (steps restored {steps}, saved {state['optimizer_steps']}): resume with the run's "
+                "own settings, or start over with --overwrite."
+            )
+        model._initial_epoch = int(state["epoch"])  # What BackupAndRestore sets for fit.
+        return int(state["epoch"])
+
+    def on_train_begin(self, logs=None):
+        if not self._restored:
+            self.restore()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {name: float(value) for name, value in (logs or {}).items()}
         if not all(np.isfinite(value) for value in logs.values()):
             return  # Keep the last good epoch rather than overwrite it with a diverged one.
-        with atomic_path(self.model_path(self.directory)) as tmp:
-            self.model.save(tmp)
-        write_json(self.state_path(self.directory), {"epochs_done": epoch + 1, "logs": logs})
+        previous = self.read_state(self.backup_dir)
+        weights = f"epoch_{epoch + 1:04d}.weights.h5"
+        with atomic_path(os.path.join(self.backup_dir, weights)) as tmp:
+            self.model.save_weights(tmp)
+        seeds = [[path, keras.ops.convert_to_numpy(variable).tolist()] for path, variable in _seed_states(self.model)]
+        steps = [int(optimizer.iterations) for optimizer in _optimizers(self.model)]
+        state = {"epoch": epoch + 1, "weights": weights, "seeds": seeds, "optimizer_steps": steps, "logs": logs}
+        write_json(self.state_path(self.backup_dir), state)
+        if previous is not None and previous["weights"] != weights:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.backup_dir, previous["weights"]))
 
-    @staticmethod
-    def model_path(directory):
-        return os.path.join(directory, "checkpoint.keras")
 
-    @staticmethod
-    def state_path(directory):
-        return os.path.join(directory, "checkpoint.json")
+def _seed_states(model):
+    """`[(path, variable)]` of every SeedGenerator state in `model`, in a fixed order."""
+    weights = {id(variable) for variable in model.weights}
+    return [(variable.path, variable) for variable in model.variables if id(variable) not in weights]
 
-    @classmethod
-    def resume(cls, directory, epochs):
-        """What `--resume` does: `(model, epochs_done)` from `directory`, or `(None, 0)` (said so)
-        when it holds no checkpoint.
 
-        Raises:
-            ValueError: the checkpoint has already trained `epochs` epochs.
-        """
-        model, epochs_done = cls.restore(directory)
-        if model is None:
-            print(f"No checkpoint in {directory}: training from the start.")
-        if epochs_done >= epochs:
-            raise ValueError(
-                f"The checkpoint in {directory} has already trained {epochs_done} epochs; "
-                f"ask for more to continue. Received: epochs={epochs}"
-            )
-        return model, epochs_done
+def _unnumbered(path):
+    return "/".join(re.sub(r"_\d+$", "", part) for part in path.split("/"))
 
-    @classmethod
-    def restore(cls, directory):
-        """Returns `(model, epochs_done)` from `directory`, or `(None, 0)` if it holds no checkpoint."""
-        if not os.path.exists(cls.state_path(directory)):
-            return None, 0
-        state = read_json(cls.state_path(directory))
-        return keras.saving.load_model(cls.model_path(directory)), int(state["epochs_done"])
+
+def _optimizers(model):
+    found = [getattr(model, name, None) for name in ("optimizer", "d_optimizer", "g_optimizer")]
+    return [optimizer for optimizer in found if optimizer is not None]
 
 
 class SampleQuality(keras.callbacks.Callback):
@@ -243,10 +334,12 @@ class SampleQuality(keras.callbacks.Callback):
         records: list or None, the measurements of the epochs before a resumed run's first; the
             clock goes on from the last one's `seconds` (the time lost to the crash is not counted).
             Defaults to None.
+        info: dict or None, written into `path` beside the records (which classifier, ...).
+            Defaults to None.
     """
 
     def __init__(
-        self, classifier, real_images, every=5, num_samples=5000, seed=0, start_seconds=0.0, path=None, records=None
+        self, classifier, real_images, every=5, num_samples=5000, seed=0, start_seconds=0.0, path=None, records=None, info=None
     ):
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -260,17 +353,11 @@ class SampleQuality(keras.callbacks.Callback):
         self.seed = seed
         self.path = path
         self.records = list(records or [])
+        self.info = dict(info or {})
         self.start_seconds = self.records[-1]["seconds"] if self.records else float(start_seconds)
         self._start = None
         self._measuring = 0.0
         self._first_epoch = True
-
-    @classmethod
-    def for_run(cls, classifier, real_images, every, seed, path, initial_epoch):
-        """The callback of a training run: it rewrites `path` after every measurement and, for a
-        run resumed at `initial_epoch`, keeps the records of `path` up to that epoch."""
-        records = quality_records_before(path, initial_epoch)
-        return cls(classifier, real_images, every=every, seed=seed, path=path, records=records)
 
     def on_train_begin(self, logs=None):
         self._start, self._measuring = time.perf_counter(), 0.0
@@ -309,33 +396,6 @@ class SampleQuality(keras.callbacks.Callback):
         }
         self.records.append(record)
         if self.path:
-            write_json(self.path, {"every": self.every, "records": self.records})
+            write_json(self.path, {**self.info, "every": self.every, "records": self.records})
         self._measuring += time.perf_counter() - began
         return record
-
-
-def quality_classifier(every, classifier, image_shape):
-    """The classifier for a `SampleQuality` every `every` epochs, or None when `every` is 0.
-
-    Called before a run writes anything, so a bad `every` or a classifier that cannot score
-    `image_shape` images is an input error, not a crash after the first epoch.
-
-    Args:
-        every: int >= 0, the run's `quality_every`.
-        classifier: str or None, a `train-classifier` folder; None for the shipped mnist-5k one.
-        image_shape: tuple `(height, width, channels)` of the images to score.
-    """
-    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        raise ValueError(f"quality_every must be an int >= 0. Received: quality_every={every!r}")
-    return sample_quality.load_classifier(classifier, image_shape) if every else None
-
-
-def quality_records_before(path, initial_epoch):
-    """A resumed run's earlier `SampleQuality` records from `path`, up to the checkpointed epoch.
-
-    Measurements taken after the checkpoint (the epochs a crash lost) are dropped; a fresh run
-    (`initial_epoch` 0) or a missing file gives none.
-    """
-    if not initial_epoch or not os.path.isfile(path):
-        return []
-    return [record for record in read_json(path)["records"] if record["epoch"] <= initial_epoch]

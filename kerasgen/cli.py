@@ -1,11 +1,15 @@
-"""The `kerasgen` command line: `pipeline`, `train-vae`, `train-gan`, `sample`, `evaluate`, `train-classifier`."""
+"""The `kerasgen` command line: `pipeline`, `train-vae`, `train-gan`, `sample`, `evaluate`, `export`, `train-classifier`.
+
+Nothing here imports TensorFlow at module level, so `kerasgen --help` answers at once."""
 
 import argparse
+import errno
 import os
 import sys
 
 from kerasgen.config import (
     EvaluateConfig,
+    ExportConfig,
     PipelineConfig,
     SampleConfig,
     TrainClassifierConfig,
@@ -17,11 +21,20 @@ from kerasgen.config import (
 
 
 def pipeline_command(config):
-    from kerasgen.pipeline import run_pipeline
+    from kerasgen.runs.pipeline import run_pipeline
 
     result = run_pipeline(config)
     summary = result.summary
     vae, gan = summary["vae"], summary["gan"]
+    classifier = summary["classifier"]
+    if "skipped" in classifier:
+        print(f"\nSample quality skipped: {classifier['skipped']}.")
+    else:
+        accuracy = classifier["heldout_accuracy"]
+        print(
+            f"\nSamples scored by the {classifier['origin']} classifier {classifier['path']}"
+            + ("" if accuracy is None else f" ({100 * accuracy:.1f}% right on the data's held-out images)")
+        )
     print(f"\nVAE: ELBO {vae['elbo']:.2f}, log p(x) {vae['log_likelihood']:.2f} nats (K={vae['importance_samples']})")
     if "gan_fd_reduction" in summary:
         print(f"{'':22}{'VAE':>9}{'GAN':>9}")
@@ -41,7 +54,7 @@ def pipeline_command(config):
 
 
 def train_vae_command(config):
-    from kerasgen.training import train_vae
+    from kerasgen.runs.vae import train_vae
 
     artifacts = train_vae(config)
     metrics = artifacts.final_metrics
@@ -59,7 +72,7 @@ def train_vae_command(config):
 
 
 def train_gan_command(config):
-    from kerasgen.gan_training import train_gan
+    from kerasgen.runs.gan import train_gan
 
     artifacts = train_gan(config)
     metrics = artifacts.final_metrics
@@ -83,10 +96,15 @@ def _print_quality(artifacts):
         return
     last = artifacts.quality[-1]
     best = min(artifacts.quality, key=lambda record: record["fd"])
-    path = os.path.join(os.path.dirname(artifacts.config), "quality.json")
+    path = os.path.join(artifacts.out, "quality.json")
     print(
         f"Sample quality:      {path} (Fréchet distance {last['fd']:.1f} after epoch {last['epoch']}, "
         f"best {best['fd']:.1f} after epoch {best['epoch']})"
+    )
+    accuracy = artifacts.classifier["heldout_accuracy"]
+    print(
+        f"  scored by the {artifacts.classifier['origin']} classifier {artifacts.classifier['path']}"
+        + ("" if accuracy is None else f" ({100 * accuracy:.1f}% right on held-out images)")
     )
 
 
@@ -96,8 +114,8 @@ def sample_command(config):
     from kerasgen.artifacts import load_run
     from kerasgen.images import image_grid, save_png
 
-    if not isinstance(config.n, int) or config.n < 1:
-        raise ValueError(f"--n must be a positive int. Received: --n {config.n!r}")
+    if os.path.isdir(config.out):
+        raise IsADirectoryError(errno.EISDIR, "--out is a folder; give the PNG file to write", config.out)
     model, _, folder = load_run(config.model)
     if not hasattr(model, "sample"):
         raise ValueError(f"The model in {folder} cannot sample (it is a {type(model).__name__}).")
@@ -116,8 +134,17 @@ def evaluate_command(config):
     print("Plots:   " + "\n         ".join(report.plots))
 
 
+def export_command(config):
+    from kerasgen.export import export_saved_model
+
+    path, endpoints = export_saved_model(config.model, config.out)
+    print(f"SavedModel:          {path}")
+    print(f"Endpoints:           {', '.join(endpoints)}")
+    print(f"Inspect:             saved_model_cli show --dir {path} --all")
+
+
 def train_classifier_command(config):
-    from kerasgen.classification import train_classifier
+    from kerasgen.runs.classifier import train_classifier
 
     artifacts = train_classifier(config)
     print(
@@ -146,6 +173,11 @@ COMMANDS = {
         evaluate_command,
         "likelihood (ELBO, importance-weighted log p(x)), posterior diagnostics, sample quality and plots",
     ),
+    "export": (
+        ExportConfig,
+        export_command,
+        "write a SavedModel for serving from a kerasgen .keras file or run folder (VAE, GAN or classifier)",
+    ),
     "train-classifier": (
         TrainClassifierConfig,
         train_classifier_command,
@@ -167,11 +199,20 @@ def main(argv=None):
     config_class, command, _ = COMMANDS[arguments.command]
     try:
         command(from_arguments(config_class, arguments))
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, FloatingPointError, RuntimeError) as error:
         # Input problems get one clear line, not a trace.
-        print(f"kerasgen {arguments.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(arguments.command, error)
+    except OSError as error:
+        # Not writable, a file where a folder should be, disk full, a missing path: one line too.
+        where = f": {error.filename}" if error.filename else ""
+        return _fail(arguments.command, f"{error.strerror or error}{where}")
     return 0
+
+
+def _fail(command, message):
+    sys.stdout.flush()
+    print(f"kerasgen {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -8,8 +8,85 @@ import dataclasses
 import typing
 
 
-def _field(default, help, parse=None, required=False):
-    return dataclasses.field(default=default, metadata={"help": help, "parse": parse, "required": required})
+def _field(default, help, parse=None, required=False, check=None, choices=None, resumable=False):
+    """A config field: its default, its `--help`, and what makes a value valid.
+
+    Args:
+        check: `(operator, bound)` such as `(">", 0)` for numbers (each element of a tuple).
+        choices: the accepted strings.
+        resumable: True for a flag that may change on `--resume` (how long to train, where to
+            write, what to log); every other flag must be the checkpoint's.
+    """
+    metadata = {"help": help, "parse": parse, "required": required, "check": check, "choices": choices}
+    return dataclasses.field(default=default, metadata={**metadata, "resumable": resumable})
+
+
+_COMPARE = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+
+
+def flag(name):
+    """A config field's command-line spelling: `learning_rate` → `--learning-rate`."""
+    return "--" + name.replace("_", "-")
+
+
+def show_flag(name, value):
+    """`--binarize none`, `--num-filters 32 64`, `--resume`: a value as a user types it."""
+    if value is True:
+        return flag(name)
+    return f"{flag(name)} {_show(value)}"
+
+
+class Config:
+    """Validation shared by every run config: each field's checks, as the CLI spells its flag."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                if field.metadata.get("required"):
+                    raise ValueError(f"{flag(field.name)} is required.")
+                continue
+            _check_field(field, hints[field.name], value)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def resumable_fields(cls):
+        """The fields that may change on `--resume`."""
+        return {field.name for field in dataclasses.fields(cls) if field.metadata.get("resumable")}
+
+
+def _check_field(field, kind, value):
+    def refuse(requirement):
+        raise ValueError(f"{flag(field.name)} {requirement}. Received: {show_flag(field.name, value)}")
+
+    if kind is bool or bool in typing.get_args(kind):
+        if not isinstance(value, bool):
+            refuse("is a switch (True or False)")
+        return
+    values = value if isinstance(value, tuple) else (value,)
+    if _is_tuple(kind) and not values:
+        refuse("needs at least one value")
+    numeric_types = tuple(t for t in (int, float) if t is kind or t in typing.get_args(kind) or _is_tuple(kind))
+    for item in values:
+        if isinstance(item, bool):
+            refuse("must be a number")
+        if isinstance(item, (int, float)):
+            if not numeric_types:
+                refuse("must be a name, not a number")
+            if numeric_types == (int,) and not isinstance(item, int):
+                refuse("must be a whole number")
+            if item != item or item in (float("inf"), float("-inf")):
+                refuse("must be a finite number")
+            check = field.metadata.get("check")
+            if check and not _COMPARE[check[0]](item, check[1]):
+                refuse(f"must be {check[0]} {check[1]}")
+        elif isinstance(item, str):
+            choices = field.metadata.get("choices")
+            if choices and item not in choices:
+                refuse(f"must be one of {' | '.join(choices)}")
 
 
 def count_or_fraction(text):
@@ -26,145 +103,210 @@ def number_or_name(text):
         return text
 
 
+DATASET_HELP = "'mnist-5k', 'tfds:NAME', or a path to an .npz, an IDX folder or an image folder"
+BINARIZATIONS = ("none", "static", "dynamic")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+LR_SCHEDULES = ("constant", "cosine")
+GENERATOR_INITS = ("decoder", "scratch")
+POSITIVE, NON_NEGATIVE = (">", 0), (">=", 0)
+
+
+def _resume(default=False):
+    return _field(default, "continue from OUT/checkpoint after a crash or kill (--epochs may grow)", resumable=True)
+
+
+def _overwrite():
+    return _field(False, "delete an earlier run in OUT first", resumable=True)
+
+
+def _out(default):
+    return _field(default, "output folder", resumable=True)
+
+
+def _logdir():
+    return _field(None, "TensorBoard log folder (default: OUT/logs)", resumable=True)
+
+
+def _classifier(what):
+    return _field(
+        None,
+        f"classifier folder for {what} (default: the shipped digit classifier when it scores this data's "
+        "held-out images >= 80%% right, else one trained on the data's labels into OUT/classifier)",
+        resumable=True,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainVAEConfig:
+class TrainVAEConfig(Config):
     """Everything `kerasgen train-vae` needs; the defaults train a good VAE on mnist-5k in minutes."""
 
-    dataset: str = _field("mnist-5k", "'mnist-5k', 'tfds:NAME', or a path to an .npz, an IDX folder or an image folder")
-    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)")
-    image_size: tuple[int, int] | None = _field(None, "resize images to HEIGHT WIDTH")
-    binarize: str | None = _field(None, "none | static | dynamic; default: dynamic for the Bernoulli likelihood, else none")
+    dataset: str = _field("mnist-5k", DATASET_HELP)
+    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
+    image_size: tuple[int, int] | None = _field(None, "resize images to HEIGHT WIDTH", check=POSITIVE)
+    binarize: str | None = _field(
+        None, "none | static | dynamic; default: dynamic for the Bernoulli likelihood, else none", choices=BINARIZATIONS
+    )
     validation_size: int | float = _field(
-        500, "validation images: a count, or a fraction when below 1", parse=count_or_fraction
+        500, "validation images: a count, or a fraction when below 1", parse=count_or_fraction, check=POSITIVE
     )
-    likelihood: str = _field("bernoulli", "p(x|z): bernoulli | gaussian | continuous_bernoulli")
+    likelihood: str = _field("bernoulli", "p(x|z): bernoulli | gaussian | continuous_bernoulli", choices=LIKELIHOODS)
     likelihood_scale: str | float = _field(
-        "pixel", "the Gaussian's scale: pixel | global | a fixed positive number", parse=number_or_name
+        "pixel", "the Gaussian's scale: pixel | global | a fixed positive number", parse=number_or_name,
+        check=POSITIVE, choices=("pixel", "global"),
     )
-    posterior: str = _field("diagonal", "q(z|x): diagonal | full (full-covariance Gaussian)")
-    latent_dim: int = _field(16, "size of z")
-    num_filters: tuple[int, ...] = _field((32, 64), "filters per downsampling level")
-    hidden_dim: int = _field(256, "width of the dense layer next to z")
-    beta: float = _field(1.0, "weight of the KL term")
-    kl_warmup_epochs: int = _field(0, "epochs over which the KL weight grows linearly from 0 to beta")
-    importance_samples: int = _field(1, "K > 1 trains on the K-sample importance-weighted bound (IWAE)")
-    epochs: int = _field(50, "training epochs")
-    batch_size: int = _field(128, "images per step")
-    learning_rate: float = _field(2e-3, "Adam's initial learning rate")
-    lr_schedule: str = _field("cosine", "constant | cosine (decay to 5%% over the run)")
-    seed: int = _field(0, "seeds the split, the binarization, the initialization and the noise")
-    out: str = _field("runs/vae", "output folder")
-    logdir: str | None = _field(None, "TensorBoard log folder (default: OUT/logs)")
-    grid_every: int = _field(5, "write sample grids every N epochs")
+    posterior: str = _field("diagonal", "q(z|x): diagonal | full (full-covariance Gaussian)", choices=("diagonal", "full"))
+    latent_dim: int = _field(16, "size of z", check=POSITIVE)
+    num_filters: tuple[int, ...] = _field((32, 64), "filters per downsampling level", check=POSITIVE)
+    hidden_dim: int = _field(256, "width of the dense layer next to z", check=POSITIVE)
+    beta: float = _field(1.0, "weight of the KL term", check=NON_NEGATIVE)
+    kl_warmup_epochs: int = _field(0, "epochs over which the KL weight grows linearly from 0 to beta", check=NON_NEGATIVE)
+    importance_samples: int = _field(1, "K > 1 trains on the K-sample importance-weighted bound (IWAE)", check=POSITIVE)
+    epochs: int = _field(50, "training epochs", check=POSITIVE, resumable=True)
+    batch_size: int = _field(128, "images per step", check=POSITIVE)
+    learning_rate: float = _field(2e-3, "Adam's initial learning rate", check=POSITIVE)
+    lr_schedule: str = _field("cosine", "constant | cosine (decay to 5%% over the run)", choices=LR_SCHEDULES)
+    seed: int = _field(0, "seeds the split, the binarization, the initialization and the noise", check=NON_NEGATIVE)
+    out: str = _out("runs/vae")
+    logdir: str | None = _logdir()
+    grid_every: int = _field(5, "write sample grids every N epochs", check=POSITIVE, resumable=True)
     quality_every: int = _field(
-        0, "measure Fréchet distance and KID of prior samples vs held-out grey images every N epochs (0: never)"
+        0, "measure Fréchet distance and KID of prior samples vs held-out grey images every N epochs (0: never)",
+        check=NON_NEGATIVE, resumable=True,
     )
-    classifier: str | None = _field(None, "classifier folder for --quality-every (default: the shipped mnist-5k one)")
-    resume: bool = _field(False, "continue from OUT/checkpoint after a crash or kill")
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
+    classifier: str | None = _classifier("--quality-every")
+    resume: bool = _resume()
+    overwrite: bool = _overwrite()
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainGANConfig:
+class TrainGANConfig(Config):
     """Everything `kerasgen train-gan` needs: a GAN whose generator starts as a trained VAE's decoder."""
 
     vae: str = _field(None, "a train-vae output folder or a .keras file holding the VAE", required=True)
     dataset: str | None = _field(None, "the real images (default: the VAE run's dataset from its config.json, else mnist-5k)")
-    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)")
-    init: str = _field("decoder", "the generator's weights: decoder (the VAE's) | scratch (fresh, same architecture)")
-    epochs: int = _field(30, "training epochs")
-    batch_size: int = _field(64, "images per step")
-    d_learning_rate: float = _field(2e-4, "the discriminator's Adam learning rate")
-    g_learning_rate: float = _field(2e-4, "the generator's Adam learning rate")
-    beta_1: float = _field(0.5, "Adam's beta_1 for both optimizers")
-    r1_weight: float = _field(10.0, "gamma of the R1 penalty on real images (0: none)")
-    d_steps: int = _field(1, "discriminator updates per generator update")
-    label_smoothing: float = _field(0.0, "one-sided smoothing of the real labels")
-    ema_decay: float = _field(0.99, "decay of the generator's weight average used for samples (0: none); 0.99 averages over about 100 steps")
-    grid_every: int = _field(5, "write sample grids every N epochs")
-    quality_every: int = _field(0, "measure Fréchet distance and KID of samples vs held-out images every N epochs (0: never)")
-    classifier: str | None = _field(None, "classifier folder for --quality-every (default: the shipped mnist-5k one)")
-    seed: int = _field(0, "seeds the discriminator, the noise and the grid's fixed latents (the split reuses the VAE run's seed)")
-    out: str = _field("runs/gan", "output folder")
-    logdir: str | None = _field(None, "TensorBoard log folder (default: OUT/logs)")
-    resume: bool = _field(False, "continue from OUT/checkpoint after a crash or kill")
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
+    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
+    init: str = _field(
+        "decoder", "the generator's weights: decoder (the VAE's) | scratch (fresh, same architecture)", choices=GENERATOR_INITS
+    )
+    epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
+    batch_size: int = _field(64, "images per step", check=POSITIVE)
+    d_learning_rate: float = _field(2e-4, "the discriminator's Adam learning rate", check=POSITIVE)
+    g_learning_rate: float = _field(2e-4, "the generator's Adam learning rate", check=POSITIVE)
+    beta_1: float = _field(0.5, "Adam's beta_1 for both optimizers", check=NON_NEGATIVE)
+    r1_weight: float = _field(10.0, "gamma of the R1 penalty on real images (0: none)", check=NON_NEGATIVE)
+    d_steps: int = _field(1, "discriminator updates per generator update", check=POSITIVE)
+    label_smoothing: float = _field(0.0, "one-sided smoothing of the real labels", check=NON_NEGATIVE)
+    ema_decay: float = _field(
+        0.99, "decay of the generator's weight average used for samples (0: none); 0.99 averages over about 100 steps",
+        check=NON_NEGATIVE,
+    )
+    grid_every: int = _field(5, "write sample grids every N epochs", check=POSITIVE, resumable=True)
+    quality_every: int = _field(
+        0, "measure Fréchet distance and KID of samples vs held-out images every N epochs (0: never)",
+        check=NON_NEGATIVE, resumable=True,
+    )
+    classifier: str | None = _classifier("--quality-every")
+    seed: int = _field(
+        0, "seeds the discriminator, the noise and the grid's fixed latents (the split reuses the VAE run's seed)",
+        check=NON_NEGATIVE,
+    )
+    out: str = _out("runs/gan")
+    logdir: str | None = _logdir()
+    resume: bool = _resume()
+    overwrite: bool = _overwrite()
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainClassifierConfig:
+class TrainClassifierConfig(Config):
     """Everything `kerasgen train-classifier` needs; the defaults train the shipped mnist-5k classifier."""
 
-    dataset: str = _field("mnist-5k", "a labelled source: 'mnist-5k', 'tfds:NAME', or a path to an .npz, an IDX folder or an image folder")
-    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)")
-    image_size: tuple[int, int] | None = _field(None, "resize images to HEIGHT WIDTH")
+    dataset: str = _field("mnist-5k", "a labelled source: " + DATASET_HELP)
+    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
+    image_size: tuple[int, int] | None = _field(None, "resize images to HEIGHT WIDTH", check=POSITIVE)
     validation_size: int | float = _field(
-        500, "validation images: a count, or a fraction when below 1", parse=count_or_fraction
+        500, "validation images: a count, or a fraction when below 1", parse=count_or_fraction, check=POSITIVE
     )
-    num_filters: tuple[int, ...] = _field((16, 32, 64), "filters per level (two convolutions and a max pooling each)")
-    feature_dim: int = _field(128, "width of the penultimate layer: the features for Fréchet distance and KID")
-    dropout: float = _field(0.3, "dropout rate between the features and the logits")
-    translation: float = _field(0.1, "largest random shift during training, as a fraction of height and width (0: none)")
-    epochs: int = _field(30, "training epochs")
-    batch_size: int = _field(64, "images per step")
-    learning_rate: float = _field(2e-3, "Adam's initial learning rate")
-    lr_schedule: str = _field("cosine", "constant | cosine (decay to 5%% over the run)")
-    seed: int = _field(0, "seeds the split, the initialization, the augmentation and the dropout")
-    out: str = _field("runs/classifier", "output folder")
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
+    num_filters: tuple[int, ...] = _field(
+        (16, 32, 64), "filters per level (two convolutions and a max pooling each)", check=POSITIVE
+    )
+    feature_dim: int = _field(
+        128, "width of the penultimate layer: the features for Fréchet distance and KID", check=POSITIVE
+    )
+    dropout: float = _field(0.3, "dropout rate between the features and the logits", check=NON_NEGATIVE)
+    translation: float = _field(
+        0.1, "largest random shift during training, as a fraction of height and width (0: none)", check=NON_NEGATIVE
+    )
+    epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
+    batch_size: int = _field(64, "images per step", check=POSITIVE)
+    learning_rate: float = _field(2e-3, "Adam's initial learning rate", check=POSITIVE)
+    lr_schedule: str = _field("cosine", "constant | cosine (decay to 5%% over the run)", choices=LR_SCHEDULES)
+    seed: int = _field(0, "seeds the split, the initialization, the augmentation and the dropout", check=NON_NEGATIVE)
+    out: str = _out("runs/classifier")
+    logdir: str | None = _logdir()
+    resume: bool = _resume()
+    overwrite: bool = _overwrite()
 
 
 @dataclasses.dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(Config):
     """Everything `kerasgen evaluate` needs; the defaults finish in minutes on mnist-5k."""
 
     model: str = _field(None, "a train-vae or train-gan output folder, or a .keras file", required=True)
     dataset: str | None = _field(None, "the data to evaluate on (default: the run's own, from its config.json)")
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)")
-    k: int = _field(500, "importance samples per image for log p(x) (5000 for paper-grade numbers)")
-    chunk_size: int = _field(100, "importance samples decoded at once: bounds memory for any K")
-    classifier: str | None = _field(None, "classifier folder for Fréchet distance / KID (default: the shipped mnist-5k one)")
-    num_samples: int = _field(5000, "generated images for the sample-quality metrics")
-    batch_size: int = _field(100, "images per evaluation batch")
-    diagnostics_batch_size: int = _field(500, "images per batch for the mutual information, which is bounded by log(batch)")
-    seed: int = _field(0, "seeds the importance samples and the generated images")
+    k: int = _field(500, "importance samples per image for log p(x) (5000 for paper-grade numbers)", check=POSITIVE)
+    chunk_size: int = _field(100, "importance samples decoded at once: bounds memory for any K", check=POSITIVE)
+    classifier: str | None = _classifier("Fréchet distance / KID")
+    num_samples: int = _field(5000, "generated images for the sample-quality metrics", check=(">=", 2))
+    batch_size: int = _field(100, "images per evaluation batch", check=POSITIVE)
+    diagnostics_batch_size: int = _field(
+        500, "images per batch for the mutual information, which is bounded by log(batch)", check=(">=", 2)
+    )
+    seed: int = _field(0, "seeds the importance samples and the generated images", check=NON_NEGATIVE)
     report: str | None = _field(None, "output folder (default: MODEL/report)")
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(Config):
     """Everything `kerasgen pipeline` needs: VAE, then the GAN from its decoder, then both evaluated.
 
     The defaults are the README's main command: mnist-5k, about 10 minutes on 2 CPU cores.
     """
 
-    dataset: str = _field("mnist-5k", "'mnist-5k', 'tfds:NAME', or a path to an .npz, an IDX folder or an image folder")
+    dataset: str = _field("mnist-5k", DATASET_HELP)
+    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
     # Smaller than train-vae's 16 (which serves likelihood): an 8-d VAE's prior samples are much
     # closer to the data (FD 136 vs 224 on mnist-5k), and the GAN starts from them.
-    latent_dim: int = _field(8, "size of the VAE's z, and so of the GAN's")
-    vae_epochs: int = _field(TrainVAEConfig.epochs, "VAE training epochs")
-    gan_epochs: int = _field(TrainGANConfig.epochs, "GAN training epochs")
-    k: int = _field(EvaluateConfig.k, "importance samples per image for the VAE's log p(x)")
-    classifier: str | None = _field(None, "classifier folder for Fréchet distance / KID (default: the shipped mnist-5k one)")
-    seed: int = _field(0, "seeds everything: the split, both trainings and the evaluation")
-    out: str = _field("runs/pipeline", "output folder: OUT/vae, OUT/gan and OUT/comparison.png")
-    resume: bool = _field(False, "after a crash or kill: skip finished trainings, continue the interrupted one from its checkpoint")
+    latent_dim: int = _field(8, "size of the VAE's z, and so of the GAN's", check=POSITIVE)
+    vae_epochs: int = _field(TrainVAEConfig.epochs, "VAE training epochs", check=POSITIVE, resumable=True)
+    gan_epochs: int = _field(TrainGANConfig.epochs, "GAN training epochs", check=POSITIVE, resumable=True)
+    k: int = _field(EvaluateConfig.k, "importance samples per image for the VAE's log p(x)", check=POSITIVE, resumable=True)
+    classifier: str | None = _classifier("Fréchet distance / KID")
+    seed: int = _field(0, "seeds everything: the split, both trainings and the evaluation", check=NON_NEGATIVE)
+    out: str = _field("runs/pipeline", "output folder: OUT/vae, OUT/gan and OUT/comparison.png", resumable=True)
+    resume: bool = _field(
+        False, "after a crash or kill: skip finished trainings, continue the interrupted one from its checkpoint",
+        resumable=True,
+    )
+    overwrite: bool = _overwrite()
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleConfig:
+class SampleConfig(Config):
     """Everything `kerasgen sample` needs."""
 
-    model: str = _field(None, "a train-vae output folder or a .keras file", required=True)
-    n: int = _field(64, "how many samples")
+    model: str = _field(None, "a train-vae or train-gan output folder, or a .keras file", required=True)
+    n: int = _field(64, "how many samples", check=POSITIVE)
     out: str = _field("samples.png", "the PNG grid to write")
-    seed: int = _field(0, "seeds the latent vectors")
+    seed: int = _field(0, "seeds the latent vectors", check=NON_NEGATIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig(Config):
+    """Everything `kerasgen export` needs."""
+
+    model: str = _field(None, "a kerasgen run folder or .keras file (VAE, GAN or classifier)", required=True)
+    out: str = _field(None, "the SavedModel folder to write", required=True)
 
 
 def add_arguments(parser, config_class):

@@ -19,7 +19,7 @@ POSTERIORS = ("diagonal", "full")
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
 GAUSSIAN_SCALES = ("pixel", "global")
 
-# Floors keep scales strictly positive so log-densities stay finite early in training.
+# Floors keep learned scales strictly positive so log-densities stay finite early in training.
 _MIN_POSTERIOR_SCALE = 1e-5
 _MIN_PIXEL_SCALE = 1e-3
 
@@ -144,7 +144,8 @@ class Gaussian(Likelihood):
 
     Args:
         scale: str or float. `"pixel"` learns one scale per pixel and channel, `"global"` learns a
-            single scale, a positive float fixes the scale. Defaults to `"pixel"`.
+            single scale (both floored at 1e-3 so log-densities stay finite), a positive float
+            fixes σ to exactly that value. Defaults to `"pixel"`.
     """
 
     name = "gaussian"
@@ -161,7 +162,13 @@ class Gaussian(Likelihood):
 
     def distribution(self, params):
         loc, raw_scale = ops.split(params, 2, axis=-1)
-        return tfd.Independent(tfd.Normal(loc, ops.softplus(raw_scale) + _MIN_PIXEL_SCALE), 3)
+        if isinstance(self.scale, str):
+            scale = ops.softplus(raw_scale) + _MIN_PIXEL_SCALE
+        else:
+            # A fixed scale is exactly what was asked for: no floor on top, and not read back
+            # through softplus(inverse_softplus(s)), which rounds in float32.
+            scale = ops.full_like(loc, self.scale)
+        return tfd.Independent(tfd.Normal(loc, scale), 3)
 
     def mean(self, params):
         return ops.split(params, 2, axis=-1)[0]

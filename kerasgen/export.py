@@ -1,11 +1,50 @@
-"""SavedModel export for serving: named signatures over plain tensors, no kerasgen needed to load."""
+"""SavedModel export for serving: named signatures over plain tensors, no kerasgen needed to load.
+
+`export_saved_model` takes any kerasgen `.keras` file or run folder and picks the endpoints by
+model type; `export_vae`, `export_gan` and `export_classifier` take the Python objects.
+"""
+
+import os
 
 import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasgen import distributions
+from kerasgen import artifacts, distributions
 from kerasgen.artifacts import atomic_path
+from kerasgen.models import Classifier, GAN, VAE
+
+# The model files a run folder may hold, in the order `export_saved_model` looks for them.
+MODEL_FILES = ("vae.keras", "gan.keras", "classifier.keras")
+
+
+def export_saved_model(path, out):
+    """Loads the kerasgen model at `path` and writes it to `out` as a SavedModel for serving.
+
+    The endpoints follow the model's type: a `VAE` gets `export_vae`'s, a `GAN` `export_gan`'s, a
+    `Classifier` `export_classifier`'s. The write is atomic.
+
+    Args:
+        path: str, a `.keras` file or a run folder holding `vae.keras`, `gan.keras` or
+            `classifier.keras` (the first found, in that order).
+        out: str, the SavedModel folder to write.
+
+    Returns:
+        `(out, endpoint_names)`: the folder written and its endpoints, e.g.
+        `("export/vae", ["decode", "sample", "encode", "reconstruct"])`.
+
+    Raises:
+        FileNotFoundError: no model file at `path`.
+        ValueError: the model is of a type kerasgen does not export.
+    """
+    model, _, _ = artifacts.load_run(path, filenames=MODEL_FILES)
+    for model_type, export in ((VAE, export_vae), (GAN, export_gan), (Classifier, export_classifier)):
+        if isinstance(model, model_type):
+            return os.fspath(out), export(model, out)
+    raise ValueError(
+        "Only a kerasgen VAE, GAN or Classifier can be exported. "
+        f"Received: a {type(model).__module__}.{type(model).__name__} from {path!r}"
+    )
 
 
 def export_vae(vae, path):
@@ -26,6 +65,9 @@ def export_vae(vae, path):
     Args:
         vae: a `kerasgen.VAE`.
         path: str, the SavedModel folder.
+
+    Returns:
+        The endpoint names, `["decode", "sample", "encode", "reconstruct"]`.
     """
     image_spec = tf.TensorSpec([None, *vae.image_shape], tf.float32, name="images")
     latent_spec = tf.TensorSpec([None, vae.latent_dim], tf.float32, name="z")
@@ -44,7 +86,7 @@ def export_vae(vae, path):
     def reconstruct(images):
         return {"images": vae.reconstruct(images)}
 
-    _write_archive(
+    return _write_archive(
         vae,
         path,
         {
@@ -69,6 +111,9 @@ def export_gan(gan, path):
     Args:
         gan: a `kerasgen.GAN`.
         path: str, the SavedModel folder.
+
+    Returns:
+        The endpoint names, `["generate", "sample"]`.
     """
     generator = gan.ema_generator if gan.ema_generator is not None else gan.generator
     latent_spec = tf.TensorSpec([None, gan.latent_dim], tf.float32, name="z")
@@ -80,17 +125,50 @@ def export_gan(gan, path):
         z = tf.random.stateless_normal([n, gan.latent_dim], seed=tf.stack([seed, 0]))
         return {"images": ops.cast(generator(z, training=False), "float32"), "z": z}
 
-    _write_archive(generator, path, {"generate": (generate, [latent_spec]), "sample": (sample, _SAMPLE_SIGNATURE)})
+    return _write_archive(generator, path, {"generate": (generate, [latent_spec]), "sample": (sample, _SAMPLE_SIGNATURE)})
+
+
+def export_classifier(classifier, path):
+    """Writes `classifier` as a SavedModel with the signatures `predict` and `features`.
+
+    Loads without kerasgen, like `export_vae`, and the write is atomic. Both run in inference
+    mode (no augmentation, no dropout).
+
+    - `predict(images: [B, H, W, C])` → `logits` and `probabilities` (their softmax), `[B, num_classes]`.
+    - `features(images)` → `features`: the penultimate-layer features `[B, feature_dim]` that
+      Fréchet distance and KID are measured on, equal to `classifier.features(images)`.
+
+    Args:
+        classifier: a `kerasgen.models.Classifier`.
+        path: str, the SavedModel folder.
+
+    Returns:
+        The endpoint names, `["predict", "features"]`.
+    """
+    image_spec = tf.TensorSpec([None, *classifier.image_shape], tf.float32, name="images")
+
+    def predict(images):
+        logits = ops.cast(classifier(images, training=False), "float32")
+        return {"logits": logits, "probabilities": ops.softmax(logits, axis=-1)}
+
+    def features(images):
+        return {"features": ops.cast(classifier.features(images), "float32")}
+
+    return _write_archive(classifier, path, {"predict": (predict, [image_spec]), "features": (features, [image_spec])})
 
 
 _SAMPLE_SIGNATURE = [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed")]
 
 
 def _write_archive(model, path, endpoints):
-    """Writes `model`'s variables and `endpoints` (`name → (function, input_signature)`) to `path` atomically."""
+    """Writes `model`'s variables and `endpoints` (`name → (function, input_signature)`) to `path` atomically.
+
+    Returns the endpoint names.
+    """
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, (function, input_signature) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=input_signature)
     with atomic_path(path) as tmp:
         archive.write_out(tmp, verbose=False)
+    return list(endpoints)

@@ -5,7 +5,27 @@ from keras import ops
 from kerasgen.distributions import kl_divergence
 
 
-def negative_elbo(x, likelihood, posterior, prior, z=None, beta=1.0):
+def weighted_mean(values, sample_weight=None):
+    """The mean of per-example `values` `[B]`, weighted when `sample_weight` `[B]` is given: Σ w v / Σ w.
+
+    A weighted mean, not Keras's `sum_over_batch_size` (Σ w v / B), so the result stays in units
+    per example whatever the weights' scale: weights of 2 everywhere change nothing. An empty
+    batch, or one whose weights are all 0, gives 0 rather than NaN.
+
+    Args:
+        values: tensor `[B]`.
+        sample_weight: optional tensor `[B]` of weights >= 0. Defaults to None (all 1).
+
+    Returns:
+        A scalar tensor.
+    """
+    if sample_weight is None:
+        return ops.divide_no_nan(ops.sum(values), ops.cast(ops.shape(values)[0], values.dtype))
+    sample_weight = ops.cast(sample_weight, values.dtype)
+    return ops.divide_no_nan(ops.sum(sample_weight * values), ops.sum(sample_weight))
+
+
+def negative_elbo(x, likelihood, posterior, prior, z=None, beta=1.0, sample_weight=None):
     """The β-weighted negative ELBO, averaged over the batch, with its named terms.
 
     -ELBO = -E_q[log p(x|z)] + KL(q(z|x) || p(z)), estimated with the sample `z` that produced
@@ -19,12 +39,14 @@ def negative_elbo(x, likelihood, posterior, prior, z=None, beta=1.0):
         z: optional tensor `[B, D]`, the sample, used when the KL has no closed form.
         beta: float or scalar tensor, the weight on the KL term in the returned loss. The
             reported `elbo` term always uses weight 1.
+        sample_weight: optional tensor `[B]`, one weight per image; every term is then the
+            weighted mean over images (see `weighted_mean`). Defaults to None.
 
     Returns:
         `(loss, terms)` where `terms` has `reconstruction`, `kl` and `elbo`.
     """
-    reconstruction = -ops.mean(likelihood.log_prob(x))
-    kl = ops.mean(kl_divergence(posterior, prior, z))
+    reconstruction = weighted_mean(-likelihood.log_prob(x), sample_weight)
+    kl = weighted_mean(kl_divergence(posterior, prior, z), sample_weight)
     loss = reconstruction + beta * kl
     return loss, {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
 
@@ -53,7 +75,7 @@ def log_importance_weights(x, z, posterior, prior, likelihood_fn):
     return log_likelihood + prior.log_prob(z) - posterior.log_prob(z), log_likelihood
 
 
-def negative_iwae_bound(x, z, posterior, prior, likelihood_fn, beta=1.0):
+def negative_iwae_bound(x, z, posterior, prior, likelihood_fn, beta=1.0, sample_weight=None):
     """The negative K-sample importance-weighted bound of Burda et al. (2016), averaged over the batch.
 
     −log (1/K) Σ_k p(x|z_k) [p(z_k) / q(z_k|x)]^β with z_k ~ q(z|x): at K = 1 the (β-)ELBO, tighter
@@ -67,6 +89,8 @@ def negative_iwae_bound(x, z, posterior, prior, likelihood_fn, beta=1.0):
         prior: `tfd.Distribution`, p(z).
         likelihood_fn: callable from latents `[N, D]` to p(x|z).
         beta: float or scalar tensor. Defaults to 1.
+        sample_weight: optional tensor `[B]`, one weight per image; each term is averaged over
+            the K samples, then weighted over images (see `weighted_mean`). Defaults to None.
 
     Returns:
         `(loss, terms)` with `reconstruction`, `kl` (a Monte Carlo estimate over the K samples)
@@ -76,9 +100,10 @@ def negative_iwae_bound(x, z, posterior, prior, likelihood_fn, beta=1.0):
     weighted = log_likelihood + beta * (log_weights - log_likelihood)
     num_samples = ops.cast(ops.shape(z)[0], weighted.dtype)
     bound = ops.logsumexp(weighted, axis=0) - ops.log(num_samples)
-    reconstruction = -ops.mean(log_likelihood)
-    kl = ops.mean(log_likelihood - log_weights)
-    return -ops.mean(bound), {"reconstruction": reconstruction, "kl": kl, "elbo": ops.mean(log_weights)}
+    reconstruction = weighted_mean(-ops.mean(log_likelihood, axis=0), sample_weight)
+    kl = weighted_mean(ops.mean(log_likelihood - log_weights, axis=0), sample_weight)
+    elbo = weighted_mean(ops.mean(log_weights, axis=0), sample_weight)
+    return -weighted_mean(bound, sample_weight), {"reconstruction": reconstruction, "kl": kl, "elbo": elbo}
 
 
 # --- GAN losses, on discriminator logits ----------------------------------------------------

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from kerasgen import VAE
 from kerasgen.artifacts import atomic_path
-from kerasgen.callbacks import Checkpoint, SampleGrid
+from kerasgen.callbacks import Backup, SampleGrid
 from kerasgen.images import image_grid, interleave
 
 
@@ -47,25 +47,47 @@ def test_sample_grid_uses_fixed_latents_and_writes_tensorboard_images(tmp_path, 
     assert os.listdir(tmp_path / "logs" / "images")
 
 
-def test_checkpoint_restores_weights_optimizer_and_epoch(tmp_path, binary_images):
+def test_backup_restores_weights_optimizer_seed_state_and_epoch(tmp_path, binary_images):
     vae = _small_vae()
-    vae.fit(binary_images, epochs=2, batch_size=8, verbose=0, callbacks=[Checkpoint(tmp_path)])
-    restored, epochs_done = Checkpoint.restore(tmp_path)
-    assert epochs_done == 2
+    vae.fit(binary_images, epochs=2, batch_size=8, verbose=0, callbacks=[Backup(str(tmp_path))])
+    restored = _small_vae()
+    restored.compile(optimizer="adam")
+    assert Backup(str(tmp_path)).restore(restored) == 2
     assert int(restored.optimizer.iterations) == 4
     np.testing.assert_array_equal(restored.reconstruct(binary_images), vae.reconstruct(binary_images))
-    assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]  # no temporaries left
-    assert Checkpoint.restore(tmp_path / "empty") == (None, 0)
+    # The noise continues where it stopped (BackupAndRestore alone would restart it).
+    np.testing.assert_array_equal(restored.seed_generator.state.numpy(), vae.seed_generator.state.numpy())
+    assert restored._initial_epoch == 2
+    # One weights file, no temporaries left.
+    assert sorted(os.listdir(tmp_path)) == ["epoch_0002.weights.h5", "state.json"]
+    assert Backup(str(tmp_path / "empty")).restore(_small_vae()) == 0
 
 
-def test_checkpoint_skips_a_diverged_epoch(tmp_path, binary_images):
+def test_backup_skips_a_diverged_epoch(tmp_path, binary_images):
     vae = _small_vae()
     vae.fit(binary_images[:8], epochs=1, batch_size=8, verbose=0)
-    checkpoint = Checkpoint(tmp_path)
-    checkpoint.set_model(vae)
-    checkpoint.on_epoch_end(0, {"loss": 1.0})
-    checkpoint.on_epoch_end(1, {"loss": float("nan")})
-    assert Checkpoint.restore(tmp_path)[1] == 1
+    backup = Backup(str(tmp_path))
+    backup.set_model(vae)
+    backup.on_epoch_end(0, {"loss": 1.0})
+    backup.on_epoch_end(1, {"loss": float("nan")})
+    assert Backup.read_state(str(tmp_path))["epoch"] == 1
+
+
+def test_a_kill_while_the_backup_writes_keeps_the_previous_epoch(tmp_path, binary_images, monkeypatch):
+    vae = _small_vae()
+    vae.fit(binary_images[:8], epochs=1, batch_size=8, verbose=0)
+    backup = Backup(str(tmp_path))
+    backup.set_model(vae)
+    backup.on_epoch_end(0, {"loss": 1.0})
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill in the middle of writing the weights
+
+    monkeypatch.setattr(vae, "save_weights", killed)
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(1, {"loss": 0.5})
+    assert Backup.read_state(str(tmp_path))["epoch"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["epoch_0001.weights.h5", "state.json"]
 
 
 def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -173,7 +195,8 @@ def test_sample_quality_measures_on_schedule_and_tells_real_from_noise():
 
 def test_sample_quality_columns_reach_the_csv_and_its_records_survive_a_resume(tmp_path):
     from kerasgen.artifacts import read_json, write_json
-    from kerasgen.callbacks import SampleQuality, quality_records_before
+    from kerasgen.callbacks import SampleQuality
+    from kerasgen.runs.harness import quality_records_before
     from kerasgen.plots import read_history
 
     real = np.random.default_rng(0).uniform(size=(100, 8, 8, 1)).astype(np.float32)

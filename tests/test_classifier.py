@@ -5,13 +5,14 @@ import keras
 import numpy as np
 import pytest
 
-from kerasgen.classification import count_correct
+from kerasgen.runs.domain import count_correct
 from kerasgen.cli import build_parser, main
 from kerasgen.config import TrainClassifierConfig, from_arguments
 from kerasgen.data import load_dataset
+from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER
 from kerasgen.models import Classifier
 
-SHIPPED = os.path.join(os.path.dirname(__file__), "..", "saved_models", "classifier-mnist-5k")
+SHIPPED = SHIPPED_CLASSIFIER
 TINY = ["--num-filters", "4", "8", "--feature-dim", "8", "--batch-size", "16", "--validation-size", "16", "--epochs", "1"]
 
 
@@ -115,7 +116,8 @@ def test_shipped_classifier_scores_what_its_metadata_says():
     classifier = keras.saving.load_model(os.path.join(SHIPPED, "classifier.keras"))
     assert isinstance(classifier, Classifier) and not classifier.compiled  # no optimizer state shipped
     splits = load_dataset("mnist-5k", seed=0, validation_size=500)
-    correct, total = count_correct(classifier, splits.validation)
+    images, labels = (np.concatenate(parts) for parts in zip(*splits.validation.as_numpy_iterator()))
+    correct, total = count_correct(classifier, images, labels)
     assert (correct, total) == (metadata["heldout_correct"], 500)
     assert correct / total == metadata["heldout_accuracy"]
 
@@ -139,7 +141,8 @@ def labelled_npz(tmp_path):
 def test_train_classifier_writes_the_model_and_its_metadata(tmp_path, labelled_npz):
     out = tmp_path / "run"
     assert main(["train-classifier", "--dataset", labelled_npz, "--out", str(out), *TINY]) == 0
-    assert sorted(os.listdir(out)) == ["classifier.keras", "metadata.json"]  # no temporaries left
+    # The run harness's files, and no temporaries left.
+    assert sorted(os.listdir(out)) == ["checkpoint", "classifier.keras", "config.json", "history.csv", "logs", "metadata.json"]
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["heldout_split"] == "test" and metadata["heldout_size"] == 24
     assert (metadata["num_train"], metadata["num_validation"], metadata["num_test"]) == (48, 16, 24)
@@ -148,7 +151,8 @@ def test_train_classifier_writes_the_model_and_its_metadata(tmp_path, labelled_n
 
     classifier = keras.saving.load_model(out / "classifier.keras")
     splits = load_dataset(labelled_npz, batch_size=16, validation_size=16, seed=0)
-    assert count_correct(classifier, splits.test) == (metadata["heldout_correct"], 24)
+    images, labels = (np.concatenate(parts) for parts in zip(*splits.test.as_numpy_iterator()))
+    assert count_correct(classifier, images, labels) == (metadata["heldout_correct"], 24)
 
     # The recorded command rebuilds the same config.
     config = from_arguments(TrainClassifierConfig, build_parser().parse_args(metadata["command"].split()[1:]))
@@ -170,7 +174,7 @@ def test_data_without_labels_is_one_clear_line(tmp_path, capsys, arrays, message
     np.savez(path, **arrays)
     assert main(["train-classifier", "--dataset", str(path), "--out", str(tmp_path / "out"), *TINY]) == 2
     error = capsys.readouterr().err
-    assert message in error and f"Received: dataset={str(path)!r}" in error and "Traceback" not in error
+    assert message in error and f"Received: --dataset {path}" in error and "Traceback" not in error
     assert not (tmp_path / "out").exists()
 
 

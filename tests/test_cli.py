@@ -30,17 +30,26 @@ def test_train_vae_writes_every_artifact_and_resumes(tmp_path, grey_npz):
     out = tmp_path / "run"
     args = ["train-vae", "--dataset", grey_npz, "--epochs", "2", "--grid-every", "1", "--out", str(out), *TINY]
     assert main(args) == 0
-    for name in ("vae.keras", "config.json", "history.csv", "history.png", "saved_model/saved_model.pb", "checkpoint/checkpoint.keras"):
+    for name in ("vae.keras", "config.json", "history.csv", "history.png", "saved_model/saved_model.pb", "checkpoint/state.json"):
         assert (out / name).exists(), name
     assert sorted(os.listdir(out / "samples")) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
     assert sorted(os.listdir(out / "reconstructions")) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
     assert os.listdir(out / "logs")
     # The final model ships without optimizer state; the checkpoint keeps it for --resume.
-    final, checkpoint = (keras.saving.load_model(out / p) for p in ("vae.keras", "checkpoint/checkpoint.keras"))
-    assert getattr(final, "optimizer", None) is None and checkpoint.optimizer is not None
+    from kerasgen.callbacks import Backup
+    from kerasgen.models import VAE
+
+    final = keras.saving.load_model(out / "vae.keras")
+    assert getattr(final, "optimizer", None) is None
+    checkpoint = VAE.from_config(final.get_config())
+    checkpoint.compile(optimizer="adam")  # not the run's optimizer (that one has a schedule): refused
+    with pytest.raises(ValueError, match="does not fit"):
+        Backup(str(out / "checkpoint")).restore(checkpoint)
+    checkpoint.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, 6, alpha=0.05)))
+    assert Backup(str(out / "checkpoint")).restore(checkpoint) == 2
+    assert int(checkpoint.optimizer.iterations) == 2 * 3  # 48 training images, batches of 16
     images = np.random.default_rng(1).uniform(size=(4, 16, 16, 1)).astype("float32")
     np.testing.assert_array_equal(final.reconstruct(images), checkpoint.reconstruct(images))
-    assert (out / "vae.keras").stat().st_size < 0.6 * (out / "checkpoint" / "checkpoint.keras").stat().st_size
     config = json.loads((out / "config.json").read_text())
     assert config["binarize"] == "dynamic" and config["epochs"] == 2 and config["image_shape"] == [16, 16, 1]
 
@@ -50,7 +59,7 @@ def test_train_vae_writes_every_artifact_and_resumes(tmp_path, grey_npz):
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert {"val_elbo", "val_kl", "val_reconstruction", "seconds"} <= set(rows[0])
-    assert json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"] == 3
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 3
 
     # Resuming a run that is already done says so instead of training nothing.
     assert main(["train-vae", "--dataset", grey_npz, "--epochs", "3", "--resume", "--out", str(out), *TINY]) == 2
@@ -95,14 +104,69 @@ def test_train_vae_quality_every_scores_prior_samples_against_the_grey_heldout_i
         (["train-vae", "--dataset", "no/such/file.npz"], "no/such/file.npz"),
         (["train-vae", "--dataset", "cifar-zillion"], "Received: source='cifar-zillion'"),
         (["train-vae", "--binarize", "none", "--likelihood", "bernoulli"], "needs binary pixels"),
-        (["train-vae", "--lr-schedule", "step"], "Received: lr_schedule='step'"),
-        (["sample", "--model", "no/such/run"], "Received: --model 'no/such/run'"),
+        (["train-vae", "--lr-schedule", "step"], "--lr-schedule must be one of constant | cosine. Received: --lr-schedule step"),
+        (["train-vae", "--learning-rate", "-1"], "--learning-rate must be > 0. Received: --learning-rate -1.0"),
+        (["train-gan", "--vae", "v", "--epochs", "0"], "--epochs must be > 0. Received: --epochs 0"),
+        (["train-vae", "--binarize", "none", "--likelihood", "continuous_bernoulli", "--likelihood-scale", "0"],
+         "--likelihood-scale must be > 0"),
+        (["sample", "--model", "no/such/run"], "Received: --model no/such/run"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
-    assert main([*args, "--out", str(tmp_path / "out")] if args[0] == "train-vae" else args) == 2
+    assert main([*args, "--out", str(tmp_path / "out")] if args[0].startswith("train") else args) == 2
     error = capsys.readouterr().err
-    assert message in error and "Traceback" not in error
+    assert message in error and "Traceback" not in error and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+TINY_RUN = ["train-vae", "--epochs", "1", *TINY]
+
+
+@pytest.mark.slow
+def test_operating_system_errors_are_one_line_and_leave_nothing_half_written(tmp_path, capsys, grey_npz, monkeypatch):
+    import errno
+
+    from kerasgen.runs import harness
+
+    def fails_with(args, message):
+        assert main([*TINY_RUN, "--dataset", grey_npz, *args]) == 2
+        error = capsys.readouterr().err
+        assert message in error and "Traceback" not in error and error.count("\n") == 1, error
+
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    fails_with(["--out", str(a_file)], f"--out is a file, not a folder: {a_file}")
+    fails_with(["--out", str(a_file / "run")], str(a_file))  # a file where a parent folder should be
+    fails_with(["--out", "/sys/kerasgen-run"], "Operation not permitted: /sys/kerasgen-run")  # not writable, even as root
+
+    # Disk full while the run writes its config: one line, and no half-written file.
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(harness, "write_json", disk_full)
+    out = tmp_path / "full"
+    fails_with(["--out", str(out)], f"No space left on device: {out / 'config.json'}")
+    # Only the empty folders the writability check made: no config.json, no temporaries.
+    assert os.listdir(out) == ["logs"] and os.listdir(out / "logs") == []
+
+    # `sample --out` that is a folder.
+    assert main(["sample", "--model", "saved_models/vae-mnist-5k", "--out", str(tmp_path)]) == 2
+    assert f"--out is a folder; give the PNG file to write: {tmp_path}" in capsys.readouterr().err
+
+
+def test_an_existing_run_is_refused_without_resume_or_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    assert main(["train-vae", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "--resume" in error and "--overwrite" in error and error.count("\n") == 1
+    # --overwrite deletes only kerasgen runs.
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_text("precious")
+    assert main(["train-vae", "--out", str(other), "--overwrite"]) == 2
+    assert "holds other files" in capsys.readouterr().err and (other / "holiday.jpg").exists()
 
 
 @pytest.mark.slow

@@ -408,8 +408,8 @@ def test_corrupt_npz(tmp_path):
 
 
 def test_npz_without_x_train(tmp_path):
-    source = write_npz(tmp_path / "data.npz", images=np.zeros((4, 8, 8)))
-    with pytest.raises(ValueError, match=r"no 'x_train' array.*Found arrays \['images'\]"):
+    source = write_npz(tmp_path / "data.npz", pixels=np.zeros((4, 8, 8)))
+    with pytest.raises(ValueError, match=r"no 'x_train' array.*Found arrays \['pixels'\]"):
         load_dataset(source)
 
 

@@ -1,13 +1,16 @@
 import json
+import os
 import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kerasgen import VAE
-from kerasgen.export import export_vae
+from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER, load_classifier
+from kerasgen.export import export_saved_model, export_vae
 
 # Runs in a fresh interpreter that never imports kerasgen (nor TFP): only TensorFlow.
 _LOADER = r"""
@@ -110,3 +113,76 @@ def test_gan_saved_model_serves_the_ema_generator_without_kerasgen(tmp_path, bin
     assert np.array(served["sample_a"]).shape == (3, 16, 16, 1)
     sample_z = np.array(served["sample_z"], dtype="float32")
     assert np.abs(np.array(served["sample_a"]) - np.asarray(gan.generate(sample_z))).max() <= 1e-5
+
+
+# `export_saved_model` on the shipped artifacts: one endpoint each, served in this process.
+
+SAVED_MODELS = os.path.join(os.path.dirname(__file__), "..", "saved_models")
+
+
+def _max_difference(a, b):
+    return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).max())
+
+
+@pytest.mark.slow
+def test_export_saved_model_serves_the_shipped_vae(tmp_path):
+    path, endpoints = export_saved_model(os.path.join(SAVED_MODELS, "vae-mnist-5k", "vae.keras"), str(tmp_path / "vae"))
+    vae = keras.saving.load_model(os.path.join(SAVED_MODELS, "vae-mnist-5k", "vae.keras"))
+    z = np.random.default_rng(0).standard_normal((4, vae.latent_dim)).astype("float32")
+
+    served = tf.saved_model.load(path).signatures["decode"](z=tf.constant(z))["images"]
+
+    assert endpoints == ["decode", "sample", "encode", "reconstruct"]
+    assert _max_difference(served, vae.decode(z)) < 1e-5
+
+
+@pytest.mark.slow
+def test_export_saved_model_serves_the_shipped_gan_from_its_run_folder(tmp_path):
+    run = os.path.join(SAVED_MODELS, "gan-mnist-5k")
+    path, endpoints = export_saved_model(run, str(tmp_path / "gan"))
+    gan = keras.saving.load_model(os.path.join(run, "gan.keras"))
+    z = np.random.default_rng(0).standard_normal((4, gan.latent_dim)).astype("float32")
+
+    served = tf.saved_model.load(path).signatures["generate"](z=tf.constant(z))["images"]
+
+    assert endpoints == ["generate", "sample"]
+    assert _max_difference(served, gan.generate(z)) < 1e-5
+
+
+@pytest.mark.slow
+def test_export_saved_model_serves_the_shipped_classifier(tmp_path):
+    path, endpoints = export_saved_model(SHIPPED_CLASSIFIER, str(tmp_path / "classifier"))
+    classifier = load_classifier(None, (28, 28, 1))
+    images = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
+
+    loaded = tf.saved_model.load(path)
+    predicted = loaded.signatures["predict"](images=tf.constant(images))
+    features = loaded.signatures["features"](images=tf.constant(images))["features"]
+
+    assert endpoints == ["predict", "features"]
+    assert _max_difference(predicted["logits"], classifier(images, training=False)) < 1e-5
+    assert _max_difference(predicted["probabilities"], keras.ops.softmax(classifier(images, training=False))) < 1e-5
+    assert _max_difference(features, classifier.features(images)) < 1e-5
+    assert features.shape == (4, classifier.feature_dim)
+
+
+def test_export_saved_model_names_a_type_it_cannot_export(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "dense.keras")
+
+    with pytest.raises(ValueError, match="Sequential"):
+        export_saved_model(str(tmp_path / "dense.keras"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_saved_model_says_a_missing_model_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No model found"):
+        export_saved_model(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_export_saved_model_says_a_corrupt_file_is_corrupt(tmp_path):
+    (tmp_path / "x.keras").write_bytes(np.random.default_rng(0).bytes(4096))
+
+    with pytest.raises(ValueError, match="corrupt") as error:
+        export_saved_model(str(tmp_path / "x.keras"), str(tmp_path / "out"))
+    assert "not found" not in str(error.value).lower()

@@ -7,13 +7,12 @@ import tensorflow as tf
 
 from kerasgen import VAE
 from kerasgen.artifacts import inference_copy
+from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER
 from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, r1_penalty
 from kerasgen.models import GAN
 from kerasgen.networks import build_discriminator
 
-CLASSIFIER_PATH = os.path.join(
-    os.path.dirname(__file__), "..", "saved_models", "classifier-mnist-5k", "classifier.keras"
-)
+CLASSIFIER_PATH = os.path.join(SHIPPED_CLASSIFIER, "classifier.keras")
 
 
 def _small_vae(**kwargs):
@@ -201,3 +200,54 @@ def test_keras_file_round_trip_restores_weights_and_both_optimizers(tmp_path, bi
     restored.fit(binary_images, epochs=1, batch_size=8, verbose=0)
     assert int(restored.d_optimizer.iterations) == 8 and int(restored.g_optimizer.iterations) == 4
     assert any(not np.array_equal(b, a) for b, a in zip(before, restored.generator.get_weights()))
+
+
+# --- Keras's arguments: refused clearly, never ignored ----------------------------------------
+
+
+@pytest.mark.parametrize("key", ["optimizer", "loss", "loss_weights", "metrics", "weighted_metrics"])
+def test_compile_refuses_what_a_gan_does_not_take(key):
+    value = "adam" if key == "optimizer" else ["mae"]
+    with pytest.raises(ValueError, match=rf"GAN.compile .*{key}.*Received: {key}="):
+        _small_gan().compile(**{key: value})
+
+
+def test_sample_weight_is_refused_in_fit_and_evaluate(binary_images):
+    gan = _small_gan()
+    _compile(gan)
+    weights = np.ones(16, "float32")
+    weighted = tf.data.Dataset.from_tensor_slices((binary_images, np.zeros(16), weights)).batch(8)
+    calls = [
+        lambda: gan.fit(binary_images, sample_weight=weights, verbose=0),
+        lambda: gan.fit(binary_images, np.zeros(16), class_weight={0: 1.0}, verbose=0),
+        lambda: gan.fit(weighted, verbose=0),
+        lambda: gan.evaluate(binary_images, sample_weight=weights, verbose=0),
+        lambda: gan.evaluate(weighted, verbose=0),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="A GAN does not weight images.*Received: a (sample|class)_weight"):
+            call()
+    assert int(gan.d_optimizer.iterations) == 0
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate * 0.5), keras.callbacks.ReduceLROnPlateau("d_loss")],
+)
+def test_learning_rate_callbacks_are_refused_with_the_per_optimizer_alternative(binary_images, callback):
+    gan = _small_gan()
+    _compile(gan)
+    with pytest.raises(ValueError, match=rf"{type(callback).__name__} sets model.optimizer.learning_rate.*schedules"):
+        gan.fit(binary_images, epochs=1, verbose=0, callbacks=[keras.callbacks.History(), callback])
+
+
+def test_per_optimizer_schedules_drive_each_rate_and_survive_a_round_trip(tmp_path, binary_images):
+    gan = _small_gan()
+    decay = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1, decay_rate=0.5)
+    gan.compile(d_optimizer=keras.optimizers.Adam(decay), g_optimizer=keras.optimizers.Adam(2e-4))
+    gan.fit(binary_images, epochs=1, batch_size=8, verbose=0)  # two steps
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(1e-3 * 0.5**2)
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(2e-4)
+    gan.save(tmp_path / "gan.keras")
+    restored = keras.saving.load_model(tmp_path / "gan.keras")
+    assert float(restored.d_optimizer.learning_rate) == pytest.approx(1e-3 * 0.5**2)

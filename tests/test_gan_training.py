@@ -52,7 +52,7 @@ def test_train_gan_starts_from_the_decoder_writes_every_artifact_and_resumes(tmp
     quality = ["--quality-every", "2", "--classifier", str(classifier)]
     args = ["train-gan", "--vae", str(run), "--epochs", "2", "--grid-every", "1", "--batch-size", "16", *quality, "--out", str(out)]
     assert main(args) == 0
-    for name in ("gan.keras", "config.json", "history.csv", "saved_model/saved_model.pb", "checkpoint/checkpoint.keras"):
+    for name in ("gan.keras", "config.json", "history.csv", "saved_model/saved_model.pb", "checkpoint/state.json"):
         assert (out / name).exists(), name
     assert sorted(os.listdir(out / "samples")) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
     assert not (out / "reconstructions").exists()
@@ -74,15 +74,17 @@ def test_train_gan_starts_from_the_decoder_writes_every_artifact_and_resumes(tmp
     records = json.loads((out / "quality.json").read_text())["records"]
     assert [r["epoch"] for r in records] == [0, 1, 2, 3]
     assert [float(r["fd"]) for r in rows] == [r["fd"] for r in records[1:]]
-    assert json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"] == 3
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 3
 
     # `kerasgen evaluate` on a GAN run: sample-quality metrics only.
     report = tmp_path / "gan_report"
-    assert main(["evaluate", "--model", str(out), "--num-samples", "40", "--report", str(report)]) == 0
+    evaluate = ["evaluate", "--model", str(out), "--num-samples", "40", "--report", str(report)]
+    assert main([*evaluate, "--classifier", str(classifier)]) == 0
     metrics = json.loads((report / "metrics.json").read_text())
     assert "elbo" not in metrics and metrics["dataset"]["validation_size"] == 16
-    # The shipped classifier takes 28x28 digits, so this 16x16 GAN's sample metrics say why they are skipped.
-    assert "(28, 28, 1)" in metrics["samples"]["skipped"] and "(16, 16, 1)" in metrics["samples"]["skipped"]
+    assert metrics["samples"]["classifier"]["origin"] == "given" and metrics["samples"]["frechet_distance"] > 0
+    # A --classifier that is not a classifier is an error, not an empty report.
+    assert main([*evaluate, "--classifier", str(run / "vae.keras")]) == 2
     assert (report / "samples.png").exists() and (report / "training_progress.png").exists()
 
     # `kerasgen sample` takes a GAN run folder as it takes a VAE's; --vae refuses one.
@@ -116,7 +118,10 @@ def test_a_dataset_of_another_shape_is_one_clear_line(tmp_path, capsys, vae_run)
 def test_quality_every_with_a_classifier_of_another_shape_is_one_clear_line(tmp_path, capsys, vae_run):
     run, _ = vae_run
     out = tmp_path / "gan"
-    assert main(["train-gan", "--vae", str(run), "--quality-every", "1", "--out", str(out)]) == 2
+    from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER
+
+    args = ["train-gan", "--vae", str(run), "--quality-every", "1", "--classifier", SHIPPED_CLASSIFIER, "--out", str(out)]
+    assert main(args) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "(28, 28, 1)" in error and "(16, 16, 1)" in error
     assert not out.exists()  # checked before anything is written
@@ -194,16 +199,16 @@ def test_flags_parse_into_the_gan_config():
 def test_a_diverged_run_exports_nothing(tmp_path, capsys, monkeypatch, vae_run):
     import functools
 
-    from kerasgen import gan_training
+    from kerasgen.runs import gan as gan_run
 
     # Thresholds every epoch crosses: the guard sees D winning at once.
     monkeypatch.setattr(
-        gan_training, "DivergenceGuard", functools.partial(DivergenceGuard, patience=1, d_fake_floor=2.0, g_loss_ceiling=-1.0)
+        gan_run, "DivergenceGuard", functools.partial(DivergenceGuard, patience=1, d_fake_floor=2.0, g_loss_ceiling=-1.0)
     )
     run, _ = vae_run
     out = tmp_path / "gan"
     assert main(["train-gan", "--vae", str(run), "--epochs", "3", "--batch-size", "16", "--out", str(out)]) == 2
     error = capsys.readouterr().err
-    assert "diverged" in error and "discriminator has won" in error and "not exported" in error
+    assert "diverged" in error and "discriminator has won" in error and "not saved" in error
     assert not (out / "gan.keras").exists() and not (out / "saved_model").exists()
-    assert json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"] == 1
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 1

@@ -8,6 +8,7 @@ import tensorflow as tf
 from kerasgen.data import load_dataset
 from kerasgen.evaluation.sample_quality import (
     KID,
+    SHIPPED_CLASSIFIER,
     class_histogram,
     classifier_score,
     compute_features,
@@ -19,7 +20,7 @@ from kerasgen.evaluation.sample_quality import (
 )
 from kerasgen.models import Classifier
 
-SHIPPED = os.path.join(os.path.dirname(__file__), "..", "saved_models", "classifier-mnist-5k", "classifier.keras")
+SHIPPED = os.path.join(SHIPPED_CLASSIFIER, "classifier.keras")
 
 # Two 2-D Gaussians whose covariances do not commute, so (Σa Σb)^½ is not elementwise.
 MEAN_A, COV_A = np.array([0.0, 1.0]), np.array([[2.0, 0.6], [0.6, 1.0]])

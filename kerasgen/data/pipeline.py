@@ -13,6 +13,7 @@ Every source goes through the same steps, once, on numpy arrays (see
 
 import dataclasses
 import numbers
+import typing
 
 import numpy as np
 import tensorflow as tf
@@ -36,7 +37,9 @@ class DatasetSplits:
 
     Attributes:
         train: Shuffled every epoch; with `binarize="dynamic"` freshly
-            binarized every epoch.
+            binarized every epoch. Each pass over it is the next epoch, and each
+            epoch's order and noise depend only on the seed and the epoch number
+            (see `train_from`).
         validation: Held out from the training arrays; never shuffled, binarized
             once with a fixed seed, so every evaluation sees the same data.
         test: The source's test split (never shuffled, binarized once), or None
@@ -50,6 +53,8 @@ class DatasetSplits:
         binarize: One of `BINARIZATIONS`.
         unbinarized_heldout: The images of `heldout` as the source has them (grey levels, before
             any binarization), a float32 array: what a model's mean images are compared with.
+        batch_size: Images per batch.
+        train_from_epoch: `epoch -> tf.data.Dataset`, see `train_from`.
     """
 
     train: tf.data.Dataset
@@ -63,6 +68,15 @@ class DatasetSplits:
     source: str
     binarize: str
     unbinarized_heldout: np.ndarray
+    batch_size: int = 128
+    train_from_epoch: typing.Callable[[int], tf.data.Dataset] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+
+    def train_from(self, epoch):
+        """The training batches of a run resumed after `epoch` finished epochs: its first pass
+        is epoch `epoch`, with the order and binarization noise the uninterrupted run had then."""
+        return self.train_from_epoch(epoch)
 
     @property
     def heldout(self):
@@ -152,8 +166,11 @@ def load_dataset(
     if binarize == "static":
         x_train = binarize_once(x_train, seed, _TRAIN_STREAM)
 
+    def train_from_epoch(epoch):
+        return _train_dataset(x_train, y_train, batch_size, seed, binarize == "dynamic", first_epoch=epoch)
+
     return DatasetSplits(
-        train=_train_dataset(x_train, y_train, batch_size, seed, binarize == "dynamic"),
+        train=train_from_epoch(0),
         validation=_eval_dataset(x_validation, y_validation, batch_size),
         test=None if x_test is None else _eval_dataset(x_test, y_test, batch_size),
         image_shape=image_shape,
@@ -164,6 +181,8 @@ def load_dataset(
         source=str(source),
         binarize=binarize,
         unbinarized_heldout=unbinarized_heldout,
+        batch_size=batch_size,
+        train_from_epoch=train_from_epoch,
     )
 
 
@@ -395,24 +414,45 @@ def binarize_once(x, seed, stream=0):
 # tf.data
 
 
-def _train_dataset(x, y, batch_size, seed, dynamic_binarization):
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((x, y))
-        .cache()
-        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-    )
-    if dynamic_binarization:
-        # A tf.random.Generator keeps its state across epochs, so every epoch
-        # sees fresh draws; an op-seeded tf.random.uniform inside `map` would
-        # restart from the same state and repeat the first epoch's draws.
-        generator = tf.random.Generator.from_seed(seed)
+def _train_dataset(x, y, batch_size, seed, dynamic_binarization, first_epoch=0):
+    """The training batches: pass k over the dataset is epoch `first_epoch + k`.
 
-        def binarize_batch(images, labels):
-            noise = generator.uniform(tf.shape(images), dtype=tf.float32)
-            return tf.cast(noise < images, tf.float32), labels
+    Each epoch's order and binarization noise are stateless functions of `(seed, epoch)`: a
+    seeded `shuffle` or a `tf.random.Generator` would restart from their first epoch when a run
+    resumes from a checkpoint, replaying epoch 1's order and noise. Keyed by the epoch, a run
+    resumed at epoch k (`first_epoch=k`) sees exactly the batches the uninterrupted run saw.
+    """
+    images, labels = tf.constant(x), tf.constant(y)
+    num_images = len(x)
+    num_steps = -(-num_images // batch_size)
+    stream = tf.constant([seed, _TRAIN_STREAM], tf.int64)
+    # Counts the passes (one per epoch in `fit`); read when a pass starts, so every new
+    # iterator is the next epoch.
+    passes = tf.Variable(first_epoch, dtype=tf.int64, trainable=False)
 
-        dataset = dataset.map(binarize_batch)
+    def next_epoch(_):
+        return passes.assign_add(1) - 1
+
+    def epoch_batches(epoch):
+        key = tf.random.experimental.stateless_fold_in(stream, epoch)
+        order = tf.argsort(tf.random.stateless_uniform([num_images], seed=tf.random.experimental.stateless_fold_in(key, 0)))
+        noise_key = tf.random.experimental.stateless_fold_in(key, 1)
+
+        def gather(step, index):
+            batch = tf.gather(images, index)
+            if dynamic_binarization:
+                # Fresh Bernoulli draws every epoch, keyed by (epoch, step).
+                noise = tf.random.stateless_uniform(
+                    tf.shape(batch), seed=tf.random.experimental.stateless_fold_in(noise_key, step)
+                )
+                batch = tf.cast(noise < batch, tf.float32)
+            return batch, tf.gather(labels, index)
+
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate().map(gather)
+
+    dataset = tf.data.Dataset.range(1).map(next_epoch).flat_map(epoch_batches)
+    # Known length, so Keras's progress bar shows its total.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_steps))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

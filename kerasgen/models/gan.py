@@ -53,7 +53,15 @@ class GAN(keras.Model):
     generator once on the non-saturating loss −log σ(D(G(z))), then moves an exponential moving
     average of the generator's weights, which `generate` and `sample` use. Metrics: `d_loss` (the
     cross-entropy without the penalty), `g_loss`, `r1`, `d_real` and `d_fake` (D's mean
-    probability that real and generated images are real).
+    probability that real and generated images are real), each a mean over images.
+
+    `evaluate(x)` and `fit(..., validation_data=...)` report the same metrics on held-out real
+    images against a fresh batch from the (non-averaged) generator, without updating anything, so
+    a `val_d_real` far above `d_real` says D memorizes the training images. Keras arguments a GAN
+    has no meaning for are refused with a ValueError, never ignored: `compile(loss=...)`,
+    `compile(metrics=...)`, `sample_weight` (and `class_weight`), and the callbacks that set
+    `model.optimizer.learning_rate` (`LearningRateScheduler`, `ReduceLROnPlateau`): there are two
+    optimizers, so give each its own `keras.optimizers.schedules.LearningRateSchedule`.
 
     Args:
         generator: `keras.Model` from z `[B, latent_dim]` to images `[B, H, W, C]` in pixel space.
@@ -217,12 +225,22 @@ class GAN(keras.Model):
                 in its own `LossScaleOptimizer`, so D and G scale their losses separately.
                 Defaults to True.
             **kwargs: passed to `keras.Model.compile` (`run_eagerly`, `jit_compile`, ...).
+                `optimizer`, `loss`, `loss_weights`, `metrics` and `weighted_metrics` are refused:
+                the losses are the GAN's own and its metrics are fixed.
         """
         if "optimizer" in kwargs:
             raise ValueError(
                 "GAN.compile takes d_optimizer and g_optimizer, not optimizer. "
                 f"Received: optimizer={kwargs['optimizer']!r}"
             )
+        for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
+            if kwargs.get(key) is not None:
+                raise ValueError(
+                    f"GAN.compile does not take {key}: D and G minimize the GAN's own losses and "
+                    "it reports fixed metrics (d_loss, g_loss, r1, d_real, d_fake); measure sample "
+                    f"quality with a callback. Received: {key}={kwargs[key]!r}"
+                )
+            kwargs.pop(key, None)
         d_optimizer = keras.optimizers.get(d_optimizer)
         g_optimizer = keras.optimizers.get(g_optimizer)
         if d_optimizer is g_optimizer:
@@ -261,12 +279,53 @@ class GAN(keras.Model):
                 config.pop(key, None)
         self.compile(**config)
 
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
+        for key in ("sample_weight", "class_weight"):
+            if kwargs.get(key) is not None:
+                raise ValueError(_no_weights_message(key))
+        listed = callbacks.callbacks if isinstance(callbacks, keras.callbacks.CallbackList) else callbacks or []
+        refused = [
+            type(c).__name__
+            for c in listed
+            if isinstance(c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))
+        ]
+        if refused:
+            raise ValueError(
+                f"{refused[0]} sets model.optimizer.learning_rate, but a GAN has no single optimizer: D "
+                "and G train with d_optimizer and g_optimizer. Give each its own schedule in compile, "
+                "e.g. d_optimizer=keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(2e-4, "
+                "1000, 0.5)), or assign gan.d_optimizer.learning_rate and gan.g_optimizer.learning_rate "
+                f"in a callback of your own. Received: callbacks including {', '.join(refused)}"
+            )
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, **kwargs):
+        if sample_weight is not None:
+            raise ValueError(_no_weights_message("sample_weight"))
+        return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, **kwargs)
+
     def _logits(self, images, training):
         return ops.cast(ops.reshape(self.discriminator(images, training=training), (-1,)), "float32")
 
+    def _real_images(self, data):
+        real, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError(_no_weights_message("sample_weight"))
+        return ops.cast(real, "float32")
+
+    def _real_logits_and_r1(self, real, training):
+        """D's logits on real images, and the R1 penalty (0 when `r1_weight` is 0)."""
+        if not self.r1_weight:
+            return self._logits(real, training=training), ops.zeros(())
+        with tf.GradientTape() as r1_tape:
+            r1_tape.watch(real)
+            real_logits = self._logits(real, training=training)
+            # No layer of D mixes images, so the sum's gradient holds each image's own ∇_x D(x).
+            logit_sum = ops.sum(real_logits)
+        return real_logits, r1_penalty(r1_tape.gradient(logit_sum, real))
+
     def train_step(self, data):
-        real, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        real = ops.cast(real, "float32")
+        real = self._real_images(data)
         batch_size = ops.shape(real)[0]
         # Each replica's mean loss; gradients are summed across replicas.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -275,16 +334,7 @@ class GAN(keras.Model):
             z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
             fake = self.generator(z, training=True)
             with tf.GradientTape() as tape:
-                if self.r1_weight:
-                    with tf.GradientTape() as r1_tape:
-                        r1_tape.watch(real)
-                        real_logits = self._logits(real, training=True)
-                        # No layer of D mixes images, so the sum's gradient holds each image's own ∇_x D(x).
-                        logit_sum = ops.sum(real_logits)
-                    r1 = r1_penalty(r1_tape.gradient(logit_sum, real))
-                else:
-                    real_logits = self._logits(real, training=True)
-                    r1 = ops.zeros(())
+                real_logits, r1 = self._real_logits_and_r1(real, training=True)
                 fake_logits = self._logits(fake, training=True)
                 d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
                 scaled_loss = self.d_optimizer.scale_loss((d_loss + 0.5 * self.r1_weight * r1) / replicas)
@@ -301,12 +351,31 @@ class GAN(keras.Model):
         pairs = [(g, v) for g, v in zip(gradients, g_variables) if g is not None]
         self.g_optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
         self._update_ema()
+        return self._update_metrics(d_loss, g_loss, r1, real_logits, fake_logits)
 
-        self.trackers["d_loss"].update_state(d_loss)
-        self.trackers["g_loss"].update_state(g_loss)
-        self.trackers["r1"].update_state(r1)
-        self.trackers["d_real"].update_state(ops.mean(ops.sigmoid(real_logits)))
-        self.trackers["d_fake"].update_state(ops.mean(ops.sigmoid(fake_logits)))
+    def test_step(self, data):
+        real = self._real_images(data)
+        z = keras.random.normal((ops.shape(real)[0], self.latent_dim), seed=self.seed_generator)
+        # The generator being trained, not its average: the numbers compare with the training ones.
+        fake_logits = self._logits(self.generator(z, training=False), training=False)
+        real_logits, r1 = self._real_logits_and_r1(real, training=False)
+        d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+        g_loss = non_saturating_generator_loss(fake_logits)
+        return self._update_metrics(d_loss, g_loss, r1, real_logits, fake_logits)
+
+    def _update_metrics(self, d_loss, g_loss, r1, real_logits, fake_logits):
+        # Each value is a mean over the batch: weighting it by the batch size makes the epoch's
+        # result a mean over images, ragged last batch included.
+        batch_size = ops.cast(ops.shape(real_logits)[0], "float32")
+        values = {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "r1": r1,
+            "d_real": ops.mean(ops.sigmoid(real_logits)),
+            "d_fake": ops.mean(ops.sigmoid(fake_logits)),
+        }
+        for name, value in values.items():
+            self.trackers[name].update_state(value, sample_weight=batch_size)
         return {m.name: m.result() for m in self.metrics}
 
     def _update_ema(self):
@@ -357,3 +426,10 @@ class GAN(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+
+def _no_weights_message(key):
+    return (
+        f"A GAN does not weight images: its losses compare a batch of real images with a batch of "
+        f"generated ones, which have no weights. Resample the data instead. Received: a {key}"
+    )

@@ -18,6 +18,16 @@ class VAE(keras.Model):
     evaluation. Metrics, all in nats per image: `loss` (the β-weighted objective), `elbo`,
     `reconstruction` (−E_q[log p(x|z)]) and `kl`.
 
+    Keras's training arguments, as an autoencoder user would expect them:
+
+    - `compile(loss=...)` is refused: the loss is the model's negative ELBO (or IWAE bound).
+    - `compile(metrics=..., weighted_metrics=...)` are honoured with the input images as targets
+      and the model's output, `reconstruct(x)`, as predictions (`metrics=["mae"]` reports the
+      mean absolute reconstruction error). Labels in the data are ignored, as the loss ignores them.
+    - `sample_weight` (a third element of the data, or `fit(..., sample_weight=w)`), one weight
+      per image: every loss term, the gradient and the metrics become weighted means over images
+      (Σ w·ℓ / Σ w), in `fit` and in `evaluate`. Per-pixel weights are refused.
+
     Args:
         image_shape: tuple `(height, width, channels)`; height and width divisible by
             `2 ** len(num_filters)`. Defaults to `(28, 28, 1)`.
@@ -25,7 +35,8 @@ class VAE(keras.Model):
         likelihood: str, p(x|z): `"bernoulli"` (binarized images), `"gaussian"` or
             `"continuous_bernoulli"` ([0, 1] pixels). Defaults to `"bernoulli"`.
         likelihood_scale: `"pixel"`, `"global"` or a positive float: the Gaussian's scale, learned
-            per pixel, learned once, or fixed. Ignored by other likelihoods. Defaults to `"pixel"`.
+            per pixel, learned once, or fixed at exactly that σ. Ignored by other likelihoods.
+            Defaults to `"pixel"`.
         posterior: str, `"diagonal"` or `"full"` (full-covariance) Gaussian q(z|x).
             Defaults to `"diagonal"`.
         num_filters: sequence of ints, filters per downsampling level. Defaults to `(32, 64)`.
@@ -159,11 +170,11 @@ class VAE(keras.Model):
         step = ops.cast(self.optimizer.iterations + 1, "float32")
         return self.beta * ops.minimum(1.0, step / self.kl_warmup_steps)
 
-    def compute_elbo(self, x, training=False):
+    def compute_elbo(self, x, training=False, sample_weight=None):
         """The training objective of a batch with reparameterized samples, and its terms.
 
         The β-weighted negative ELBO, or with `num_importance_samples` K > 1 the negative
-        K-sample importance-weighted bound.
+        K-sample importance-weighted bound; with `sample_weight` `[B]`, weighted means over images.
         """
         x = ops.cast(x, "float32")
         posterior = self.posterior_distribution(x, training=training)
@@ -173,37 +184,89 @@ class VAE(keras.Model):
             z = posterior.sample(self.num_importance_samples, seed=seed)
             return negative_iwae_bound(
                 x, z, posterior, self.prior(), lambda z: self.likelihood_distribution(z, training=training),
-                beta=self.kl_weight(),
+                beta=self.kl_weight(), sample_weight=sample_weight,
             )
         z = posterior.sample(seed=seed)
         likelihood = self.likelihood_distribution(z, training=training)
-        return negative_elbo(x, likelihood, posterior, self.prior(), z=z, beta=self.kl_weight())
+        return negative_elbo(
+            x, likelihood, posterior, self.prior(), z=z, beta=self.kl_weight(), sample_weight=sample_weight
+        )
+
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, **kwargs):
+        """Configures training; the loss is the model's own, `metrics` compare `x` with `reconstruct(x)`.
+
+        Args:
+            optimizer: optimizer or identifier. Defaults to `"rmsprop"`, as `keras.Model.compile`.
+            loss: must be None: the VAE minimizes its negative ELBO (or IWAE bound).
+            loss_weights: must be None, for the same reason.
+            **kwargs: passed to `keras.Model.compile` (`metrics`, `weighted_metrics`,
+                `run_eagerly`, `jit_compile`, ...).
+        """
+        for name, value in (("loss", loss), ("loss_weights", loss_weights)):
+            if value is not None:
+                raise ValueError(
+                    f"VAE.compile does not take {name}: the VAE minimizes its own negative ELBO "
+                    "(reported as loss, reconstruction and kl); use beta, kl_warmup_steps or "
+                    f"num_importance_samples to change it. Received: {name}={value!r}"
+                )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips a custom `compile` on load unless the model says how: the same arguments.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        # Built now, so that a reloaded model has the variables its saved state fills.
+        self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, *args, sample_weight=None, **kwargs):
+        return super().fit(x, _targets(x, y, sample_weight), *args, sample_weight=sample_weight, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
+        return super().evaluate(x, _targets(x, y, sample_weight), *args, sample_weight=sample_weight, **kwargs)
 
     def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        sample_weight = _image_weights(sample_weight)
+        if self._compile_metrics is not None:
+            reconstruction = self(x, training=False)
         with tf.GradientTape() as tape:
-            loss, terms = self.compute_elbo(x, training=True)
+            loss, terms = self.compute_elbo(x, training=True, sample_weight=sample_weight)
             # Each replica's mean loss; gradients are summed across replicas.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled_loss = self.optimizer.scale_loss(loss / replicas)
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
-        return self._update_metrics(loss, terms)
+        if self._compile_metrics is not None:
+            self.compute_metrics(x, None, reconstruction, sample_weight)
+        return self._update_metrics(x, loss, terms, sample_weight)
 
     def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        loss, terms = self.compute_elbo(x)
-        return self._update_metrics(loss, terms)
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        sample_weight = _image_weights(sample_weight)
+        loss, terms = self.compute_elbo(x, sample_weight=sample_weight)
+        if self._compile_metrics is not None:
+            self.compute_metrics(x, None, self(x, training=False), sample_weight)
+        return self._update_metrics(x, loss, terms, sample_weight)
 
-    def _update_metrics(self, loss, terms):
-        self.trackers["loss"].update_state(loss)
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # The target of a reconstruction is the image itself; labels in the data are not targets.
+        return super().compute_metrics(x, ops.cast(x, "float32"), y_pred, sample_weight)
+
+    def _update_metrics(self, x, loss, terms, sample_weight):
+        # The terms are means over the batch: weighting each by the batch's total weight (its size
+        # when unweighted) makes the epoch's result the mean over images, ragged last batch included.
+        if sample_weight is None:
+            total_weight = ops.cast(ops.shape(x)[0], "float32")
+        else:
+            total_weight = ops.sum(sample_weight)
+        self.trackers["loss"].update_state(loss, sample_weight=total_weight)
         for name, value in terms.items():
-            self.trackers[name].update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+            self.trackers[name].update_state(value, sample_weight=total_weight)
+        return self.get_metrics_result()
 
     @property
     def metrics(self):
-        return list(self.trackers.values())
+        compiled = [self._compile_metrics] if getattr(self, "_compile_metrics", None) is not None else []
+        return [*self.trackers.values(), *compiled]
 
     # --- Serialization -----------------------------------------------------------------------
 
@@ -229,3 +292,22 @@ class VAE(keras.Model):
         config["image_shape"] = tuple(config["image_shape"])
         config["num_filters"] = tuple(config["num_filters"])
         return cls(**config)
+
+
+def _image_weights(sample_weight):
+    """`sample_weight` as one float weight per image, `[B]`; None stays None."""
+    if sample_weight is None:
+        return None
+    sample_weight = ops.cast(sample_weight, "float32")
+    if len(sample_weight.shape) > 1 and any(d != 1 for d in sample_weight.shape[1:]):
+        raise ValueError(
+            "A VAE's sample_weight holds one weight per image, shape [batch] or [batch, 1]. "
+            f"Received: sample_weight with shape {tuple(sample_weight.shape)}"
+        )
+    return ops.reshape(sample_weight, (-1,))
+
+
+def _targets(x, y, sample_weight):
+    """`y` for Keras's data adapter: it drops `sample_weight` when `y` is None, so use the images."""
+    # The VAE reads no targets (a reconstruction's target is its input), so this changes nothing else.
+    return x if y is None and sample_weight is not None else y
