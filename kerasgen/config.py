@@ -8,7 +8,7 @@ import dataclasses
 import typing
 
 
-def _field(default, help, parse=None, required=False, check=None, choices=None, resumable=False):
+def _field(default, help, parse=None, required=False, check=None, choices=None, resumable=False, positional=None):
     """A config field: its default, its `--help`, and what makes a value valid.
 
     Args:
@@ -16,8 +16,10 @@ def _field(default, help, parse=None, required=False, check=None, choices=None, 
         choices: the accepted strings.
         resumable: True for a flag that may change on `--resume` (how long to train, where to
             write, what to log); every other flag must be the checkpoint's.
+        positional: str or None, a metavar: the value is a positional argument (`--NAME` also works).
     """
     metadata = {"help": help, "parse": parse, "required": required, "check": check, "choices": choices}
+    metadata["positional"] = positional
     return dataclasses.field(default=default, metadata={**metadata, "resumable": resumable})
 
 
@@ -305,7 +307,9 @@ class SampleConfig(Config):
 class ExportConfig(Config):
     """Everything `kerasgen export` needs."""
 
-    model: str = _field(None, "a kerasgen run folder or .keras file (VAE, GAN or classifier)", required=True)
+    model: str = _field(
+        None, "a kerasgen run folder or .keras file (VAE, GAN or classifier)", required=True, positional="RUN_OR_KERAS_FILE"
+    )
     out: str = _field(None, "the SavedModel folder to write", required=True)
 
 
@@ -318,7 +322,12 @@ def add_arguments(parser, config_class):
         help_text = field.metadata.get("help", "")
         if field.default is not None:
             help_text += f" (default: {_show(field.default)})"
-        if kind is bool:
+        if field.metadata.get("positional"):
+            # `kerasgen export RUN --out DIR`; `--model RUN` works as well.
+            group = parser.add_mutually_exclusive_group(required=True)
+            group.add_argument(field.name, nargs="?", metavar=field.metadata["positional"], help=help_text)
+            group.add_argument(flag, dest=field.name + "_flag", help=argparse.SUPPRESS)
+        elif kind is bool:
             parser.add_argument(flag, action="store_true", help=help_text)
         elif _is_tuple(kind):
             parser.add_argument(flag, type=int, nargs="+", default=field.default, help=help_text)
@@ -337,6 +346,8 @@ def from_arguments(config_class, namespace):
     values = {}
     for field in dataclasses.fields(config_class):
         value = getattr(namespace, field.name)
+        if field.metadata.get("positional") and value is None:
+            value = getattr(namespace, field.name + "_flag", None)
         values[field.name] = tuple(value) if isinstance(value, list) else value
     return config_class(**values)
 

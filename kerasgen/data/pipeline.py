@@ -54,6 +54,7 @@ class DatasetSplits:
         unbinarized_heldout: The images of `heldout` as the source has them (grey levels, before
             any binarization), a float32 array: what a model's mean images are compared with.
         batch_size: Images per batch.
+        description: One line on what was read, from where (which .npz keys, which files).
         train_from_epoch: `epoch -> tf.data.Dataset`, see `train_from`.
     """
 
@@ -69,6 +70,7 @@ class DatasetSplits:
     binarize: str
     unbinarized_heldout: np.ndarray
     batch_size: int = 128
+    description: str = ""
     train_from_epoch: typing.Callable[[int], tf.data.Dataset] | None = dataclasses.field(
         default=None, repr=False, compare=False
     )
@@ -182,6 +184,7 @@ def load_dataset(
         binarize=binarize,
         unbinarized_heldout=unbinarized_heldout,
         batch_size=batch_size,
+        description=raw.describe(),
         train_from_epoch=train_from_epoch,
     )
 
