@@ -159,3 +159,28 @@ def test_validation_metrics_are_the_held_out_images_and_draws_are_seeded():
     first = [twin.evaluate(held_out, verbose=0, return_dict=True)["d_fake"] for twin in twins]
     assert first[0] == first[1]
     assert twins[0].evaluate(held_out, verbose=0, return_dict=True)["d_fake"] != first[0]
+
+
+def test_validating_does_not_change_what_training_learns():
+    # Validation draws its own noise: a run with validation_data trains the same weights as one without.
+    images, held_out = _images(), _images(6, seed=1)
+
+    def gan():
+        model = _conv_gan()
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+        return model
+
+    def vae():
+        keras.utils.set_random_seed(0)
+        model = VAE(image_shape=IMAGE_SHAPE, latent_dim=LATENT_DIM, num_filters=(4,), hidden_dim=8, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        return model
+
+    for build in (gan, vae):
+        weights = []
+        for validation in (None, (held_out,)):
+            model = build()
+            model.fit(images, batch_size=4, epochs=2, verbose=0, validation_data=validation)
+            weights.append(model.get_weights())
+        for a, b in zip(*weights):
+            np.testing.assert_array_equal(a, b)

@@ -140,6 +140,9 @@ class GAN(keras.Model):
             self.ema_generator.set_weights(generator.get_weights())
             self.ema_generator.trainable = False
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Validation and `evaluate` draw their own noise, so whether and how often a run validates
+        # does not move the training noise (it did: a run with validation trained another GAN).
+        self.eval_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.trackers = {
             name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "r1", "d_real", "d_fake")
         }
@@ -355,7 +358,7 @@ class GAN(keras.Model):
 
     def test_step(self, data):
         real = self._real_images(data)
-        z = keras.random.normal((ops.shape(real)[0], self.latent_dim), seed=self.seed_generator)
+        z = keras.random.normal((ops.shape(real)[0], self.latent_dim), seed=self.eval_seed_generator)
         # The generator being trained, not its average: the numbers compare with the training ones.
         fake_logits = self._logits(self.generator(z, training=False), training=False)
         real_logits, r1 = self._real_logits_and_r1(real, training=False)

@@ -117,6 +117,9 @@ class VAE(keras.Model):
             head=self._likelihood.decoder_head(self.image_shape),
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Validation and `evaluate` draw their own noise, so whether and how often a run validates
+        # does not move the training noise.
+        self.eval_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "reconstruction", "kl")
         }
@@ -179,7 +182,8 @@ class VAE(keras.Model):
         x = ops.cast(x, "float32")
         posterior = self.posterior_distribution(x, training=training)
         # TFP's stateless samplers take an int32 seed pair; Keras keeps its seed state in int64.
-        seed = ops.cast(self.seed_generator.next(), "int32")
+        seed_generator = self.seed_generator if training else self.eval_seed_generator
+        seed = ops.cast(seed_generator.next(), "int32")
         if self.num_importance_samples > 1:
             z = posterior.sample(self.num_importance_samples, seed=seed)
             return negative_iwae_bound(
