@@ -28,11 +28,11 @@ def grey_npz(tmp_path):
     return str(path)
 
 
-def _kill_during_epoch(args, out, epoch):
-    """Runs `kerasgen ARGS` in a subprocess and SIGKILLs it once `epoch` epochs are checkpointed."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kerasgen", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+def _kill_during_epoch(args, out, epoch, log):
+    """Runs `kerasgen ARGS` in a subprocess, its output redirected to the file `log`, and SIGKILLs
+    it once `epoch` epochs are checkpointed."""
+    with open(log, "w") as stream:
+        process = subprocess.Popen([sys.executable, "-m", "kerasgen", *args], stdout=stream, stderr=stream)
     state = os.path.join(out, "checkpoint", "state.json")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -61,8 +61,15 @@ def test_a_vae_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, gr
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     assert main([*args, "--out", straight]) == 0
 
-    epochs_done = _kill_during_epoch([*args, "--out", killed], killed, epoch=2)
+    log = tmp_path / "log.txt"
+    epochs_done = _kill_during_epoch([*args, "--out", killed], killed, epoch=2, log=log)
     assert 2 <= epochs_done < 4
+    # Redirected to a file, the log is plain lines: one per epoch, no progress-bar control codes,
+    # no TensorFlow start-up noise.
+    text = log.read_text()
+    assert not any(code in text for code in ("\r", "\x1b", "\x08")), repr(text[:500])
+    assert [line.split()[1] for line in text.splitlines() if line.startswith("epoch ")][:2] == ["1/4", "2/4"]
+    assert "absl" not in text and "cuda" not in text.lower()
     assert main([*args, "--out", killed]) == 2  # an existing run is not overwritten silently
     assert main([*args, "--out", killed, "--resume"]) == 0
 
@@ -103,7 +110,7 @@ def test_a_gan_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, gr
     args = ["train-gan", "--vae", vae, "--epochs", "3", "--batch-size", "8", "--grid-every", "1"]
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     assert main([*args, "--out", straight]) == 0
-    _kill_during_epoch([*args, "--out", killed], killed, epoch=1)
+    _kill_during_epoch([*args, "--out", killed], killed, epoch=1, log=tmp_path / "log.txt")
     assert main([*args, "--out", killed, "--resume"]) == 0
     # The generator, its weight average and the discriminator all continue exactly.
     for a, b in zip(_weights(os.path.join(straight, "gan.keras")), _weights(os.path.join(killed, "gan.keras"))):

@@ -1,0 +1,152 @@
+"""`kerasgen pipeline`: a VAE, the GAN warm-started from its decoder, both evaluated and compared."""
+
+import dataclasses
+import os
+import shutil
+import time
+
+from kerasgen.artifacts import load_run, read_json, write_json
+from kerasgen.config import EvaluateConfig, PipelineConfig, TrainClassifierConfig, TrainGANConfig, TrainVAEConfig
+from kerasgen.data import load_dataset
+from kerasgen.evaluation.report import evaluate
+from kerasgen.plots import plot_same_latents
+from kerasgen.runs.domain import choose_classifier
+from kerasgen.runs.gan import train_gan
+from kerasgen.runs.harness import CONFIG_FILE, check_folder, check_same_run, check_writable
+from kerasgen.runs.vae import train_vae
+
+NUM_SAMPLES = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineResult:
+    """Where the pipeline put its outputs, and the headline numbers (also in `summary.json`)."""
+
+    vae: str
+    gan: str
+    vae_report: str
+    gan_report: str
+    comparison: str
+    summary_path: str
+    summary: dict
+
+
+def run_pipeline(config=PipelineConfig(), verbose=None):
+    """Trains a VAE, then a GAN whose generator starts as its decoder, then evaluates both.
+
+    Every stage uses its own defaults (`TrainVAEConfig`, `TrainGANConfig`, `EvaluateConfig`)
+    except what `config` sets. Output folder (`config.out`): `config.json`, `vae/` and `gan/`
+    (training runs, each with `report/`), `classifier/` (when the data needs its own classifier),
+    `comparison.png` (VAE and GAN samples from the same latent vectors) and `summary.json`.
+    Sample quality is measured on 10,000 samples of each model with a classifier of the data's
+    domain (`runs.domain.choose_classifier`); `summary.json` says which and how accurate. With
+    `resume`, a finished training stage is skipped and an interrupted one continues from its
+    checkpoint, so a crash or kill costs at most the epoch in progress.
+
+    Returns:
+        `PipelineResult`.
+    """
+    started = time.perf_counter()
+    check_folder(config.out, config.resume, config.overwrite)
+    vae_dir, gan_dir = os.path.join(config.out, "vae"), os.path.join(config.out, "gan")
+    vae_config = TrainVAEConfig(
+        dataset=config.dataset, data_dir=config.data_dir, latent_dim=config.latent_dim, epochs=config.vae_epochs,
+        seed=config.seed, out=vae_dir,
+    )
+    gan_config = TrainGANConfig(vae=vae_dir, data_dir=config.data_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir)
+
+    # The data's held-out images decide the classifier before anything is written.
+    splits = load_dataset(
+        config.dataset, batch_size=vae_config.batch_size, validation_size=vae_config.validation_size,
+        seed=config.seed, data_dir=config.data_dir,
+    )
+    if config.classifier:
+        choose_classifier(config.classifier, splits, config.out)  # a bad --classifier is an input error
+    if config.overwrite and os.path.exists(config.out):
+        shutil.rmtree(config.out)
+    check_writable(config.out)
+    config_path = os.path.join(config.out, CONFIG_FILE)
+    if config.resume and os.path.isfile(config_path):
+        check_same_run(read_json(config_path), config.to_dict(), PipelineConfig.resumable_fields(), config.out)
+    write_json(config_path, config.to_dict())
+
+    classifier_config = TrainClassifierConfig(
+        dataset=config.dataset, data_dir=config.data_dir, validation_size=vae_config.validation_size, seed=config.seed
+    )
+    quality = {"num_samples": NUM_SAMPLES, "seed": config.seed}
+    stages = (
+        ("Training the VAE", lambda: _train(train_vae, vae_config, "vae.keras", config.resume, verbose)),
+        ("Training the GAN from the VAE's decoder", lambda: _train(train_gan, gan_config, "gan.keras", config.resume, verbose)),
+        ("Choosing the classifier that scores samples", lambda: choose_classifier(config.classifier, splits, config.out, classifier_config)),
+        ("Evaluating the VAE", lambda: evaluate(EvaluateConfig(model=vae_dir, k=config.k, **quality), results[2])),
+        ("Evaluating the GAN", lambda: evaluate(EvaluateConfig(model=gan_dir, **quality), results[2])),
+    )
+    results, seconds = [], []
+    for number, (what, stage) in enumerate(stages, start=1):
+        print(f"\n[{number}/{len(stages)}] {what} ...", flush=True)
+        began = time.perf_counter()
+        results.append(stage())
+        seconds.append(time.perf_counter() - began)
+        if number == 3:
+            choice, reason = results[-1]
+            print(choice.summary() if choice else f"No classifier: {reason}.")
+    _, _, (choice, reason), vae_report, gan_report = results
+
+    comparison = os.path.join(config.out, "comparison.png")
+    vae, _, _ = load_run(vae_dir, filenames=("vae.keras",))
+    gan, _, _ = load_run(gan_dir, filenames=("gan.keras",))
+    plot_same_latents(
+        {"VAE: decoder mean": vae, "GAN: generator warm-started from that decoder": gan},
+        comparison,
+        title=f"The same 64 latent vectors, {config.dataset}",
+        seed=config.seed,
+    )
+
+    vae_samples, gan_samples = vae_report.metrics["samples"], gan_report.metrics["samples"]
+    summary = {
+        "dataset": config.dataset,
+        "classifier": choice.describe() if choice else {"skipped": reason},
+        "vae": {
+            "elbo": vae_report.metrics["elbo"]["elbo"],
+            "log_likelihood": vae_report.metrics["importance_weighted"]["log_likelihood"],
+            "importance_samples": config.k,
+            **_quality(vae_samples),
+        },
+        "gan": _quality(gan_samples),
+        "seconds": {
+            "train_vae": seconds[0],
+            "train_gan": seconds[1],
+            "choose_classifier": seconds[2],
+            "evaluate_vae": seconds[3],
+            "evaluate_gan": seconds[4],
+            "total": time.perf_counter() - started,
+        },
+        "config": config.to_dict(),
+    }
+    if "frechet_distance" in summary["vae"] and "frechet_distance" in summary["gan"]:
+        summary["gan_fd_reduction"] = 1.0 - summary["gan"]["frechet_distance"] / summary["vae"]["frechet_distance"]
+    summary_path = os.path.join(config.out, "summary.json")
+    write_json(summary_path, summary)
+    return PipelineResult(
+        vae=vae_dir,
+        gan=gan_dir,
+        vae_report=vae_report.path,
+        gan_report=gan_report.path,
+        comparison=comparison,
+        summary_path=summary_path,
+        summary=summary,
+    )
+
+
+def _train(train, stage_config, model_file, resume, verbose):
+    """One training stage; with `resume`, skipped when its final model exists, else resumed from its checkpoint."""
+    if resume and os.path.exists(os.path.join(stage_config.out, model_file)):
+        print(f"{stage_config.out}/{model_file} exists: skipped.")
+        return None
+    resumable = resume and os.path.isdir(stage_config.out)
+    return train(dataclasses.replace(stage_config, resume=resumable), verbose)
+
+
+def _quality(samples):
+    keys = ("frechet_distance", "kid", "kid_std", "classifier_score", "predicted_class_fractions")
+    return {key: samples[key] for key in keys if key in samples}

@@ -1,0 +1,90 @@
+"""`kerasgen train-vae`: a VAE on a dataset, with every artifact a run writes."""
+
+import math
+
+import keras
+import numpy as np
+
+from kerasgen.config import TrainClassifierConfig, TrainVAEConfig, show_flag
+from kerasgen.data import load_dataset
+from kerasgen.export import export_vae
+from kerasgen.models import VAE
+from kerasgen.runs.harness import Run
+from kerasgen.runs.schedules import learning_rate
+
+
+def resolve_binarize(config):
+    """The binarization a config asks for: its own, or dynamic for a Bernoulli likelihood, else none."""
+    if config.binarize is not None:
+        return config.binarize
+    return "dynamic" if config.likelihood == "bernoulli" else "none"
+
+
+def train_vae(config=TrainVAEConfig(), verbose=None):
+    """Trains a VAE as `config` says; the run harness writes the rest.
+
+    Output folder (`config.out`): `vae.keras`, `saved_model/` (`decode`, `sample`, `encode`,
+    `reconstruct`), `config.json`, `history.csv`, `history.png`, `samples/epoch_NNN.png`,
+    `reconstructions/epoch_NNN.png`, `checkpoint/` and TensorBoard logs. With `quality_every`,
+    the Fréchet distance and KID of 5,000 prior samples against the grey held-out images go into
+    the history and `quality.json`, scored by a classifier of the data's domain (`runs.domain`).
+
+    Returns:
+        `RunResult`.
+    """
+    run = Run(config, "vae.keras", verbose)
+    binarize = resolve_binarize(config)
+    splits = load_dataset(
+        config.dataset,
+        batch_size=config.batch_size,
+        validation_size=config.validation_size,
+        binarize=binarize,
+        image_size=config.image_size,
+        seed=config.seed,
+        data_dir=config.data_dir,
+    )
+    validation_images = np.concatenate([x for x, _ in splits.validation.as_numpy_iterator()])
+    if config.likelihood == "bernoulli" and not np.isin(validation_images, (0.0, 1.0)).all():
+        raise ValueError(
+            "The Bernoulli likelihood needs binary pixels, but this data has grey levels. Use --binarize dynamic "
+            "(or static), or a likelihood for [0, 1] pixels (gaussian, continuous_bernoulli). Received: "
+            f"{show_flag('likelihood', config.likelihood)}, {show_flag('binarize', binarize)}"
+        )
+    run.describe_data(splits)
+    run.check_classifier(splits, splits.image_shape)
+
+    steps_per_epoch = math.ceil(splits.num_train / config.batch_size)
+    keras.utils.set_random_seed(config.seed)
+    vae = VAE(
+        image_shape=splits.image_shape,
+        latent_dim=config.latent_dim,
+        likelihood=config.likelihood,
+        likelihood_scale=config.likelihood_scale,
+        posterior=config.posterior,
+        num_filters=config.num_filters,
+        hidden_dim=config.hidden_dim,
+        beta=config.beta,
+        kl_warmup_steps=config.kl_warmup_epochs * steps_per_epoch,
+        num_importance_samples=config.importance_samples,
+        seed=config.seed,
+    )
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)))
+
+    run.open({"binarize": binarize, "image_shape": splits.image_shape})
+    run.restore(vae)
+    # The VAE's samples are mean images (Bernoulli probabilities, say): compared with grey images.
+    quality = run.quality(splits, splits.unbinarized_heldout, _classifier_config(config), splits.image_shape)
+    history = run.fit(vae, splits, grid_images=validation_images[:32], quality=quality)
+    final, model, saved_model = run.finish(vae, history, export=export_vae, plot_title=f"VAE on {config.dataset}")
+    return run.result(final, model, saved_model, quality)
+
+
+def _classifier_config(config):
+    """A domain classifier for the VAE's data, on the VAE's own split."""
+    return TrainClassifierConfig(
+        dataset=config.dataset,
+        data_dir=config.data_dir,
+        image_size=config.image_size,
+        validation_size=config.validation_size,
+        seed=config.seed,
+    )
