@@ -70,6 +70,7 @@ def main():
     parser.add_argument("--vae-epochs", type=int, default=50)
     parser.add_argument("--gan-epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run (else start over)")
     args = parser.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
@@ -80,7 +81,8 @@ def main():
 
     pipeline = os.path.join(args.out, "pipeline")
     command = [sys.executable, "-m", "kerasgen", "pipeline", "--dataset", data, "--vae-epochs", str(args.vae_epochs),
-               "--gan-epochs", str(args.gan_epochs), "--seed", str(args.seed), "--out", pipeline, "--overwrite"]
+               "--gan-epochs", str(args.gan_epochs), "--seed", str(args.seed), "--out", pipeline,
+               "--resume" if args.resume else "--overwrite"]
     print(" ".join(command), flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True)

@@ -18,6 +18,7 @@ gives the same number.
 """
 
 import math
+import sys
 
 import keras
 import numpy as np
@@ -156,7 +157,10 @@ def importance_weighted_log_likelihood(model, dataset, num_samples=500, chunk_si
         return tf.reduce_logsumexp(tf.stack([running, chunk]), axis=0)
 
     step = None
-    progbar = keras.utils.Progbar(None, unit_name="image", stateful_metrics=["log_likelihood"]) if progress else None
+    # Keras's bar rewrites its line with control codes: only for a terminal.
+    progbar = None
+    if progress and sys.stdout.isatty():
+        progbar = keras.utils.Progbar(None, unit_name="image", stateful_metrics=["log_likelihood"])
     per_image = []
     num_images = 0
     total = 0.0
