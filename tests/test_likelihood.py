@@ -5,6 +5,7 @@ the exact posterior is N(Σ Wᵀ (x - b) / σ², Σ) with Σ = (I + Wᵀ W / σ�
 """
 
 import math
+import sys
 
 import keras
 import numpy as np
@@ -156,11 +157,16 @@ def test_chunk_size_changes_memory_not_the_answer(num_samples):
     np.testing.assert_allclose(results[2], results[1], rtol=0, atol=1e-5)
 
 
-def test_seeded_and_shows_progress_over_images(capsys):
+def test_seeded_and_shows_progress_over_images_only_in_a_terminal(capsys, monkeypatch):
     model = LinearGaussianModel(inflated_posterior)
     dataset = _dataset(IMAGES[:20], batch_size=8)
+    # Redirected to a file: no progress bar (it would write carriage returns and escape codes).
+    importance_weighted_log_likelihood(model, dataset, num_samples=3, seed=4)
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     first = importance_weighted_log_likelihood(model, dataset, num_samples=3, seed=4)
     assert "20/Unknown" in capsys.readouterr().out
+    monkeypatch.undo()
     again = importance_weighted_log_likelihood(model, dataset, num_samples=3, seed=4, progress=False)
     other = importance_weighted_log_likelihood(model, dataset, num_samples=3, seed=5, progress=False)
     assert capsys.readouterr().out == ""
