@@ -133,10 +133,7 @@ class Run:
             OSError: the folder cannot be written.
         """
         record = {**self.config.to_dict(), **(facts or {}), "environment": environment()}
-        if self.config.overwrite and os.path.exists(self.out):
-            shutil.rmtree(self.out)
-        check_writable(self.out)
-        check_writable(self.logdir)
+        prepare_folder(self.out, self.config.overwrite, self.logdir)
         if self.config.resume:
             self.initial_epoch = self._resume_epoch(record)
         write_json(self.path(CONFIG_FILE), record)
@@ -340,6 +337,15 @@ def check_folder(out, resume, overwrite):
             f"{out} already holds a run. Pass --resume to continue it, --overwrite to delete it first, "
             f"or choose another --out. Received: --out {out}"
         )
+
+
+def prepare_folder(out, overwrite, *more):
+    """Deletes `out` first with `--overwrite` (after `check_folder` allowed it), then proves it and
+    the folders `more` writable."""
+    if overwrite and os.path.exists(out):
+        shutil.rmtree(out)
+    for folder in (out, *more):
+        check_writable(folder)
 
 
 def check_writable(out):

@@ -2,7 +2,6 @@
 
 import dataclasses
 import os
-import shutil
 import time
 
 from kerasgen.artifacts import load_run, read_json, write_json
@@ -12,7 +11,7 @@ from kerasgen.evaluation.report import evaluate
 from kerasgen.plots import plot_same_latents
 from kerasgen.runs.domain import choose_classifier
 from kerasgen.runs.gan import train_gan
-from kerasgen.runs.harness import CONFIG_FILE, check_folder, check_same_run, check_writable
+from kerasgen.runs.harness import CONFIG_FILE, check_folder, check_same_run, prepare_folder
 from kerasgen.runs.vae import train_vae
 
 NUM_SAMPLES = 10_000
@@ -62,9 +61,7 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
     )
     if config.classifier:
         choose_classifier(config.classifier, splits, config.out)  # a bad --classifier is an input error
-    if config.overwrite and os.path.exists(config.out):
-        shutil.rmtree(config.out)
-    check_writable(config.out)
+    prepare_folder(config.out, config.overwrite)
     config_path = os.path.join(config.out, CONFIG_FILE)
     if config.resume and os.path.isfile(config_path):
         check_same_run(read_json(config_path), config.to_dict(), PipelineConfig.resumable_fields(), config.out)
