@@ -261,7 +261,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             variable.assign(np.asarray(value, dtype=variable.dtype))
         # Keras skips an optimizer whose variables do not match with only a warning; a resume
         # that silently restarted Adam's moments and the learning-rate schedule would be wrong.
-        steps = [int(optimizer.iterations) for optimizer in _optimizers(model)]
+        steps = [int(keras.ops.convert_to_numpy(optimizer.iterations)) for optimizer in _optimizers(model)]
         if steps != state["optimizer_steps"]:
             raise ValueError(
                 f"The checkpoint in {self.backup_dir} holds optimizer state that does not fit this model's "
@@ -284,7 +284,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         with atomic_path(os.path.join(self.backup_dir, weights)) as tmp:
             self.model.save_weights(tmp)
         seeds = [[path, keras.ops.convert_to_numpy(variable).tolist()] for path, variable in _seed_states(self.model)]
-        steps = [int(optimizer.iterations) for optimizer in _optimizers(self.model)]
+        steps = [int(keras.ops.convert_to_numpy(optimizer.iterations)) for optimizer in _optimizers(self.model)]
         state = {"epoch": epoch + 1, "weights": weights, "seeds": seeds, "optimizer_steps": steps, "logs": logs}
         write_json(self.state_path(self.backup_dir), state)
         if previous is not None and previous["weights"] != weights:

@@ -129,6 +129,52 @@ def _logdir():
     return _field(None, "TensorBoard log folder (default: OUT/logs)", resumable=True)
 
 
+STRATEGIES = ("default", "mirrored", "multi-worker")
+MIXED_PRECISIONS = ("none", "float16", "bfloat16")
+JIT_COMPILES = ("auto", "on", "off")
+
+
+def _strategy():
+    return _field(
+        "default",
+        "tf.distribute strategy: default (one device) | mirrored (every local GPU) | multi-worker "
+        "(MultiWorkerMirroredStrategy; TF_CONFIG names the cluster; only the chief writes OUT)",
+        choices=STRATEGIES,
+        resumable=True,
+    )
+
+
+def _mixed_precision():
+    return _field(
+        "none",
+        "layers in half precision: none | float16 (with loss scaling; GPUs) | bfloat16 (TPUs, recent GPUs and CPUs); "
+        "distributions, losses and optimizer state stay float32",
+        choices=MIXED_PRECISIONS,
+    )
+
+
+def _jit_compile():
+    return _field(
+        "auto", "XLA-compile the train step: auto (on with a GPU, off on CPUs, where it measured slower) | on | off",
+        choices=JIT_COMPILES, resumable=True,
+    )
+
+
+def _steps_per_execution():
+    return _field(
+        1, "train steps per compiled call (larger cuts per-step overhead; callbacks still run every epoch)",
+        check=POSITIVE, resumable=True,
+    )
+
+
+DEVICE_FIELDS = ("strategy", "mixed_precision", "jit_compile", "steps_per_execution")
+
+
+def device_flags(config):
+    """How a run uses its devices (`--strategy`, `--mixed-precision`, ...), for the runs it starts."""
+    return {name: getattr(config, name) for name in DEVICE_FIELDS}
+
+
 def _classifier(what):
     return _field(
         None,
@@ -168,6 +214,10 @@ class TrainVAEConfig(Config):
     learning_rate: float = _field(2e-3, "Adam's initial learning rate", check=POSITIVE)
     lr_schedule: str = _field("cosine", "constant | cosine (decay to 5%% over the run)", choices=LR_SCHEDULES)
     seed: int = _field(0, "seeds the split, the binarization, the initialization and the noise", check=NON_NEGATIVE)
+    strategy: str = _strategy()
+    mixed_precision: str = _mixed_precision()
+    jit_compile: str = _jit_compile()
+    steps_per_execution: int = _steps_per_execution()
     out: str = _out("runs/vae")
     logdir: str | None = _logdir()
     grid_every: int = _field(5, "write sample grids every N epochs", check=POSITIVE, resumable=True)
@@ -212,6 +262,10 @@ class TrainGANConfig(Config):
         0, "seeds the discriminator, the noise and the grid's fixed latents (the split reuses the VAE run's seed)",
         check=NON_NEGATIVE,
     )
+    strategy: str = _strategy()
+    mixed_precision: str = _mixed_precision()
+    jit_compile: str = _jit_compile()
+    steps_per_execution: int = _steps_per_execution()
     out: str = _out("runs/gan")
     logdir: str | None = _logdir()
     resume: bool = _resume()
@@ -243,6 +297,10 @@ class TrainClassifierConfig(Config):
     learning_rate: float = _field(2e-3, "Adam's initial learning rate", check=POSITIVE)
     lr_schedule: str = _field("cosine", "constant | cosine (decay to 5%% over the run)", choices=LR_SCHEDULES)
     seed: int = _field(0, "seeds the split, the initialization, the augmentation and the dropout", check=NON_NEGATIVE)
+    strategy: str = _strategy()
+    mixed_precision: str = _mixed_precision()
+    jit_compile: str = _jit_compile()
+    steps_per_execution: int = _steps_per_execution()
     out: str = _out("runs/classifier")
     logdir: str | None = _logdir()
     resume: bool = _resume()
@@ -285,6 +343,10 @@ class PipelineConfig(Config):
     k: int = _field(EvaluateConfig.k, "importance samples per image for the VAE's log p(x)", check=POSITIVE, resumable=True)
     classifier: str | None = _classifier("Fréchet distance / KID")
     seed: int = _field(0, "seeds everything: the split, both trainings and the evaluation", check=NON_NEGATIVE)
+    strategy: str = _strategy()
+    mixed_precision: str = _mixed_precision()
+    jit_compile: str = _jit_compile()
+    steps_per_execution: int = _steps_per_execution()
     out: str = _field("runs/pipeline", "output folder: OUT/vae, OUT/gan and OUT/comparison.png", resumable=True)
     resume: bool = _field(
         False, "after a crash or kill: skip finished trainings, continue the interrupted one from its checkpoint",

@@ -122,12 +122,12 @@ def discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
         label_smoothing: float in [0, 1), s. Defaults to 0.
 
     Returns:
-        The scalar loss, in nats per image pair.
+        The scalar loss, in nats per image pair (0 for an empty batch, as every mean here).
     """
-    real = ops.mean(
+    real = weighted_mean(
         (1.0 - label_smoothing) * ops.softplus(-real_logits) + label_smoothing * ops.softplus(real_logits)
     )
-    return real + ops.mean(ops.softplus(fake_logits))
+    return real + weighted_mean(ops.softplus(fake_logits))
 
 
 def non_saturating_generator_loss(fake_logits):
@@ -138,7 +138,7 @@ def non_saturating_generator_loss(fake_logits):
     """
     # Non-saturating: −log D(G(z)) keeps gradients alive when D wins early; its gradient in d is
     # −(1 − σ(d)) → −1 as d → −∞.
-    return ops.mean(ops.softplus(-fake_logits))
+    return weighted_mean(ops.softplus(-fake_logits))
 
 
 def r1_penalty(real_gradients):
@@ -155,4 +155,4 @@ def r1_penalty(real_gradients):
         The scalar penalty.
     """
     squared = ops.square(real_gradients)
-    return ops.mean(ops.sum(ops.reshape(squared, (ops.shape(squared)[0], -1)), axis=-1))
+    return weighted_mean(ops.sum(ops.reshape(squared, (ops.shape(squared)[0], -1)), axis=-1))

@@ -405,10 +405,19 @@ class KID(keras.metrics.Metric):
         self.seed = seed
         self.real_features = tf.constant(real, tf.float64)
         # One spare row takes the writes of images beyond max_samples; result() never reads it.
+        # Under a distribution strategy every replica appends the features of all replicas (see
+        # update_state), so each holds the same buffer and a read takes the first replica's;
+        # Keras's default, a sum over replicas, would add different images' features together.
         self.generated_features = self.add_variable(
-            shape=(max_samples + 1, self.feature_dim), initializer="zeros", dtype="float32", name="generated_features"
+            shape=(max_samples + 1, self.feature_dim),
+            initializer="zeros",
+            dtype="float32",
+            aggregation="only_first_replica",
+            name="generated_features",
         )
-        self.count = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="count")
+        self.count = self.add_variable(
+            shape=(), initializer="zeros", dtype="int32", aggregation="only_first_replica", name="count"
+        )
 
     def update_state(self, generated_images, sample_weight=None):
         if sample_weight is not None:
@@ -420,6 +429,10 @@ class KID(keras.metrics.Metric):
                 f"The feature extractor must give [batch, {self.feature_dim}] features, as for the real "
                 f"images. Received: features of shape {tuple(features.shape)}"
             )
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # All replicas' features in replica order, the order one device would see them in.
+            features = context.all_gather(features, axis=0)
         rows = self.count + ops.arange(ops.shape(features)[0], dtype="int32")
         rows = ops.where(rows < self.max_samples, rows, self.max_samples)
         self.generated_features.assign(ops.scatter_update(self.generated_features, rows[:, None], features))

@@ -1,11 +1,14 @@
 """A small domain classifier convnet: logits for accuracy, penultimate features for FD and KID."""
 
 import keras
-from keras import layers
+import tensorflow as tf
+from keras import layers, ops
+
+from kerasgen import distribute
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class Classifier(keras.Model):
+class Classifier(distribute.FirstReplicaBuild, keras.Model):
     """Convolutional image classifier whose penultimate layer is the embedding for sample quality.
 
     `call(x)` returns class logits; `features(x)` returns the `feature_dim`-wide activations of the
@@ -84,7 +87,12 @@ class Classifier(keras.Model):
         self.embedding = _build_embedding(self.image_shape, self.num_filters, feature_dim)
         # Its own stream: the same seed would otherwise drive the shifts and the dropout masks alike.
         self.dropout_layer = layers.Dropout(dropout, seed=None if seed is None else seed + 1, name="dropout")
-        self.head = layers.Dense(num_classes, name="logits")
+        # Each replica of a distributed run draws its own shifts and dropout masks.
+        for layer in (self.augmentation, self.dropout_layer):
+            if layer is not None:
+                distribute.use_replica_seeds(layer)
+        # Logits in float32 under a mixed-precision policy: the softmax and the loss stay exact.
+        self.head = layers.Dense(num_classes, name="logits", dtype=_output_dtype())
         self.head.build((None, feature_dim))
         # Every weight exists now, so a fresh copy takes `set_weights` and a reload needs no build call.
         self.built = True
@@ -98,6 +106,27 @@ class Classifier(keras.Model):
             x = self.augmentation(x, training=True)
         features = self.embedding(x, training=training)
         return self.head(self.dropout_layer(features, training=training))
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        batch_size = ops.shape(x)[0]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            logits = self(x, training=True)
+            # Keras's loss is this replica's mean over its images divided by the number of
+            # replicas, which overweights a short (ragged) shard; its exact share of the global
+            # batch's mean is the mean times this replica's fraction of the global batch.
+            loss = self.compute_loss(x, y, logits, sample_weight, training=True) * replicas
+            share = distribute.replica_share(ops.cast(batch_size, "float32"))
+            scaled_loss = self.optimizer.scale_loss(loss * share)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        # Keras's own loss tracker, weighted by images as Keras weights it.
+        self._loss_tracker.update_state(loss, sample_weight=batch_size)
+        return distribute.step_logs(self.compute_metrics(x, y, logits, sample_weight))
+
+    def test_step(self, data):
+        return distribute.step_logs(super().test_step(data))
 
     def get_config(self):
         return {
@@ -130,3 +159,9 @@ def _build_embedding(image_shape, num_filters, feature_dim, name="embedding"):
     x = layers.Flatten()(x)
     outputs = layers.Dense(feature_dim, activation="relu", name="features")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _output_dtype():
+    """float32 under a mixed-precision policy (whose outputs would be half precision), else the policy."""
+    policy = keras.config.dtype_policy()
+    return "float32" if policy.compute_dtype != policy.variable_dtype else policy.name

@@ -6,8 +6,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasgen import distributions
-from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, r1_penalty
+from kerasgen import distribute, distributions
+from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, r1_penalty, weighted_mean
 from kerasgen.networks import build_discriminator
 
 GENERATOR_INITS = ("decoder", "scratch")
@@ -45,7 +45,7 @@ class DistributionMean(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class GAN(keras.Model):
+class GAN(distribute.FirstReplicaBuild, keras.Model):
     """A generative adversarial network trained by `fit()` on batches of real images.
 
     Each step trains the discriminator `d_steps` times on the logistic loss (real → 1, generated
@@ -186,11 +186,16 @@ class GAN(keras.Model):
             raise ValueError(
                 f"vae_or_path must be a kerasgen VAE or a path to one. Received: {type(vae_or_path).__name__}"
             )
-        decoder = keras.models.clone_model(vae.decoder)
+        policy = keras.config.dtype_policy()
+        if policy.compute_dtype == policy.variable_dtype:
+            decoder = keras.models.clone_model(vae.decoder)
+        else:
+            # Under a mixed-precision policy the generator trains in it, whatever the VAE was saved in.
+            decoder = keras.models.clone_model(vae.decoder, clone_function=lambda layer: _in_policy(layer, policy))
         if init == "decoder":
             decoder.set_weights(vae.decoder.get_weights())
         z = keras.Input(shape=(vae.latent_dim,), name="z")
-        images = DistributionMean(vae.likelihood, vae.likelihood_scale, name="likelihood_mean")(decoder(z))
+        images = DistributionMean(vae.likelihood, vae.likelihood_scale, name="likelihood_mean", dtype="float32")(decoder(z))
         generator = keras.Model(z, images, name="generator")
         if discriminator is None:
             discriminator = build_discriminator(vae.image_shape)
@@ -320,34 +325,44 @@ class GAN(keras.Model):
         """D's logits on real images, and the R1 penalty (0 when `r1_weight` is 0)."""
         if not self.r1_weight:
             return self._logits(real, training=training), ops.zeros(())
+        # Under float16, ∇_x D runs back through half-precision layers, where small gradients
+        # flush to zero: it is scaled like a loss, by D's loss scale, and unscaled in float32.
+        half = self.discriminator.compute_dtype == "float16" and getattr(self, "d_optimizer", None) is not None
+        scale = self.d_optimizer.scale_loss(ops.ones(())) if half else None
         with tf.GradientTape() as r1_tape:
             r1_tape.watch(real)
             real_logits = self._logits(real, training=training)
             # No layer of D mixes images, so the sum's gradient holds each image's own ∇_x D(x).
             logit_sum = ops.sum(real_logits)
-        return real_logits, r1_penalty(r1_tape.gradient(logit_sum, real))
+            if half:
+                logit_sum = logit_sum * scale
+        gradients = r1_tape.gradient(logit_sum, real)
+        if half:
+            # An overflow gives an infinite penalty: the loss-scale optimizer then skips the step
+            # and lowers the scale, as it does for any overflowing gradient.
+            gradients = ops.cast(gradients, "float32") / scale
+        return real_logits, r1_penalty(gradients)
 
     def train_step(self, data):
         real = self._real_images(data)
         batch_size = ops.shape(real)[0]
-        # Each replica's mean loss; gradients are summed across replicas.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # This replica's share of the global batch's mean; Keras sums the replicas' gradients.
+        share = distribute.replica_share(ops.cast(batch_size, "float32"))
         d_variables = self.discriminator.trainable_variables
         for _ in range(self.d_steps):
-            z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
-            fake = self.generator(z, training=True)
+            fake = self.generator(self._latents(batch_size, self.seed_generator), training=True)
             with tf.GradientTape() as tape:
                 real_logits, r1 = self._real_logits_and_r1(real, training=True)
                 fake_logits = self._logits(fake, training=True)
                 d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
-                scaled_loss = self.d_optimizer.scale_loss((d_loss + 0.5 * self.r1_weight * r1) / replicas)
+                scaled_loss = self.d_optimizer.scale_loss((d_loss + 0.5 * self.r1_weight * r1) * share)
             gradients = tape.gradient(scaled_loss, d_variables)
             self.d_optimizer.apply(gradients, d_variables)
 
-        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        z = self._latents(batch_size, self.seed_generator)
         with tf.GradientTape() as tape:
             g_loss = non_saturating_generator_loss(self._logits(self.generator(z, training=True), training=True))
-            scaled_loss = self.g_optimizer.scale_loss(g_loss / replicas)
+            scaled_loss = self.g_optimizer.scale_loss(g_loss * share)
         g_variables = self.generator.trainable_variables
         gradients = tape.gradient(scaled_loss, g_variables)
         # Weights that do not change the mean image (a Gaussian decoder's pixel scale) get none.
@@ -358,13 +373,20 @@ class GAN(keras.Model):
 
     def test_step(self, data):
         real = self._real_images(data)
-        z = keras.random.normal((ops.shape(real)[0], self.latent_dim), seed=self.eval_seed_generator)
+        z = self._latents(ops.shape(real)[0], self.eval_seed_generator)
         # The generator being trained, not its average: the numbers compare with the training ones.
         fake_logits = self._logits(self.generator(z, training=False), training=False)
         real_logits, r1 = self._real_logits_and_r1(real, training=False)
         d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
         g_loss = non_saturating_generator_loss(fake_logits)
         return self._update_metrics(d_loss, g_loss, r1, real_logits, fake_logits)
+
+    def _latents(self, batch_size, seed_generator):
+        """z ~ N(0, I) for this replica's images: its own rows of one draw for the global batch."""
+        seed = distribute.next_seed(seed_generator)
+        return distribute.global_batch_rows(
+            lambda n: tf.random.stateless_normal((n, self.latent_dim), seed=seed), batch_size
+        )
 
     def _update_metrics(self, d_loss, g_loss, r1, real_logits, fake_logits):
         # Each value is a mean over the batch: weighting it by the batch size makes the epoch's
@@ -374,12 +396,17 @@ class GAN(keras.Model):
             "d_loss": d_loss,
             "g_loss": g_loss,
             "r1": r1,
-            "d_real": ops.mean(ops.sigmoid(real_logits)),
-            "d_fake": ops.mean(ops.sigmoid(fake_logits)),
+            "d_real": weighted_mean(ops.sigmoid(real_logits)),
+            "d_fake": weighted_mean(ops.sigmoid(fake_logits)),
         }
         for name, value in values.items():
-            self.trackers[name].update_state(value, sample_weight=batch_size)
-        return {m.name: m.result() for m in self.metrics}
+            weight = batch_size
+            if name == "r1" and self.discriminator.compute_dtype == "float16":
+                # A step whose scaled ∇_x D overflowed was skipped (see above): not an R1 to report.
+                finite = ops.isfinite(value)
+                value, weight = ops.where(finite, value, 0.0), weight * ops.cast(finite, "float32")
+            self.trackers[name].update_state(value, sample_weight=weight)
+        return distribute.step_logs({m.name: m.result() for m in self.metrics})
 
     def _update_ema(self):
         """v_ema ← decay · v_ema + (1 − decay) · v for the generator's weights."""
@@ -429,6 +456,13 @@ class GAN(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+
+def _in_policy(layer, policy):
+    """A fresh copy of `layer` computing in `policy`."""
+    config = layer.get_config()
+    config["dtype"] = policy.name
+    return layer.__class__.from_config(config)
 
 
 def _no_weights_message(key):

@@ -4,13 +4,13 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasgen import distributions
+from kerasgen import distribute, distributions
 from kerasgen.losses import negative_elbo, negative_iwae_bound
 from kerasgen.networks import build_decoder, build_encoder, check_image_shape
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class VAE(keras.Model):
+class VAE(distribute.FirstReplicaBuild, keras.Model):
     """Convolutional variational autoencoder trained by `fit()` on the negative ELBO.
 
     The encoder maps an image to the parameters of q(z|x), the decoder maps z to the parameters
@@ -181,20 +181,32 @@ class VAE(keras.Model):
         """
         x = ops.cast(x, "float32")
         posterior = self.posterior_distribution(x, training=training)
-        # TFP's stateless samplers take an int32 seed pair; Keras keeps its seed state in int64.
-        seed_generator = self.seed_generator if training else self.eval_seed_generator
-        seed = ops.cast(seed_generator.next(), "int32")
+        z = self._sample_latents(posterior, ops.shape(x)[0], training)
         if self.num_importance_samples > 1:
-            z = posterior.sample(self.num_importance_samples, seed=seed)
             return negative_iwae_bound(
                 x, z, posterior, self.prior(), lambda z: self.likelihood_distribution(z, training=training),
                 beta=self.kl_weight(), sample_weight=sample_weight,
             )
-        z = posterior.sample(seed=seed)
         likelihood = self.likelihood_distribution(z, training=training)
         return negative_elbo(
             x, likelihood, posterior, self.prior(), z=z, beta=self.kl_weight(), sample_weight=sample_weight
         )
+
+    def _sample_latents(self, posterior, batch_size, training):
+        """Reparameterized z ~ q(z|x), `[B, D]` (or `[K, B, D]` for K importance samples).
+
+        Under a distribution strategy each replica takes its own rows of one draw for the global
+        batch (`distribute.global_batch_rows`), so replicas never share noise and N devices train
+        exactly as one does.
+        """
+        seed = distribute.next_seed(self.seed_generator if training else self.eval_seed_generator)
+        samples = (self.num_importance_samples,) if self.num_importance_samples > 1 else ()
+        # Drawn as TFP draws the standard normal under `posterior.sample(seed=seed)`, latent axis
+        # first, so one device gets exactly the samples `posterior.sample` would give.
+        noise = distribute.global_batch_rows(
+            lambda n: tf.random.stateless_normal((*samples, self.latent_dim, n), seed=seed), batch_size, axis=-1
+        )
+        return posterior.bijector.forward(tf.linalg.matrix_transpose(noise))
 
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, **kwargs):
         """Configures training; the loss is the model's own, `metrics` compare `x` with `reconstruct(x)`.
@@ -234,9 +246,9 @@ class VAE(keras.Model):
             reconstruction = self(x, training=False)
         with tf.GradientTape() as tape:
             loss, terms = self.compute_elbo(x, training=True, sample_weight=sample_weight)
-            # Each replica's mean loss; gradients are summed across replicas.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(loss / replicas)
+            # This replica's share of the global batch's mean; Keras sums the replicas' gradients.
+            share = distribute.replica_share(_total_weight(x, sample_weight))
+            scaled_loss = self.optimizer.scale_loss(loss * share)
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         if self._compile_metrics is not None:
@@ -258,14 +270,11 @@ class VAE(keras.Model):
     def _update_metrics(self, x, loss, terms, sample_weight):
         # The terms are means over the batch: weighting each by the batch's total weight (its size
         # when unweighted) makes the epoch's result the mean over images, ragged last batch included.
-        if sample_weight is None:
-            total_weight = ops.cast(ops.shape(x)[0], "float32")
-        else:
-            total_weight = ops.sum(sample_weight)
+        total_weight = _total_weight(x, sample_weight)
         self.trackers["loss"].update_state(loss, sample_weight=total_weight)
         for name, value in terms.items():
             self.trackers[name].update_state(value, sample_weight=total_weight)
-        return self.get_metrics_result()
+        return distribute.step_logs(self.get_metrics_result())
 
     @property
     def metrics(self):
@@ -315,3 +324,10 @@ def _targets(x, y, sample_weight):
     """`y` for Keras's data adapter: it drops `sample_weight` when `y` is None, so use the images."""
     # The VAE reads no targets (a reconstruction's target is its input), so this changes nothing else.
     return x if y is None and sample_weight is not None else y
+
+
+def _total_weight(x, sample_weight):
+    """The batch's total image weight: its size when unweighted."""
+    if sample_weight is None:
+        return ops.cast(ops.shape(x)[0], "float32")
+    return ops.sum(sample_weight)

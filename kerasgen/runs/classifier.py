@@ -63,21 +63,23 @@ def train_classifier(config=TrainClassifierConfig(), verbose=None):
         )
     run.describe_data(splits)
     keras.utils.set_random_seed(config.seed)
-    classifier = Classifier(
-        image_shape=splits.image_shape,
-        num_classes=splits.num_classes,
-        num_filters=config.num_filters,
-        feature_dim=config.feature_dim,
-        dropout=config.dropout,
-        translation=config.translation,
-        seed=config.seed,
-    )
     steps_per_epoch = math.ceil(splits.num_train / config.batch_size)
-    classifier.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    with run.scope():
+        classifier = Classifier(
+            image_shape=splits.image_shape,
+            num_classes=splits.num_classes,
+            num_filters=config.num_filters,
+            feature_dim=config.feature_dim,
+            dropout=config.dropout,
+            translation=config.translation,
+            seed=config.seed,
+        )
+        classifier.compile(
+            optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            **run.compile_options(),
+        )
     run.open({"image_shape": splits.image_shape, "num_classes": splits.num_classes})
     run.restore(classifier)
     history = run.fit(classifier, splits, grid=False)

@@ -6,7 +6,7 @@ import keras
 
 from kerasgen.artifacts import load_run
 from kerasgen.callbacks import DivergenceGuard
-from kerasgen.config import TrainClassifierConfig, TrainGANConfig, show_flag
+from kerasgen.config import TrainClassifierConfig, TrainGANConfig, device_flags, show_flag
 from kerasgen.data import load_dataset
 from kerasgen.export import export_gan
 from kerasgen.models import GAN
@@ -64,19 +64,21 @@ def train_gan(config, verbose=None):
     run.check_classifier(splits, vae.image_shape)
 
     keras.utils.set_random_seed(config.seed)
-    gan = GAN.from_vae(
-        vae,
-        init=config.init,
-        r1_weight=config.r1_weight,
-        d_steps=config.d_steps,
-        label_smoothing=config.label_smoothing,
-        ema_decay=config.ema_decay,
-        seed=config.seed,
-    )
-    gan.compile(
-        d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1),
-        g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1),
-    )
+    with run.scope():
+        gan = GAN.from_vae(
+            vae,
+            init=config.init,
+            r1_weight=config.r1_weight,
+            d_steps=config.d_steps,
+            label_smoothing=config.label_smoothing,
+            ema_decay=config.ema_decay,
+            seed=config.seed,
+        )
+        gan.compile(
+            d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1),
+            g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1),
+            **run.compile_options(),
+        )
     run.open({**split, "dataset": dataset, "image_shape": splits.image_shape})
     run.restore(gan)
     classifier_config = TrainClassifierConfig(
@@ -85,6 +87,7 @@ def train_gan(config, verbose=None):
         image_size=split["image_size"],
         validation_size=split["validation_size"],
         seed=split["split_seed"],
+        **device_flags(config),
     )
     quality = run.quality(splits, splits.unbinarized_heldout, classifier_config, vae.image_shape)
     guard = DivergenceGuard()

@@ -16,6 +16,7 @@ compiles its model and hands both to a `Run`, which does the rest the same way f
   SavedModel export and the history plot.
 """
 
+import contextlib
 import csv
 import dataclasses
 import errno
@@ -27,6 +28,7 @@ import tempfile
 
 import keras
 
+from kerasgen import distribute
 from kerasgen.artifacts import atomic_path, inference_copy, read_json, write_json
 from kerasgen.callbacks import Backup, ElapsedTime, EpochLog, SampleGrid, SampleQuality
 from kerasgen.config import show_flag
@@ -104,14 +106,35 @@ class Run:
 
     def __init__(self, config, model_file, verbose=None):
         self.config = config
-        self.out = config.out
         self.model_file = model_file
         self.verbose = verbose
-        self.logdir = getattr(config, "logdir", None) or self.path("logs")
+        # First: a multi-worker strategy must exist before TensorFlow runs any op.
+        self.strategy = distribute.get_strategy(getattr(config, "strategy", "default"))
+        self.chief = distribute.is_chief(self.strategy)
+        if self.chief:
+            check_folder(config.out, config.resume, config.overwrite)
+            self.out = config.out
+            self.logdir = getattr(config, "logdir", None) or self.path("logs")
+        else:
+            # The other workers train in step with the chief and write into a temporary folder.
+            self.out = distribute.worker_folder(config.out, config.resume)
+            self.logdir = self.path("logs")
         self.initial_epoch = 0
         self.classifier_choice = None
         self._backup = Backup(self.path("checkpoint"))
-        check_folder(self.out, config.resume, config.overwrite)
+
+    @contextlib.contextmanager
+    def scope(self):
+        """Build and compile the model in here: under the run's strategy and `--mixed-precision` policy."""
+        with precision(getattr(self.config, "mixed_precision", "none")), self.strategy.scope():
+            yield
+
+    def compile_options(self):
+        """`compile` keywords from `--jit-compile` and `--steps-per-execution`."""
+        return {
+            "jit_compile": use_xla(getattr(self.config, "jit_compile", "auto")),
+            "steps_per_execution": getattr(self.config, "steps_per_execution", 1),
+        }
 
     def path(self, *names):
         return os.path.join(self.out, *names)
@@ -132,8 +155,8 @@ class Run:
             ValueError: a flag differs from the checkpoint's, or the checkpoint is finished.
             OSError: the folder cannot be written.
         """
-        record = {**self.config.to_dict(), **(facts or {}), "environment": environment()}
-        prepare_folder(self.out, self.config.overwrite, self.logdir)
+        record = {**self.config.to_dict(), **(facts or {}), "environment": environment(self.strategy)}
+        prepare_folder(self.out, self.config.overwrite and self.chief, self.logdir)
         if self.config.resume:
             self.initial_epoch = self._resume_epoch(record)
         write_json(self.path(CONFIG_FILE), record)
@@ -373,21 +396,48 @@ def check_same_run(saved, requested, may_change, out):
         )
 
 
-def environment():
+def environment(strategy=None):
     """What a seeded run's bits depend on besides its flags (recorded, never compared on resume).
 
     On this machine a run reproduces bit for bit at the same versions and thread count; the
     convolutions split their sums by the intra-op thread count, and oneDNN changes them too.
+    Under a strategy, the replicas' sums are added in another order (equal to ~1e-7, not bitwise).
     """
     import tensorflow as tf
 
     return {
+        "devices": [device.name for device in tf.config.list_logical_devices() if device.device_type != "CPU"]
+        or ["CPU"],
+        "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "default",
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
     }
+
+
+@contextlib.contextmanager
+def precision(mixed_precision="none"):
+    """Keras's global dtype policy for the models built inside: `mixed_float16`, `mixed_bfloat16`
+    or unchanged (`"none"`); the previous policy comes back on exit."""
+    previous = keras.config.dtype_policy()
+    if mixed_precision != "none":
+        keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def use_xla(jit_compile="auto"):
+    """`--jit-compile` as `compile` takes it: on, off, or auto = on with a GPU, off on CPUs
+    (where `benchmarks/throughput.py` measured XLA slower)."""
+    if jit_compile == "auto":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return jit_compile == "on"
 
 
 def _plain(value):

@@ -4,8 +4,16 @@ import dataclasses
 import os
 import time
 
+from kerasgen import distribute
 from kerasgen.artifacts import load_run, read_json, write_json
-from kerasgen.config import EvaluateConfig, PipelineConfig, TrainClassifierConfig, TrainGANConfig, TrainVAEConfig
+from kerasgen.config import (
+    EvaluateConfig,
+    PipelineConfig,
+    TrainClassifierConfig,
+    TrainGANConfig,
+    TrainVAEConfig,
+    device_flags,
+)
 from kerasgen.data import load_dataset
 from kerasgen.evaluation.report import evaluate
 from kerasgen.plots import plot_same_latents
@@ -46,13 +54,20 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
         `PipelineResult`.
     """
     started = time.perf_counter()
+    # First: a multi-worker strategy must exist before TensorFlow runs any op.
+    if not distribute.is_chief(distribute.get_strategy(config.strategy)):
+        # The other workers run every stage in step with the chief, into a temporary folder.
+        config = dataclasses.replace(config, out=distribute.worker_folder(config.out, config.resume))
     check_folder(config.out, config.resume, config.overwrite)
     vae_dir, gan_dir = os.path.join(config.out, "vae"), os.path.join(config.out, "gan")
+    devices = device_flags(config)
     vae_config = TrainVAEConfig(
         dataset=config.dataset, data_dir=config.data_dir, latent_dim=config.latent_dim, epochs=config.vae_epochs,
-        seed=config.seed, out=vae_dir,
+        seed=config.seed, out=vae_dir, **devices,
     )
-    gan_config = TrainGANConfig(vae=vae_dir, data_dir=config.data_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir)
+    gan_config = TrainGANConfig(
+        vae=vae_dir, data_dir=config.data_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir, **devices
+    )
 
     # The data's held-out images decide the classifier before anything is written.
     splits = load_dataset(
@@ -68,7 +83,8 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
     write_json(config_path, config.to_dict())
 
     classifier_config = TrainClassifierConfig(
-        dataset=config.dataset, data_dir=config.data_dir, validation_size=vae_config.validation_size, seed=config.seed
+        dataset=config.dataset, data_dir=config.data_dir, validation_size=vae_config.validation_size, seed=config.seed,
+        **devices,
     )
     quality = {"num_samples": NUM_SAMPLES, "seed": config.seed}
     stages = (

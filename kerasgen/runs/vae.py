@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 
-from kerasgen.config import TrainClassifierConfig, TrainVAEConfig, show_flag
+from kerasgen.config import TrainClassifierConfig, TrainVAEConfig, device_flags, show_flag
 from kerasgen.data import load_dataset
 from kerasgen.export import export_vae
 from kerasgen.models import VAE
@@ -55,20 +55,21 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
 
     steps_per_epoch = math.ceil(splits.num_train / config.batch_size)
     keras.utils.set_random_seed(config.seed)
-    vae = VAE(
-        image_shape=splits.image_shape,
-        latent_dim=config.latent_dim,
-        likelihood=config.likelihood,
-        likelihood_scale=config.likelihood_scale,
-        posterior=config.posterior,
-        num_filters=config.num_filters,
-        hidden_dim=config.hidden_dim,
-        beta=config.beta,
-        kl_warmup_steps=config.kl_warmup_epochs * steps_per_epoch,
-        num_importance_samples=config.importance_samples,
-        seed=config.seed,
-    )
-    vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)))
+    with run.scope():
+        vae = VAE(
+            image_shape=splits.image_shape,
+            latent_dim=config.latent_dim,
+            likelihood=config.likelihood,
+            likelihood_scale=config.likelihood_scale,
+            posterior=config.posterior,
+            num_filters=config.num_filters,
+            hidden_dim=config.hidden_dim,
+            beta=config.beta,
+            kl_warmup_steps=config.kl_warmup_epochs * steps_per_epoch,
+            num_importance_samples=config.importance_samples,
+            seed=config.seed,
+        )
+        vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)), **run.compile_options())
 
     run.open({"binarize": binarize, "image_shape": splits.image_shape})
     run.restore(vae)
@@ -87,4 +88,5 @@ def _classifier_config(config):
         image_size=config.image_size,
         validation_size=config.validation_size,
         seed=config.seed,
+        **device_flags(config),
     )

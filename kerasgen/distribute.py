@@ -1,0 +1,282 @@
+"""tf.distribute for kerasgen: strategies by name, per-replica randomness, global-batch means, the chief.
+
+Keras runs `train_step` once per replica on that replica's share of the global batch, then sums
+the gradients. Three things a hand-written step must then get right, and this module does once:
+
+- **Randomness.** A `keras.random.SeedGenerator` keeps its state in a mirrored variable, so every
+  replica gets the same seed. `global_batch_rows` gives each replica its own rows of one draw made
+  for the whole global batch (N replicas draw exactly what one device draws for the same batch);
+  `ReplicaSeedGenerator` folds the replica id into the seed, for Keras layers that draw their own.
+- **Losses.** Each replica's loss is its share of the global batch's mean, Σ_replica w·ℓ / Σ_global w
+  (`replica_share`), so the summed gradient is the gradient of the global mean, ragged last batch
+  and empty shards included. (`tf.nn.compute_average_loss` divides by the local batch size times
+  the number of replicas, which is wrong for a ragged batch.)
+- **Writes.** Only the chief writes a run's files (`is_chief`); the other workers of a
+  multi-worker job write into temporary folders, as tf.distribute expects.
+"""
+
+import atexit
+import functools
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from kerasgen.config import STRATEGIES
+
+
+def get_strategy(name="default"):
+    """The `tf.distribute.Strategy` a `--strategy` flag names.
+
+    Args:
+        name: `"default"` (one device, no strategy), `"mirrored"` (`MirroredStrategy` over every
+            local GPU, else the CPU) or `"multi-worker"` (`MultiWorkerMirroredStrategy`; each
+            worker's `TF_CONFIG` names the cluster and its own task).
+
+    Raises:
+        ValueError: an unknown name, or `"multi-worker"` without a usable `TF_CONFIG`.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    return _create_strategy(name)
+
+
+@functools.cache
+def _create_strategy(name):
+    # One per process: a multi-worker strategy must exist before TensorFlow runs any op, and
+    # every run of a pipeline uses the same one.
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}. Received: strategy={name!r}")
+
+
+def check_tf_config(environ=os.environ):
+    """Refuses a multi-worker launch whose `TF_CONFIG` cannot say which worker this is.
+
+    Raises:
+        ValueError: naming what is missing or malformed, with what was received.
+    """
+    text = environ.get("TF_CONFIG")
+    example = (
+        '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+    )
+    if not text:
+        raise ValueError(
+            "--strategy multi-worker needs TF_CONFIG in each worker's environment, e.g. "
+            f"TF_CONFIG='{example}' (index 0 on the chief, 1 on the next worker...). Received: no TF_CONFIG"
+        )
+    try:
+        config = json.loads(text)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        index = int(task["index"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"TF_CONFIG must be JSON with cluster.worker (a list of host:port) and task.type/index, e.g. "
+            f"{example}. Received: TF_CONFIG={text!r} ({type(err).__name__}: {err})"
+        ) from None
+    if not isinstance(workers, list) or not workers or task.get("type") not in ("worker", "chief"):
+        raise ValueError(
+            f"TF_CONFIG's cluster.worker must be a non-empty list and task.type 'worker' or 'chief'. Received: TF_CONFIG={text!r}"
+        )
+    if task["type"] == "worker" and not 0 <= index < len(workers):
+        raise ValueError(
+            f"TF_CONFIG's task.index must name one of the {len(workers)} workers. Received: task.index={index}"
+        )
+
+
+def is_chief(strategy):
+    """True on the worker that writes the run's files: always, except on the non-chief workers of
+    a multi-worker job (the chief is task `chief`, or worker 0 when the cluster has none)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    resolver = strategy.cluster_resolver
+    if resolver.task_type in (None, "chief"):
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+
+
+_WORKER_FOLDERS = []
+
+
+def worker_folder(out, resume=False):
+    """Where a non-chief worker writes what the chief writes to `out`: a temporary folder, removed
+    when the process ends. On `--resume` it starts as a copy of `out` (the chief's checkpoint, on a
+    file system every worker reads), so every worker resumes from the same epoch.
+
+    A folder already inside a worker folder (a pipeline's stage) is returned as it is.
+    """
+    out = os.path.abspath(out)
+    if any(os.path.commonpath([out, root]) == root for root in _WORKER_FOLDERS):
+        return out
+    root = tempfile.mkdtemp(prefix="kerasgen-worker-")
+    _WORKER_FOLDERS.append(root)
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    folder = os.path.join(root, os.path.basename(out) or "run")
+    if resume and os.path.isdir(out):
+        shutil.copytree(out, folder)
+    return folder
+
+
+# --- Inside a train_step ----------------------------------------------------------------------
+
+
+def _replica_context():
+    """The replica context when more than one replica trains in sync, else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def batch_position(batch_size):
+    """This replica's first row in the global batch, and the global batch size.
+
+    Replicas hold consecutive parts of the global batch in replica order (replica 0 first), of
+    possibly different sizes (a ragged last batch may leave a replica none).
+
+    Args:
+        batch_size: int scalar tensor, this replica's number of examples.
+
+    Returns:
+        `(offset, global_batch_size)`, int32 scalar tensors; `(0, batch_size)` on one replica.
+    """
+    batch_size = tf.cast(batch_size, tf.int32)
+    context = _replica_context()
+    if context is None:
+        return tf.constant(0, tf.int32), batch_size
+    sizes = context.all_gather(tf.reshape(batch_size, (1,)), axis=0)
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    before = tf.range(tf.shape(sizes)[0]) < replica
+    return tf.reduce_sum(tf.where(before, sizes, 0)), tf.reduce_sum(sizes)
+
+
+def global_batch_rows(draw, batch_size, axis=0):
+    """This replica's rows of one random draw made for the whole global batch.
+
+    `draw(n)` must draw for `n` examples from a seed that every replica shares (the next seed of
+    a `SeedGenerator`, whose state is mirrored); each replica keeps the rows of its own examples.
+    So no two replicas share noise, and N replicas together draw exactly what one device draws
+    for the same global batch: a run's trajectory does not depend on the number of devices.
+
+    Args:
+        draw: callable from the global batch size (an int32 scalar tensor) to a tensor whose
+            `axis` runs over the examples.
+        batch_size: int scalar tensor, this replica's number of examples.
+        axis: int, the examples' axis of `draw`'s result. Defaults to 0.
+
+    Returns:
+        The `batch_size` rows of this replica's examples, along `axis`.
+    """
+    offset, global_batch_size = batch_position(batch_size)
+    noise = draw(global_batch_size)
+    if _replica_context() is None:
+        return noise
+    rows = offset + tf.range(tf.cast(batch_size, tf.int32))
+    return tf.gather(noise, rows, axis=axis)
+
+
+def next_seed(seed_generator):
+    """A `SeedGenerator`'s next seed as TensorFlow's stateless ops take it (int32), as `keras.random` casts it."""
+    return tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), tf.int32)
+
+
+def replica_share(weight):
+    """This replica's share of the global batch: its examples' total weight over all replicas' total.
+
+    Multiply a replica's weighted-mean loss by it and the gradients Keras sums across replicas are
+    those of the global batch's weighted mean; exactly 1 on one replica (0 for an empty batch).
+
+    Args:
+        weight: float scalar tensor, this replica's total example weight (its batch size when
+            unweighted).
+    """
+    context = _replica_context()
+    if context is None:
+        return tf.math.divide_no_nan(weight, weight)
+    return tf.math.divide_no_nan(weight, context.all_reduce(tf.distribute.ReduceOp.SUM, weight))
+
+
+def step_logs(logs):
+    """A step's logs as Keras 3 can average them over the replicas of any strategy.
+
+    Under `MultiWorkerMirroredStrategy` Keras averages each value along axis 0, which fails for
+    the scalars every step returns ("Invalid reduction dimension 0", keras-team/keras#20585):
+    there each value becomes a 1-element vector, which averages to the same scalar.
+    """
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """A `SeedGenerator` whose seeds differ across replicas: the replica id is folded into each.
+
+    For Keras layers that draw with their own generator (`Dropout`, `RandomTranslation`): with
+    one replica its seeds are the plain generator's, so single-device runs are unchanged.
+    """
+
+    def next(self, ordered=True):
+        seed = super().next(ordered=ordered)
+        context = _replica_context()
+        if context is None:
+            return seed
+        replica = tf.cast(context.replica_id_in_sync_group, seed.dtype)
+        return tf.random.experimental.stateless_fold_in(seed, replica)
+
+
+def use_replica_seeds(layer):
+    """Gives `layer`'s own `SeedGenerator`s the replica id (see `ReplicaSeedGenerator`), in place.
+
+    Returns:
+        `layer`.
+    """
+    # Keras locks a built layer's state; it unlocks it the same way to untrack a variable.
+    tracker = layer._tracker
+    was_locked = tracker.locked
+    tracker.unlock()
+    try:
+        for name, value in list(vars(layer).items()):
+            if type(value) is keras.random.SeedGenerator:
+                replacement = ReplicaSeedGenerator(value._initial_seed)
+                replacement.state.assign(value.state)
+                tracker.untrack(value)
+                setattr(layer, name, replacement)
+    finally:
+        if was_locked:
+            tracker.lock()
+    return layer
+
+
+class FirstReplicaBuild:
+    """A `keras.Model` mixin that lets `fit` and `evaluate` start under any strategy.
+
+    Before the first step, Keras 3 builds a distributed model from its first batch averaged over
+    the replicas (`strategy.reduce("MEAN", batch)`), which fails under
+    `MultiWorkerMirroredStrategy` ("Attempt to convert a value (PerReplica...)", keras-team/keras
+    #20585, tensorflow/tensorflow#72388) and whenever the replicas' shares differ in size. Only
+    the batch's shapes matter for the build, so this builds from the first replica's share.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            data_batch = next(batches)
+            break
+        strategy = self.distribute_strategy
+
+        def first_replica(value):
+            if isinstance(value, tf.distribute.DistributedValues):
+                return strategy.experimental_local_results(value)[0]
+            return value
+
+        with strategy.scope():
+            self._symbolic_build(data_batch=tf.nest.map_structure(first_replica, data_batch))

@@ -1,0 +1,120 @@
+"""tf.distribute: 2 replicas train exactly as one device, draw their own noise, KID agrees, and
+two worker processes train in step with only the chief writing.
+
+The cases run in one subprocess (`tests/distributed_cases.py`) that configures 2 logical CPU
+devices before TensorFlow starts and trains each model twice, on one device and under
+`MirroredStrategy`, with the same seed and global batch of 16 over 65 images (so the last global
+batch has 1 image and one replica gets none).
+
+Tolerance: the two runs draw the same noise for the same images (each replica takes its rows of
+one draw for the global batch), so they differ only in float32 summation order (a batch's sum in
+two halves, then all-reduced). One rounding is ~6e-8 relative; after 15 Adam steps the largest
+weight difference measured is 6e-7 and the largest relative metric difference 1e-7. We allow
+1e-5, ten times that; a wrong global mean (a ragged shard weighted as a full one, gradients
+counted twice) or shared noise moves the metrics by 1e-3 or more, and an empty shard's NaN
+would fail outright.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+TOLERANCE = 1e-5
+CASES = os.path.join(os.path.dirname(__file__), "distributed_cases.py")
+WORKER = os.path.join(os.path.dirname(__file__), "multi_worker_cases.py")
+
+
+@pytest.fixture(scope="module")
+def results():
+    completed = subprocess.run(
+        [sys.executable, CASES], capture_output=True, text=True, timeout=600, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout)
+
+
+@pytest.mark.parametrize("kind", ["vae", "iwae", "gan", "classifier"])
+def test_two_replicas_follow_the_one_device_trajectory(results, kind):
+    (one_history, one_weights), (two_history, two_weights) = (
+        results[kind]["one_device"],
+        results[kind]["two_replicas"],
+    )
+    assert one_history.keys() == two_history.keys()
+    for name in one_history:
+        one, two = np.array(one_history[name]), np.array(two_history[name])
+        assert np.all(np.isfinite(two)), (name, two)
+        np.testing.assert_allclose(two, one, rtol=TOLERANCE, atol=TOLERANCE, err_msg=name)
+    # The training moved the weights far more than the two runs differ.
+    for one, two in zip(one_weights, two_weights):
+        np.testing.assert_allclose(np.array(two), np.array(one), atol=TOLERANCE)
+
+
+def test_replicas_draw_their_own_noise(results):
+    one, two = results["draws"]["one_device"], results["draws"]["two_replicas"]
+    for name in ("gan_z", "vae_z"):
+        first, second = (np.array(rows) for rows in two[name])
+        assert first.shape == second.shape == (8, 2)
+        assert not np.any(np.isclose(first, second)), name
+        # Together the replicas draw what one device draws for the same global batch.
+        np.testing.assert_allclose(np.concatenate([first, second]), np.array(one[name][0]), atol=1e-6)
+    # Keras layers' own generators (dropout, augmentation) get the replica id folded in.
+    first_seed, second_seed = two["dropout_seed"]
+    assert first_seed != second_seed
+
+
+def test_kid_metric_is_the_same_on_one_and_two_replicas(results):
+    one, two = results["kid"]["one_device"], results["kid"]["two_replicas"]
+    assert np.isfinite(one) and one > 0.1
+    np.testing.assert_allclose(two, one, rtol=TOLERANCE)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_processes_train_the_same_vae_and_gan_and_only_the_chief_writes(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "grey.npz"
+    np.savez(data, x=(rng.uniform(size=(80, 8, 8, 1)) ** 2 * 255).astype("uint8"))  # Unlabelled, not digits.
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = []
+    for index in range(2):
+        scratch = tmp_path / f"tmp{index}"
+        scratch.mkdir()
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+            "TMPDIR": str(scratch),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+        command = [sys.executable, WORKER, str(data), str(tmp_path / "out"), str(tmp_path / f"result{index}.npz")]
+        log = open(tmp_path / f"log{index}", "w")
+        workers.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    for process, log in workers:
+        assert process.wait(timeout=600) == 0, (tmp_path / f"log{workers.index((process, log))}").read_text()[-3000:]
+        log.close()
+
+    chief, other = (np.load(tmp_path / f"result{index}.npz") for index in range(2))
+    weights = [name for name in chief.files if not name.endswith("_out")]
+    assert len(weights) > 20
+    for name in weights:
+        np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
+    # The chief wrote the runs into OUT; the other worker into a temporary folder, gone at its exit.
+    for stage, model_file in (("vae", "vae.keras"), ("gan", "gan.keras")):
+        assert str(chief[f"{stage}_out"]) == str(tmp_path / "out" / stage)
+        assert str(other[f"{stage}_out"]).startswith(str(tmp_path / "tmp1"))
+        for name in (model_file, "config.json", "history.csv", "checkpoint", "saved_model", "samples"):
+            assert (tmp_path / "out" / stage / name).exists(), (stage, name)
+    assert sorted(os.listdir(tmp_path / "out")) == ["gan", "vae"]
+    assert os.listdir(tmp_path / "tmp1") == []
