@@ -33,7 +33,7 @@ def get_strategy(name="default"):
 
     Args:
         name: `"default"` (one device, no strategy), `"mirrored"` (`MirroredStrategy` over every
-            local GPU, else the CPU) or `"multi-worker"` (`MultiWorkerMirroredStrategy`; each
+            local GPU, else every logical CPU device: one, unless the process configured more) or `"multi-worker"` (`MultiWorkerMirroredStrategy`; each
             worker's `TF_CONFIG` names the cluster and its own task).
 
     Raises:
@@ -49,7 +49,8 @@ def _create_strategy(name):
     # One per process: a multi-worker strategy must exist before TensorFlow runs any op, and
     # every run of a pipeline uses the same one.
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "multi-worker":
         check_tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()

@@ -22,7 +22,9 @@ def _digits_npz(path, count=640):
 def test_pipeline_trains_both_evaluates_both_and_compares(tmp_path, capsys):
     npz = _digits_npz(tmp_path / "bars.npz")
     out = tmp_path / "pipeline"
-    args = ["pipeline", "--dataset", npz, "--vae-epochs", "1", "--gan-epochs", "1", "--k", "4", "--out", str(out)]
+    # Under MirroredStrategy over the 2 logical CPU devices of conftest.py.
+    args = ["pipeline", "--dataset", npz, "--vae-epochs", "1", "--gan-epochs", "1", "--k", "4", "--strategy", "mirrored",
+            "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     for stage in ("[1/5] Training the VAE", "[2/5] Training the GAN", "[3/5] Choosing the classifier",
@@ -47,7 +49,9 @@ def test_pipeline_trains_both_evaluates_both_and_compares(tmp_path, capsys):
     assert json.loads((out / "gan" / "config.json").read_text())["vae"] == str(out / "vae")
     from kerasgen.config import PipelineConfig
 
-    assert json.loads((out / "vae" / "config.json").read_text())["latent_dim"] == PipelineConfig.latent_dim
+    vae_run = json.loads((out / "vae" / "config.json").read_text())
+    assert vae_run["latent_dim"] == PipelineConfig.latent_dim
+    assert vae_run["strategy"] == "mirrored" and vae_run["environment"]["replicas"] == 2
     assert str(out / "comparison.png") in printed and "lower)" in printed
 
     # --resume after everything finished: both trainings are skipped, the evaluation runs again.
