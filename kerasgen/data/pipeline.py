@@ -3,12 +3,17 @@
 Every source goes through the same steps, once, on numpy arrays (see
 `load_dataset`):
 
-1. check and scale the images to float32 in [0, 1] with a channel axis;
-2. optionally resize them;
+1. check the images and give them a channel axis; integer and boolean images
+   stay uint8 in memory, beside a table of the float32 value of each level
+   (level / 255, or 0 and 1 for binary images); float images become float32
+   in [0, 1];
+2. optionally resize them (resized images are float32);
 3. split a seeded, class-stratified validation set off the training arrays
    (unless the source has its own validation split);
-4. binarize ("static": once; "dynamic": fresh draws every training epoch);
-5. build cached, batched, prefetched `tf.data.Dataset`s.
+4. binarize ("static": once, stored as uint8 0/1; "dynamic": fresh draws every
+   training epoch);
+5. build batched, prefetched `tf.data.Dataset`s that scale uint8 batches to
+   float32 in a `map`, sharded by data under a `tf.distribute` strategy.
 """
 
 import dataclasses
@@ -26,6 +31,13 @@ BINARIZATIONS = ("none", "static", "dynamic")
 # binarization does not change when the split or the training set changes.
 _SPLIT_STREAM, _TRAIN_STREAM, _VALIDATION_STREAM, _TEST_STREAM = range(4)
 
+# The float32 value of each level, by the division `to_unit_images` does: looked up, not
+# divided again, so that the pipeline's pixels are its pixels bit for bit (see `_scale`).
+_GREY_LEVELS = (np.arange(256).astype(np.float32) / 255.0).astype(np.float32)
+_BINARY_LEVELS = np.arange(256).astype(np.float32)
+# Images binarized at a time: bounds the float32 copy that binarization makes.
+_BINARIZE_CHUNK = 4096
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSplits:
@@ -34,6 +46,8 @@ class DatasetSplits:
     Each dataset yields `(images, labels)` batches: images float32
     `(batch, height, width, channels)` in [0, 1] (exactly 0 or 1 when
     binarized), labels int32 `(batch,)`, -1 when the source has no labels.
+    Each is sharded by data under a `tf.distribute` strategy: replica 0 gets
+    the first rows of every global batch, replica 1 the next, and so on.
 
     Attributes:
         train: Shuffled every epoch; with `binarize="dynamic"` freshly
@@ -119,7 +133,6 @@ def load_dataset(
         seed: int. Seeds the split, shuffling and binarization. Defaults to 0.
         data_dir: str or None. TensorFlow Datasets data directory, for
             `"tfds:NAME"` sources only. Defaults to None.
-
     Returns:
         A `DatasetSplits`.
 
@@ -139,16 +152,26 @@ def load_dataset(
     image_size = _check_image_size(image_size)
     _check_seed(seed)
     _check_validation_size_type(validation_size)
+    request = _Request(str(source), batch_size, validation_size, binarize, image_size, seed)
+    return _in_memory(load_arrays(source, data_dir, image_size=image_size), request)
 
-    raw = load_arrays(source, data_dir, image_size=image_size)
-    x_train, y_train, x_validation, y_validation, x_test, y_test = _scaled_arrays(raw, image_size)
-    image_shape = tuple(int(d) for d in x_train.shape[1:])
-    if binarize != "none" and image_shape[-1] != 1:
-        raise ValueError(
-            f"Binarization draws one Bernoulli value per grey level, so it needs "
-            f"grayscale images with 1 channel. Use binarize='none' for colour "
-            f"images. Received: binarize={binarize!r}, image_shape={image_shape}"
-        )
+
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """The checked arguments of `load_dataset` that shape the splits."""
+
+    source: str
+    batch_size: int
+    validation_size: numbers.Real
+    binarize: str
+    image_size: tuple[int, int] | None
+    seed: int
+
+
+def _in_memory(raw, request):
+    x_train, y_train, x_validation, y_validation, x_test, y_test = _stored_arrays(raw, request.image_size)
+    image_shape = x_train.image_shape
+    _check_binarizable(request.binarize, image_shape)
     labelled = raw.y_train is not None
     num_classes = raw.num_classes if labelled else None
     if labelled and num_classes is None:
@@ -156,35 +179,46 @@ def load_dataset(
 
     if x_validation is None:
         train_index, validation_index = split_indices(
-            len(x_train), validation_size, y_train if labelled else None, seed
+            len(x_train), request.validation_size, y_train if labelled else None, request.seed
         )
-        x_validation, y_validation = x_train[validation_index], y_train[validation_index]
-        x_train, y_train = x_train[train_index], y_train[train_index]
-
-    unbinarized_heldout = x_test if x_test is not None else x_validation
-    if binarize != "none":
-        x_validation = binarize_once(x_validation, seed, _VALIDATION_STREAM)
-        x_test = None if x_test is None else binarize_once(x_test, seed, _TEST_STREAM)
-    if binarize == "static":
-        x_train = binarize_once(x_train, seed, _TRAIN_STREAM)
+        x_validation, y_validation = x_train.take(validation_index), y_train[validation_index]
+        x_train, y_train = x_train.take(train_index), y_train[train_index]
+    if request.binarize == "static":
+        x_train = x_train.binarized(request.seed, _TRAIN_STREAM)
 
     def train_from_epoch(epoch):
-        return _train_dataset(x_train, y_train, batch_size, seed, binarize == "dynamic", first_epoch=epoch)
+        return _train_dataset(
+            x_train, y_train, request.batch_size, request.seed, request.binarize == "dynamic", first_epoch=epoch
+        )
 
+    return _splits(
+        request, train_from_epoch, len(x_train), (x_validation, y_validation),
+        None if x_test is None else (x_test, y_test), image_shape, num_classes, raw.describe(),
+    )
+
+
+def _splits(request, train_from_epoch, num_train, validation, test, image_shape, num_classes, description):
+    """The `DatasetSplits` around a training pipeline and the (unbinarized) held-out `_Pixels`."""
+    x_validation, y_validation = validation
+    x_test, y_test = test if test is not None else (None, None)
+    unbinarized_heldout = (x_test if x_test is not None else x_validation).unit()
+    if request.binarize != "none":
+        x_validation = x_validation.binarized(request.seed, _VALIDATION_STREAM)
+        x_test = None if x_test is None else x_test.binarized(request.seed, _TEST_STREAM)
     return DatasetSplits(
         train=train_from_epoch(0),
-        validation=_eval_dataset(x_validation, y_validation, batch_size),
-        test=None if x_test is None else _eval_dataset(x_test, y_test, batch_size),
+        validation=_eval_dataset(x_validation, y_validation, request.batch_size),
+        test=None if x_test is None else _eval_dataset(x_test, y_test, request.batch_size),
         image_shape=image_shape,
         num_classes=num_classes,
-        num_train=len(x_train),
+        num_train=num_train,
         num_validation=len(x_validation),
         num_test=0 if x_test is None else len(x_test),
-        source=str(source),
-        binarize=binarize,
+        source=request.source,
+        binarize=request.binarize,
         unbinarized_heldout=unbinarized_heldout,
-        batch_size=batch_size,
-        description=raw.describe(),
+        batch_size=request.batch_size,
+        description=description,
         train_from_epoch=train_from_epoch,
     )
 
@@ -193,24 +227,61 @@ def load_dataset(
 # Images and labels
 
 
-def _scaled_arrays(raw, image_size):
-    """Checks a `RawData` and returns float images in [0, 1] and int32 labels.
+@dataclasses.dataclass(frozen=True)
+class _Pixels:
+    """Images as kept in memory, `(N, H, W, C)`.
+
+    Attributes:
+        values: uint8 levels, or float32 pixels in [0, 1].
+        levels: float32 `(256,)`, the pixel value of each uint8 level (`_GREY_LEVELS`:
+            level / 255, `_BINARY_LEVELS`: 0 and 1 kept); None for float32 `values`.
+    """
+
+    values: np.ndarray
+    levels: np.ndarray | None = None
+
+    def __len__(self):
+        return len(self.values)
+
+    @property
+    def image_shape(self):
+        return tuple(int(d) for d in self.values.shape[1:])
+
+    def take(self, indices):
+        return _Pixels(self.values[indices], self.levels)
+
+    def unit(self):
+        """The images as float32 in [0, 1]: what `to_unit_images` gives for the source's array."""
+        return self.values if self.levels is None else self.levels[self.values]
+
+    def binarized(self, seed, stream):
+        """`binarize_once(self.unit(), seed, stream)`, the same draws, stored as uint8 0/1."""
+        rng = np.random.default_rng([seed, stream])
+        binary = np.empty(self.values.shape, np.uint8)
+        # One float32 chunk at a time: the generator gives the same numbers in chunks as at once.
+        for start in range(0, len(binary), _BINARIZE_CHUNK):
+            chunk = self.take(slice(start, start + _BINARIZE_CHUNK)).unit()
+            binary[start : start + len(chunk)] = rng.random(chunk.shape, dtype=np.float32) < chunk
+        return _Pixels(binary, _BINARY_LEVELS)
+
+
+def _stored_arrays(raw, image_size):
+    """Checks a `RawData` and returns `_Pixels` and int32 labels.
 
     Returns:
         `(x_train, y_train, x_validation, y_validation, x_test, y_test)`; the
         validation and test pairs are None when the source has no such split.
     """
-    x_train = to_unit_images(raw.x_train, "x_train")
+    x_train = _to_pixels(raw.x_train, "x_train")
     y_train = _to_labels(raw.y_train, len(x_train), "y_train")
-    if image_size is not None:
-        x_train = resize_images(x_train, image_size)
-    x_validation, y_validation = _scaled_split(raw.x_validation, raw.y_validation, "validation", x_train, image_size)
-    x_test, y_test = _scaled_split(raw.x_test, raw.y_test, "test", x_train, image_size)
+    x_train = _resized(x_train, image_size)
+    x_validation, y_validation = _stored_split(raw.x_validation, raw.y_validation, "validation", x_train, image_size)
+    x_test, y_test = _stored_split(raw.x_test, raw.y_test, "test", x_train, image_size)
     return x_train, y_train, x_validation, y_validation, x_test, y_test
 
 
-def _scaled_split(x, y, split, x_train, image_size):
-    """Checks and scales a held-out split like the training images; `(None, None)` if absent."""
+def _stored_split(x, y, split, x_train, image_size):
+    """Checks and stores a held-out split like the training images; `(None, None)` if absent."""
     if x is None:
         if y is not None:
             raise ValueError(
@@ -218,15 +289,14 @@ def _scaled_split(x, y, split, x_train, image_size):
                 f"Received: y_{split}.shape={np.shape(y)}, x_{split}=None"
             )
         return None, None
-    x = to_unit_images(x, f"x_{split}")
+    x = _to_pixels(x, f"x_{split}")
     y = _to_labels(y, len(x), f"y_{split}")
-    if image_size is not None:
-        x = resize_images(x, image_size)
-    if x.shape[1:] != x_train.shape[1:]:
+    x = _resized(x, image_size)
+    if x.image_shape != x_train.image_shape:
         raise ValueError(
             f"{split.capitalize()} images must have the shape of the training images. "
-            f"Received: x_train image shape {x_train.shape[1:]}, "
-            f"x_{split} image shape {x.shape[1:]}"
+            f"Received: x_train image shape {x_train.image_shape}, "
+            f"x_{split} image shape {x.image_shape}"
         )
     return x, y
 
@@ -250,6 +320,20 @@ def to_unit_images(x, name="images"):
         ValueError: the images are non-numeric, empty, mis-shaped, non-finite,
             negative or above 255.
     """
+    return _scaled(*_checked_images(x, name))
+
+
+def _to_pixels(x, name):
+    """Checks images as `to_unit_images` does; 8-bit ones stay uint8, with the levels it would give."""
+    x, high = _checked_images(x, name)
+    if x.dtype.kind == "f":
+        return _Pixels(_scaled(x, high))
+    # Integers in 0..255 and booleans: uint8 is exact.
+    return _Pixels(x.astype(np.uint8), _BINARY_LEVELS if x.dtype.kind == "b" or high <= 1 else _GREY_LEVELS)
+
+
+def _checked_images(x, name):
+    """`(x, max)`: numeric `(N, H, W, C)` images, checked; max is None for booleans."""
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
         raise ValueError(
@@ -272,7 +356,7 @@ def to_unit_images(x, name="images"):
             f"Empty dataset: {name} holds no pixels. Received: {name}.shape={received_shape}"
         )
     if x.dtype.kind == "b":
-        return x.astype(np.float32)
+        return x, None
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise ValueError(
             f"{name} contains {np.count_nonzero(~np.isfinite(x))} NaN or infinite "
@@ -284,9 +368,13 @@ def to_unit_images(x, name="images"):
             f"{name} pixels must lie in [0, 1] or 0..255. "
             f"Received: {name} with min={low}, max={high}"
         )
+    return x, high
+
+
+def _scaled(x, high):
     # Floats in [0, 1] are already scaled; integers that are all 0 or 1 are binary
     # images (as the fixed binarization of MNIST ships), not nearly black 8-bit ones.
-    if high <= 1:
+    if high is None or high <= 1:
         return x.astype(np.float32)
     return (x.astype(np.float32) / 255.0).astype(np.float32)
 
@@ -297,6 +385,13 @@ def resize_images(x, image_size):
         return x
     resized = tf.image.resize(x, image_size, method="bilinear", antialias=True)
     return np.clip(resized.numpy(), 0.0, 1.0)
+
+
+def _resized(pixels, image_size):
+    """`_Pixels` resized to `image_size` (float32 then), or as they are."""
+    if image_size is None or pixels.image_shape[:2] == tuple(image_size):
+        return pixels
+    return _Pixels(resize_images(pixels.unit(), image_size))
 
 
 def _to_labels(y, num_images, name):
@@ -353,24 +448,7 @@ def split_indices(num_examples, validation_size, labels=None, seed=0):
     Raises:
         ValueError: `validation_size` leaves no validation or no training data.
     """
-    _check_validation_size_type(validation_size)
-    if isinstance(validation_size, numbers.Integral):
-        num_validation = int(validation_size)
-    else:
-        if not 0.0 < validation_size < 1.0:
-            raise ValueError(
-                "A fractional validation_size must lie strictly between 0 and 1. "
-                f"Received: validation_size={validation_size}"
-            )
-        num_validation = int(round(validation_size * num_examples))
-    if not 0 < num_validation < num_examples:
-        raise ValueError(
-            f"validation_size must leave at least one validation and one training "
-            f"image out of the {num_examples} available. "
-            f"Received: validation_size={validation_size} "
-            f"({num_validation} validation images)"
-        )
-
+    num_validation = _validation_count(num_examples, validation_size)
     rng = np.random.default_rng([seed, _SPLIT_STREAM])
     if labels is None:
         order = rng.permutation(num_examples)
@@ -397,6 +475,28 @@ def split_indices(num_examples, validation_size, labels=None, seed=0):
     )
 
 
+def _validation_count(num_examples, validation_size):
+    """The number of validation examples `validation_size` asks for out of `num_examples`, checked."""
+    _check_validation_size_type(validation_size)
+    if isinstance(validation_size, numbers.Integral):
+        num_validation = int(validation_size)
+    else:
+        if not 0.0 < validation_size < 1.0:
+            raise ValueError(
+                "A fractional validation_size must lie strictly between 0 and 1. "
+                f"Received: validation_size={validation_size}"
+            )
+        num_validation = int(round(validation_size * num_examples))
+    if not 0 < num_validation < num_examples:
+        raise ValueError(
+            f"validation_size must leave at least one validation and one training "
+            f"image out of the {num_examples} available. "
+            f"Received: validation_size={validation_size} "
+            f"({num_validation} validation images)"
+        )
+    return num_validation
+
+
 def binarize_once(x, seed, stream=0):
     """Draws `Bernoulli(x)` pixels once with a seeded numpy generator.
 
@@ -417,7 +517,7 @@ def binarize_once(x, seed, stream=0):
 # tf.data
 
 
-def _train_dataset(x, y, batch_size, seed, dynamic_binarization, first_epoch=0):
+def _train_dataset(pixels, labels, batch_size, seed, dynamic_binarization, first_epoch=0):
     """The training batches: pass k over the dataset is epoch `first_epoch + k`.
 
     Each epoch's order and binarization noise are stateless functions of `(seed, epoch)`: a
@@ -425,47 +525,80 @@ def _train_dataset(x, y, batch_size, seed, dynamic_binarization, first_epoch=0):
     resumes from a checkpoint, replaying epoch 1's order and noise. Keyed by the epoch, a run
     resumed at epoch k (`first_epoch=k`) sees exactly the batches the uninterrupted run saw.
     """
-    images, labels = tf.constant(x), tf.constant(y)
-    num_images = len(x)
-    num_steps = -(-num_images // batch_size)
-    stream = tf.constant([seed, _TRAIN_STREAM], tf.int64)
+    images, labels = tf.constant(pixels.values), tf.constant(labels)
+    num_images = len(pixels)
+
+    def epoch_batches(epoch):
+        key = _epoch_key(seed, epoch)
+
+        def gather(step, index):
+            batch = _scale(tf.gather(images, index), pixels.levels)
+            if dynamic_binarization:
+                batch = _binarized_batch(batch, key, step)
+            return batch, tf.gather(labels, index)
+
+        return tf.data.Dataset.from_tensor_slices(_epoch_order(key, num_images)).batch(batch_size).enumerate().map(gather)
+
+    return _epochs(epoch_batches, -(-num_images // batch_size), first_epoch)
+
+
+def _epochs(epoch_batches, num_steps, first_epoch):
+    """A dataset whose pass k is `epoch_batches(first_epoch + k)`, of `num_steps` batches."""
     # Counts the passes (one per epoch in `fit`); read when a pass starts, so every new
-    # iterator is the next epoch.
+    # iterator is the next epoch. (It works under MirroredStrategy and MultiWorkerMirroredStrategy,
+    # created inside their scope or not: tests/test_streaming.py.)
     passes = tf.Variable(first_epoch, dtype=tf.int64, trainable=False)
 
     def next_epoch(_):
         return passes.assign_add(1) - 1
 
-    def epoch_batches(epoch):
-        key = tf.random.experimental.stateless_fold_in(stream, epoch)
-        order = tf.argsort(tf.random.stateless_uniform([num_images], seed=tf.random.experimental.stateless_fold_in(key, 0)))
-        noise_key = tf.random.experimental.stateless_fold_in(key, 1)
-
-        def gather(step, index):
-            batch = tf.gather(images, index)
-            if dynamic_binarization:
-                # Fresh Bernoulli draws every epoch, keyed by (epoch, step).
-                noise = tf.random.stateless_uniform(
-                    tf.shape(batch), seed=tf.random.experimental.stateless_fold_in(noise_key, step)
-                )
-                batch = tf.cast(noise < batch, tf.float32)
-            return batch, tf.gather(labels, index)
-
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate().map(gather)
-
     dataset = tf.data.Dataset.range(1).map(next_epoch).flat_map(epoch_batches)
     # Known length, so Keras's progress bar shows its total.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_steps))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return _shard_by_data(dataset.prefetch(tf.data.AUTOTUNE))
 
 
-def _eval_dataset(x, y, batch_size):
-    return (
-        tf.data.Dataset.from_tensor_slices((x, y))
-        .cache()
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
+def _epoch_key(seed, epoch):
+    return tf.random.experimental.stateless_fold_in(tf.constant([seed, _TRAIN_STREAM], tf.int64), epoch)
+
+
+def _epoch_order(key, num_images):
+    """The epoch's permutation of `range(num_images)`."""
+    noise = tf.random.stateless_uniform([num_images], seed=tf.random.experimental.stateless_fold_in(key, 0))
+    return tf.argsort(noise)
+
+
+def _binarized_batch(batch, key, step):
+    """Fresh Bernoulli draws every epoch, keyed by (epoch, step)."""
+    noise_key = tf.random.experimental.stateless_fold_in(key, 1)
+    noise = tf.random.stateless_uniform(
+        tf.shape(batch), seed=tf.random.experimental.stateless_fold_in(noise_key, step)
     )
+    return tf.cast(noise < batch, tf.float32)
+
+
+def _scale(images, levels):
+    """uint8 `images` as float32 pixels, `levels[images]`; float32 ones (levels None) as they are."""
+    if levels is None:
+        return images
+    # A lookup of the numpy-computed levels, not `images / 255`: inside a tf.function, Grappler
+    # turns division by a constant into multiplication by its reciprocal, which rounds 126 of the
+    # 256 levels differently from numpy's (and TensorFlow's eager) division.
+    return tf.gather(tf.constant(levels), tf.cast(images, tf.int32))
+
+
+def _eval_dataset(pixels, labels, batch_size):
+    dataset = tf.data.Dataset.from_tensor_slices((pixels.values, labels)).batch(batch_size)
+    dataset = dataset.map(lambda images, labels: (_scale(images, pixels.levels), labels))
+    return _shard_by_data(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def _shard_by_data(dataset):
+    """`dataset` with the auto-shard policy a `tf.distribute` strategy needs for it."""
+    options = tf.data.Options()
+    # DATA: tensors in memory (and a streamed epoch's one order) have no files to shard by.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 # ----------------------------------------------------------------------------
@@ -520,4 +653,13 @@ def _check_validation_size_type(validation_size):
         raise ValueError(
             "validation_size must be an int (a count) or a float in (0, 1) "
             f"(a fraction). Received: validation_size={validation_size!r}"
+        )
+
+
+def _check_binarizable(binarize, image_shape):
+    if binarize != "none" and image_shape[-1] != 1:
+        raise ValueError(
+            f"Binarization draws one Bernoulli value per grey level, so it needs "
+            f"grayscale images with 1 channel. Use binarize='none' for colour "
+            f"images. Received: binarize={binarize!r}, image_shape={image_shape}"
         )
