@@ -14,6 +14,10 @@ Every source goes through the same steps, once, on numpy arrays (see
    training epoch);
 5. build batched, prefetched `tf.data.Dataset`s that scale uint8 batches to
    float32 in a `map`, sharded by data under a `tf.distribute` strategy.
+
+With `stream=True` an image folder or a tfds dataset is not read into memory:
+its training images are read, decoded and scaled inside the training pipeline,
+one epoch at a time (see `load_dataset`).
 """
 
 import dataclasses
@@ -23,13 +27,15 @@ import typing
 import numpy as np
 import tensorflow as tf
 
-from kerasgen.data.sources import load_arrays
+from kerasgen.data.sources import ImageFiles, TFDSImages, load_arrays, open_lazily
 
 BINARIZATIONS = ("none", "static", "dynamic")
+# Examples a streamed tfds training split is shuffled through, each epoch.
+STREAM_SHUFFLE_BUFFER = 10_000
 
 # Separate random streams per purpose, so that (for example) the validation
 # binarization does not change when the split or the training set changes.
-_SPLIT_STREAM, _TRAIN_STREAM, _VALIDATION_STREAM, _TEST_STREAM = range(4)
+_SPLIT_STREAM, _TRAIN_STREAM, _VALIDATION_STREAM, _TEST_STREAM, _STREAMED_STATIC_STREAM = range(5)
 
 # The float32 value of each level, by the division `to_unit_images` does: looked up, not
 # divided again, so that the pipeline's pixels are its pixels bit for bit (see `_scale`).
@@ -53,7 +59,8 @@ class DatasetSplits:
         train: Shuffled every epoch; with `binarize="dynamic"` freshly
             binarized every epoch. Each pass over it is the next epoch, and each
             epoch's order and noise depend only on the seed and the epoch number
-            (see `train_from`).
+            (see `train_from`). Read from the files every epoch when loaded with
+            `stream=True`.
         validation: Held out from the training arrays; never shuffled, binarized
             once with a fixed seed, so every evaluation sees the same data.
         test: The source's test split (never shuffled, binarized once), or None
@@ -109,6 +116,7 @@ def load_dataset(
     image_size=None,
     seed=0,
     data_dir=None,
+    stream=False,
 ):
     """Loads an image dataset as train/validation/test `tf.data` pipelines.
 
@@ -133,6 +141,29 @@ def load_dataset(
         seed: int. Seeds the split, shuffling and binarization. Defaults to 0.
         data_dir: str or None. TensorFlow Datasets data directory, for
             `"tfds:NAME"` sources only. Defaults to None.
+        stream: bool. False reads every image into memory. True is for data
+            larger than memory: the training images of an image folder or a
+            `"tfds:NAME"` dataset are read from their files inside the training
+            pipeline, every epoch; in memory are only the file list and labels
+            and the held-out splits (validation and test, read at load;
+            `unbinarized_heldout` is one of them). An image folder is split as
+            with False (seeded, stratified, on the file list) and gives exactly
+            the batches False gives (static binarization aside); a held-out
+            file that cannot be decoded fails at load (ValueError), a training
+            file that is not an image or has another shape fails when first
+            read (`tf.errors.InvalidArgumentError` naming it). A tfds dataset
+            without a validation split holds out the first `validation_size`
+            examples of `train` (`"train[:N]"`: not stratified, the same for
+            every seed), and shuffles the rest every epoch through a buffer of
+            `STREAM_SHUFFLE_BUFFER` examples seeded by the seed and the epoch.
+            Training pixels are scaled as the held-out ones are (0/1 images
+            stay 0/1). `"dynamic"` noise is keyed by (epoch, step) as with
+            False; `"static"` draws each training image once from
+            `(seed, its index)`, not the draws False makes. Under multi-worker
+            distribution every worker reads every file and keeps its rows.
+            mnist-5k, an `.npz` file and an IDX folder are read into memory
+            either way. Defaults to False.
+
     Returns:
         A `DatasetSplits`.
 
@@ -152,8 +183,19 @@ def load_dataset(
     image_size = _check_image_size(image_size)
     _check_seed(seed)
     _check_validation_size_type(validation_size)
+    _check_stream(stream)
     request = _Request(str(source), batch_size, validation_size, binarize, image_size, seed)
-    return _in_memory(load_arrays(source, data_dir, image_size=image_size), request)
+
+    if stream:
+        opened = open_lazily(source, data_dir, image_size=image_size)
+        if isinstance(opened, ImageFiles):
+            return _streamed_folder(opened, request)
+        if isinstance(opened, TFDSImages):
+            return _streamed_tfds(opened, request)
+        raw = opened  # Read into memory anyway.
+    else:
+        raw = load_arrays(source, data_dir, image_size=image_size)
+    return _in_memory(raw, request)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,6 +263,194 @@ def _splits(request, train_from_epoch, num_train, validation, test, image_shape,
         description=description,
         train_from_epoch=train_from_epoch,
     )
+
+
+# ----------------------------------------------------------------------------
+# Streaming
+
+
+def _streamed_folder(files, request):
+    """An image folder whose training images are read from their files, every epoch.
+
+    The split, the order of every epoch and the dynamic binarization noise are those of the
+    in-memory path, so the two give the same batches; only the held-out images are read now.
+    """
+    labels = _to_labels(files.labels, len(files.names), "y_train")
+    train_index, validation_index = split_indices(
+        len(files.names), request.validation_size, files.labels, request.seed
+    )
+    x_validation = _to_pixels(files.read(validation_index, request.image_size), "x_validation")
+    image_shape = x_validation.image_shape
+    _check_binarizable(request.binarize, image_shape)
+
+    paths = tf.constant(files.paths(train_index))
+    train_labels = tf.constant(labels[train_index])
+    read = files.reader(image_shape, request.image_size)
+
+    def epoch_images(key):
+        order = tf.data.Dataset.from_tensor_slices(_epoch_order(key, len(train_index)))
+        return order.map(
+            lambda index: (index, read(tf.gather(paths, index)), tf.gather(train_labels, index)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def train_from_epoch(epoch):
+        return _streamed_train(epoch_images, len(train_index), x_validation.levels, request, None, epoch)
+
+    classes = "unlabelled" if files.labels is None else f"labels from {files.num_classes} class subfolders"
+    description = (
+        f"{request.source}: {len(files.names)} image files, {classes}; {len(train_index)} train "
+        f"images streamed from their files, {len(validation_index)} validation images read; "
+        f"no test split ({'x'.join(map(str, image_shape))} uint8"
+        f"{'' if files.num_classes is None else f', {files.num_classes} classes'})"
+    )
+    return _splits(
+        request, train_from_epoch, len(train_index), (x_validation, labels[validation_index]),
+        None, image_shape, files.num_classes, description,
+    )
+
+
+def _streamed_tfds(images, request):
+    """A tfds dataset whose training split is read from its prepared files, every epoch.
+
+    The held-out splits are read now. Each epoch shuffles the training examples, in the
+    files' fixed order, through a buffer seeded by `(seed, epoch)`, so `train_from` is exact.
+    """
+    known = images.split_names
+    if "validation" in known:
+        validation_split, train_split = "validation", "train"
+    else:
+        num_validation = _validation_count(images.count("train"), request.validation_size)
+        validation_split, train_split = f"train[:{num_validation}]", f"train[{num_validation}:]"
+    # Without metadata (tfds.testing.mock_data) any split is served, as in the in-memory path.
+    test_split = "test" if "test" in known or not known else None
+
+    channels = images.image_shape[-1]
+    image_shape = (*request.image_size, channels) if request.image_size else tuple(images.image_shape)
+    # Fixed-size images resized after scaling, as the in-memory path resizes them.
+    resize_to = request.image_size if request.image_size and not images.variable_shape else None
+
+    def heldout(split, name):
+        x, y = images.read(split)
+        pixels = _to_pixels(x, f"x_{name}")
+        return pixels, _to_labels(y, len(pixels), f"y_{name}")
+
+    validation = heldout(validation_split, "validation")
+    test = None if test_split is None else heldout(test_split, "test")
+    # The training split is scaled as the held-out images are: binary 0/1 or grey levels.
+    levels = (test if test is not None else validation)[0].levels
+    validation, test = (
+        None if pair is None else (_resized(pair[0], request.image_size), pair[1]) for pair in (validation, test)
+    )
+    for name, pair in (("validation", validation), ("test", test)):
+        if pair is not None and pair[0].image_shape != image_shape:
+            raise ValueError(
+                f"{name.capitalize()} images must have the shape of the training images. "
+                f"Received: training image shape {image_shape}, x_{name} image shape "
+                f"{pair[0].image_shape}, source={request.source!r}"
+            )
+    _check_binarizable(request.binarize, image_shape)
+    num_train = images.count(train_split)
+    if num_train == 0:
+        raise ValueError(
+            f"Empty dataset: the training split {train_split!r} holds no images. "
+            f"Received: source={request.source!r}, validation_size={request.validation_size!r}"
+        )
+    num_classes = images.num_classes
+    if images.labelled and num_classes is None:
+        num_classes = int(max(pair[1].max() for pair in (validation, test) if pair is not None)) + 1
+    examples = images.stream(train_split).enumerate()
+
+    def epoch_images(key):
+        # This function's own graph-level seed (any but 0): else `shuffle` would mix in whatever
+        # global seed `tf.random.set_seed` had set when the dataset was built.
+        tf.random.set_seed(1)
+        shuffle_seed = tf.random.stateless_uniform(
+            [], seed=tf.random.experimental.stateless_fold_in(key, 2), minval=None, maxval=None, dtype=tf.int64
+        )
+        shuffled = examples.shuffle(STREAM_SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=False)
+        return shuffled.map(
+            lambda index, example: (index, images.decode(example[0]), tf.cast(example[1], tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def train_from_epoch(epoch):
+        return _streamed_train(epoch_images, num_train, levels, request, resize_to, epoch)
+
+    splits = f"{validation_split!r} ({len(validation[0])} validation images)"
+    if test is not None:
+        splits += f" and {test_split!r} ({len(test[0])} test images)"
+    description = (
+        f"{request.source}: {train_split!r} streamed from its files ({num_train} train images); "
+        f"{splits} read ({'x'.join(map(str, image_shape))}"
+        f"{'' if num_classes is None else f', {num_classes} classes'})"
+    )
+    return _splits(request, train_from_epoch, num_train, validation, test, image_shape, num_classes, description)
+
+
+def _streamed_train(epoch_images, num_images, levels, request, resize_to, first_epoch):
+    """Training batches from `epoch_images(key)`: `(index, uint8 image, int32 label)` in an epoch's order.
+
+    As `_train_dataset`, pass k is epoch `first_epoch + k`, and dynamic binarization noise is
+    keyed by `(epoch, step)`. Static binarization is keyed by `(seed, index)`: the index of the
+    image in the training split, the same every epoch.
+    """
+    static_key = tf.constant([request.seed, _STREAMED_STATIC_STREAM], tf.int64)
+    static = request.binarize == "static"
+    binary = levels is _BINARY_LEVELS
+
+    def prepare(index, image, label):
+        if binary:
+            # The held-out images were all 0/1, so levels are not divided by 255: grey ones here
+            # would turn into pixels above 1.
+            check = tf.debugging.Assert(
+                tf.reduce_max(image) <= 1,
+                [
+                    "A training image holds grey levels, but the held-out images are binary (0/1) "
+                    f"and set the scale. Received: source={request.source!r}, training image index",
+                    index,
+                ],
+            )
+            with tf.control_dependencies([check]):
+                image = tf.identity(image)
+        if resize_to is None and not static:
+            return image, label
+        unit = _scale(image, levels)
+        if resize_to is not None:
+            unit = tf.clip_by_value(
+                tf.image.resize(unit, resize_to, method="bilinear", antialias=True), 0.0, 1.0
+            )
+        if static:
+            noise = tf.random.stateless_uniform(
+                tf.shape(unit), seed=tf.random.experimental.stateless_fold_in(static_key, index)
+            )
+            return tf.cast(noise < unit, tf.uint8), label
+        return unit, label
+
+    if static:
+        batch_levels = _BINARY_LEVELS
+    else:
+        batch_levels = None if resize_to is not None else levels
+
+    def epoch_batches(epoch):
+        key = _epoch_key(request.seed, epoch)
+
+        def finish(step, batch):
+            images, labels = batch
+            images = _scale(images, batch_levels)
+            if request.binarize == "dynamic":
+                images = _binarized_batch(images, key, step)
+            return images, labels
+
+        return (
+            epoch_images(key)
+            .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(request.batch_size)
+            .enumerate()
+            .map(finish)
+        )
+
+    return _epochs(epoch_batches, -(-num_images // request.batch_size), first_epoch)
 
 
 # ----------------------------------------------------------------------------
@@ -654,6 +884,11 @@ def _check_validation_size_type(validation_size):
             "validation_size must be an int (a count) or a float in (0, 1) "
             f"(a fraction). Received: validation_size={validation_size!r}"
         )
+
+
+def _check_stream(stream):
+    if not isinstance(stream, bool):
+        raise ValueError(f"stream must be True or False. Received: stream={stream!r}")
 
 
 def _check_binarizable(binarize, image_shape):
