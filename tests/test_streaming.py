@@ -336,8 +336,17 @@ class StreamDigitsWithoutValidation(StreamDigits):
     SPLITS = {"train": (0, 16), "test": (19, 21)}
 
 
-def test_streamed_tfds_gives_the_in_memory_images(tmp_path):
-    options = dict(batch_size=5, seed=1, data_dir=str(tmp_path))
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    """A data_dir where both datasets are prepared, once for the module."""
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    for name in ("stream_digits", "stream_digits_without_validation"):
+        tfds.builder(name, data_dir=data_dir).download_and_prepare()
+    return data_dir
+
+
+def test_streamed_tfds_gives_the_in_memory_images(tfds_dir):
+    options = dict(batch_size=5, seed=1, data_dir=tfds_dir)
     in_memory = load_dataset("tfds:stream_digits", **options)
     streamed = load_dataset("tfds:stream_digits", stream=True, **options)
     for field in ("image_shape", "num_classes", "num_train", "num_validation", "num_test"):
@@ -357,8 +366,8 @@ def test_streamed_tfds_gives_the_in_memory_images(tmp_path):
     assert_same_batches(batches(streamed.train_from(1)), second)
 
 
-def test_streamed_tfds_resizes_as_in_memory(tmp_path):
-    options = dict(batch_size=16, seed=1, data_dir=str(tmp_path), image_size=(6, 5))
+def test_streamed_tfds_resizes_as_in_memory(tfds_dir):
+    options = dict(batch_size=16, seed=1, data_dir=tfds_dir, image_size=(6, 5))
     in_memory = load_dataset("tfds:stream_digits", **options)
     streamed = load_dataset("tfds:stream_digits", stream=True, **options)
     assert streamed.image_shape == (6, 5, 1)
@@ -368,9 +377,9 @@ def test_streamed_tfds_resizes_as_in_memory(tmp_path):
     assert rows(images) == rows(batches(in_memory.train)[0][0])
 
 
-def test_streamed_tfds_order_ignores_the_global_seed(tmp_path):
+def test_streamed_tfds_order_ignores_the_global_seed(tfds_dir):
     def first_epoch():
-        data = load_dataset("tfds:stream_digits", batch_size=16, data_dir=str(tmp_path), stream=True)
+        data = load_dataset("tfds:stream_digits", batch_size=16, data_dir=tfds_dir, stream=True)
         return batches(data.train)
 
     expected = first_epoch()
@@ -378,11 +387,11 @@ def test_streamed_tfds_order_ignores_the_global_seed(tmp_path):
     assert_same_batches(first_epoch(), expected)
 
 
-def test_streamed_tfds_without_validation_split_holds_out_its_first_examples(tmp_path):
+def test_streamed_tfds_without_validation_split_holds_out_its_first_examples(tfds_dir):
     streamed = load_dataset(
-        "tfds:stream_digits_without_validation", validation_size=4, batch_size=16, data_dir=str(tmp_path), stream=True
+        "tfds:stream_digits_without_validation", validation_size=4, batch_size=16, data_dir=tfds_dir, stream=True
     )
-    builder = tfds.builder("stream_digits_without_validation", data_dir=str(tmp_path))
+    builder = tfds.builder("stream_digits_without_validation", data_dir=tfds_dir)
     in_file_order = np.stack([example["image"] for example in tfds.as_numpy(builder.as_dataset(split="train"))])
     validation = np.concatenate([images for images, _ in batches(streamed.validation)])
     np.testing.assert_array_equal(validation, to_unit_images(in_file_order[:4]), strict=True)
@@ -390,7 +399,7 @@ def test_streamed_tfds_without_validation_split_holds_out_its_first_examples(tmp
     assert rows(train) == rows(to_unit_images(in_file_order[4:]))
     assert (streamed.num_train, streamed.num_validation, streamed.num_test) == (12, 4, 2)
     with pytest.raises(ValueError, match=r"at least one validation and one training image out of the 16"):
-        load_dataset("tfds:stream_digits_without_validation", validation_size=16, data_dir=str(tmp_path), stream=True)
+        load_dataset("tfds:stream_digits_without_validation", validation_size=16, data_dir=tfds_dir, stream=True)
 
 
 def test_streamed_tfds_with_mock_data(tmp_path):
