@@ -775,8 +775,8 @@ def _train_dataset(pixels, labels, batch_size, seed, dynamic_binarization, first
 def _epochs(epoch_batches, num_steps, first_epoch):
     """A dataset whose pass k is `epoch_batches(first_epoch + k)`, of `num_steps` batches."""
     # Counts the passes (one per epoch in `fit`); read when a pass starts, so every new
-    # iterator is the next epoch. (It works under MirroredStrategy and MultiWorkerMirroredStrategy,
-    # created inside their scope or not: tests/test_streaming.py.)
+    # iterator is the next epoch. It stays right under MirroredStrategy (tests/test_streaming.py)
+    # and a two-worker MultiWorkerMirroredStrategy, created inside their scope or not.
     passes = tf.Variable(first_epoch, dtype=tf.int64, trainable=False)
 
     def next_epoch(_):

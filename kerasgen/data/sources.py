@@ -383,11 +383,12 @@ class TFDSImages:
         builder: The dataset's `tfds.core.DatasetBuilder`, prepared in its data_dir.
         name: The dataset name, e.g. `"mnist"`.
         source: The source string, e.g. `"tfds:mnist"`.
-        image_shape: The `image` feature's shape, `None` for variable sizes.
+        image_shape: The `image` feature's shape, None where it varies.
         image_size: `(height, width)` every image of variable size is resized to
             on read, or None.
         labelled: Whether the dataset has a `label` feature.
         num_classes: The number of classes its `ClassLabel` declares, or None.
+        data_dir: The data_dir as given (for messages).
     """
 
     builder: object
@@ -406,6 +407,7 @@ class TFDSImages:
 
     @property
     def variable_shape(self):
+        """Whether the images vary in size (and are resized to `image_size` on read)."""
         return None in tuple(self.image_shape)
 
     def read(self, split):
