@@ -3,12 +3,21 @@
 Every source goes through the same steps, once, on numpy arrays (see
 `load_dataset`):
 
-1. check and scale the images to float32 in [0, 1] with a channel axis;
-2. optionally resize them;
+1. check the images and give them a channel axis; integer and boolean images
+   stay uint8 in memory, beside a table of the float32 value of each level
+   (level / 255, or 0 and 1 for binary images); float images become float32
+   in [0, 1];
+2. optionally resize them (resized images are float32);
 3. split a seeded, class-stratified validation set off the training arrays
    (unless the source has its own validation split);
-4. binarize ("static": once; "dynamic": fresh draws every training epoch);
-5. build cached, batched, prefetched `tf.data.Dataset`s.
+4. binarize ("static": once, stored as uint8 0/1; "dynamic": fresh draws every
+   training epoch);
+5. build batched, prefetched `tf.data.Dataset`s that scale uint8 batches to
+   float32 in a `map`, sharded by data under a `tf.distribute` strategy.
+
+With `stream=True` an image folder or a tfds dataset is not read into memory:
+its training images are read, decoded and scaled inside the training pipeline,
+one epoch at a time (see `load_dataset`).
 """
 
 import dataclasses
@@ -18,13 +27,22 @@ import typing
 import numpy as np
 import tensorflow as tf
 
-from kerasgen.data.sources import load_arrays
+from kerasgen.data.sources import ImageFiles, TFDSImages, load_arrays, open_lazily
 
 BINARIZATIONS = ("none", "static", "dynamic")
+# Examples a streamed tfds training split is shuffled through, each epoch.
+STREAM_SHUFFLE_BUFFER = 10_000
 
 # Separate random streams per purpose, so that (for example) the validation
 # binarization does not change when the split or the training set changes.
-_SPLIT_STREAM, _TRAIN_STREAM, _VALIDATION_STREAM, _TEST_STREAM = range(4)
+_SPLIT_STREAM, _TRAIN_STREAM, _VALIDATION_STREAM, _TEST_STREAM, _STREAMED_STATIC_STREAM = range(5)
+
+# The float32 value of each level, by the division `to_unit_images` does: looked up, not
+# divided again, so that the pipeline's pixels are its pixels bit for bit (see `_scale`).
+_GREY_LEVELS = (np.arange(256).astype(np.float32) / 255.0).astype(np.float32)
+_BINARY_LEVELS = np.arange(256).astype(np.float32)
+# Images binarized at a time: bounds the float32 copy that binarization makes.
+_BINARIZE_CHUNK = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,12 +52,15 @@ class DatasetSplits:
     Each dataset yields `(images, labels)` batches: images float32
     `(batch, height, width, channels)` in [0, 1] (exactly 0 or 1 when
     binarized), labels int32 `(batch,)`, -1 when the source has no labels.
+    Each is sharded by data under a `tf.distribute` strategy: replica 0 gets
+    the first rows of every global batch, replica 1 the next, and so on.
 
     Attributes:
         train: Shuffled every epoch; with `binarize="dynamic"` freshly
             binarized every epoch. Each pass over it is the next epoch, and each
             epoch's order and noise depend only on the seed and the epoch number
-            (see `train_from`).
+            (see `train_from`). Read from the files every epoch when loaded with
+            `stream=True`.
         validation: Held out from the training arrays; never shuffled, binarized
             once with a fixed seed, so every evaluation sees the same data.
         test: The source's test split (never shuffled, binarized once), or None
@@ -95,6 +116,7 @@ def load_dataset(
     image_size=None,
     seed=0,
     data_dir=None,
+    stream=False,
 ):
     """Loads an image dataset as train/validation/test `tf.data` pipelines.
 
@@ -119,6 +141,28 @@ def load_dataset(
         seed: int. Seeds the split, shuffling and binarization. Defaults to 0.
         data_dir: str or None. TensorFlow Datasets data directory, for
             `"tfds:NAME"` sources only. Defaults to None.
+        stream: bool. False reads every image into memory. True is for data
+            larger than memory: the training images of an image folder or a
+            `"tfds:NAME"` dataset are read from their files inside the training
+            pipeline, every epoch; in memory are only the file list and labels
+            and the held-out splits (validation and test, read at load;
+            `unbinarized_heldout` is one of them). An image folder is split as
+            with False (seeded, stratified, on the file list) and gives exactly
+            the batches False gives (static binarization aside); a held-out
+            file that cannot be decoded fails at load (ValueError), a training
+            file that is not an image or has another shape fails when first
+            read (`tf.errors.InvalidArgumentError` naming it). A tfds dataset
+            without a validation split holds out the first `validation_size`
+            examples of `train` (`"train[:N]"`: not stratified, the same for
+            every seed), and shuffles the rest every epoch through a buffer of
+            `STREAM_SHUFFLE_BUFFER` examples seeded by the seed and the epoch.
+            Training pixels are scaled as the held-out ones are (0/1 images
+            stay 0/1). `"dynamic"` noise is keyed by (epoch, step) as with
+            False; `"static"` draws each training image once from
+            `(seed, its index)`, not the draws False makes. Under multi-worker
+            distribution every worker reads every file and keeps its rows.
+            mnist-5k, an `.npz` file and an IDX folder are read into memory
+            either way. Defaults to False.
 
     Returns:
         A `DatasetSplits`.
@@ -139,16 +183,37 @@ def load_dataset(
     image_size = _check_image_size(image_size)
     _check_seed(seed)
     _check_validation_size_type(validation_size)
+    _check_stream(stream)
+    request = _Request(str(source), batch_size, validation_size, binarize, image_size, seed)
 
-    raw = load_arrays(source, data_dir, image_size=image_size)
-    x_train, y_train, x_validation, y_validation, x_test, y_test = _scaled_arrays(raw, image_size)
-    image_shape = tuple(int(d) for d in x_train.shape[1:])
-    if binarize != "none" and image_shape[-1] != 1:
-        raise ValueError(
-            f"Binarization draws one Bernoulli value per grey level, so it needs "
-            f"grayscale images with 1 channel. Use binarize='none' for colour "
-            f"images. Received: binarize={binarize!r}, image_shape={image_shape}"
-        )
+    if stream:
+        opened = open_lazily(source, data_dir, image_size=image_size)
+        if isinstance(opened, ImageFiles):
+            return _streamed_folder(opened, request)
+        if isinstance(opened, TFDSImages):
+            return _streamed_tfds(opened, request)
+        raw = opened  # Read into memory anyway.
+    else:
+        raw = load_arrays(source, data_dir, image_size=image_size)
+    return _in_memory(raw, request)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """The checked arguments of `load_dataset` that shape the splits."""
+
+    source: str
+    batch_size: int
+    validation_size: numbers.Real
+    binarize: str
+    image_size: tuple[int, int] | None
+    seed: int
+
+
+def _in_memory(raw, request):
+    x_train, y_train, x_validation, y_validation, x_test, y_test = _stored_arrays(raw, request.image_size)
+    image_shape = x_train.image_shape
+    _check_binarizable(request.binarize, image_shape)
     labelled = raw.y_train is not None
     num_classes = raw.num_classes if labelled else None
     if labelled and num_classes is None:
@@ -156,61 +221,297 @@ def load_dataset(
 
     if x_validation is None:
         train_index, validation_index = split_indices(
-            len(x_train), validation_size, y_train if labelled else None, seed
+            len(x_train), request.validation_size, y_train if labelled else None, request.seed
         )
-        x_validation, y_validation = x_train[validation_index], y_train[validation_index]
-        x_train, y_train = x_train[train_index], y_train[train_index]
-
-    unbinarized_heldout = x_test if x_test is not None else x_validation
-    if binarize != "none":
-        x_validation = binarize_once(x_validation, seed, _VALIDATION_STREAM)
-        x_test = None if x_test is None else binarize_once(x_test, seed, _TEST_STREAM)
-    if binarize == "static":
-        x_train = binarize_once(x_train, seed, _TRAIN_STREAM)
+        x_validation, y_validation = x_train.take(validation_index), y_train[validation_index]
+        x_train, y_train = x_train.take(train_index), y_train[train_index]
+    if request.binarize == "static":
+        x_train = x_train.binarized(request.seed, _TRAIN_STREAM)
 
     def train_from_epoch(epoch):
-        return _train_dataset(x_train, y_train, batch_size, seed, binarize == "dynamic", first_epoch=epoch)
+        return _train_dataset(
+            x_train, y_train, request.batch_size, request.seed, request.binarize == "dynamic", first_epoch=epoch
+        )
 
+    return _splits(
+        request, train_from_epoch, len(x_train), (x_validation, y_validation),
+        None if x_test is None else (x_test, y_test), image_shape, num_classes, raw.describe(),
+    )
+
+
+def _splits(request, train_from_epoch, num_train, validation, test, image_shape, num_classes, description):
+    """The `DatasetSplits` around a training pipeline and the (unbinarized) held-out `_Pixels`."""
+    x_validation, y_validation = validation
+    x_test, y_test = test if test is not None else (None, None)
+    unbinarized_heldout = (x_test if x_test is not None else x_validation).unit()
+    if request.binarize != "none":
+        x_validation = x_validation.binarized(request.seed, _VALIDATION_STREAM)
+        x_test = None if x_test is None else x_test.binarized(request.seed, _TEST_STREAM)
     return DatasetSplits(
         train=train_from_epoch(0),
-        validation=_eval_dataset(x_validation, y_validation, batch_size),
-        test=None if x_test is None else _eval_dataset(x_test, y_test, batch_size),
+        validation=_eval_dataset(x_validation, y_validation, request.batch_size),
+        test=None if x_test is None else _eval_dataset(x_test, y_test, request.batch_size),
         image_shape=image_shape,
         num_classes=num_classes,
-        num_train=len(x_train),
+        num_train=num_train,
         num_validation=len(x_validation),
         num_test=0 if x_test is None else len(x_test),
-        source=str(source),
-        binarize=binarize,
+        source=request.source,
+        binarize=request.binarize,
         unbinarized_heldout=unbinarized_heldout,
-        batch_size=batch_size,
-        description=raw.describe(),
+        batch_size=request.batch_size,
+        description=description,
         train_from_epoch=train_from_epoch,
     )
+
+
+# ----------------------------------------------------------------------------
+# Streaming
+
+
+def _streamed_folder(files, request):
+    """An image folder whose training images are read from their files, every epoch.
+
+    The split, the order of every epoch and the dynamic binarization noise are those of the
+    in-memory path, so the two give the same batches; only the held-out images are read now.
+    """
+    labels = _to_labels(files.labels, len(files.names), "y_train")
+    train_index, validation_index = split_indices(
+        len(files.names), request.validation_size, files.labels, request.seed
+    )
+    x_validation = _to_pixels(files.read(validation_index, request.image_size), "x_validation")
+    image_shape = x_validation.image_shape
+    _check_binarizable(request.binarize, image_shape)
+
+    paths = tf.constant(files.paths(train_index))
+    train_labels = tf.constant(labels[train_index])
+    read = files.reader(image_shape, request.image_size)
+
+    def epoch_images(key):
+        order = tf.data.Dataset.from_tensor_slices(_epoch_order(key, len(train_index)))
+        return order.map(
+            lambda index: (index, read(tf.gather(paths, index)), tf.gather(train_labels, index)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def train_from_epoch(epoch):
+        return _streamed_train(epoch_images, len(train_index), x_validation.levels, request, None, epoch)
+
+    classes = "unlabelled" if files.labels is None else f"labels from {files.num_classes} class subfolders"
+    description = (
+        f"{request.source}: {len(files.names)} image files, {classes}; {len(train_index)} train "
+        f"images streamed from their files, {len(validation_index)} validation images read; "
+        f"no test split ({'x'.join(map(str, image_shape))} uint8"
+        f"{'' if files.num_classes is None else f', {files.num_classes} classes'})"
+    )
+    return _splits(
+        request, train_from_epoch, len(train_index), (x_validation, labels[validation_index]),
+        None, image_shape, files.num_classes, description,
+    )
+
+
+def _streamed_tfds(images, request):
+    """A tfds dataset whose training split is read from its prepared files, every epoch.
+
+    The held-out splits are read now. Each epoch shuffles the training examples, in the
+    files' fixed order, through a buffer seeded by `(seed, epoch)`, so `train_from` is exact.
+    """
+    known = images.split_names
+    if "validation" in known:
+        validation_split, train_split = "validation", "train"
+    else:
+        num_validation = _validation_count(images.count("train"), request.validation_size)
+        validation_split, train_split = f"train[:{num_validation}]", f"train[{num_validation}:]"
+    # Without metadata (tfds.testing.mock_data) any split is served, as in the in-memory path.
+    test_split = "test" if "test" in known or not known else None
+
+    channels = images.image_shape[-1]
+    image_shape = (*request.image_size, channels) if request.image_size else tuple(images.image_shape)
+    # Fixed-size images resized after scaling, as the in-memory path resizes them.
+    resize_to = request.image_size if request.image_size and not images.variable_shape else None
+
+    def heldout(split, name):
+        x, y = images.read(split)
+        pixels = _to_pixels(x, f"x_{name}")
+        return pixels, _to_labels(y, len(pixels), f"y_{name}")
+
+    validation = heldout(validation_split, "validation")
+    test = None if test_split is None else heldout(test_split, "test")
+    # The training split is scaled as the held-out images are: binary 0/1 or grey levels.
+    levels = (test if test is not None else validation)[0].levels
+    validation, test = (
+        None if pair is None else (_resized(pair[0], request.image_size), pair[1]) for pair in (validation, test)
+    )
+    for name, pair in (("validation", validation), ("test", test)):
+        if pair is not None and pair[0].image_shape != image_shape:
+            raise ValueError(
+                f"{name.capitalize()} images must have the shape of the training images. "
+                f"Received: training image shape {image_shape}, x_{name} image shape "
+                f"{pair[0].image_shape}, source={request.source!r}"
+            )
+    _check_binarizable(request.binarize, image_shape)
+    num_train = images.count(train_split)
+    if num_train == 0:
+        raise ValueError(
+            f"Empty dataset: the training split {train_split!r} holds no images. "
+            f"Received: source={request.source!r}, validation_size={request.validation_size!r}"
+        )
+    num_classes = images.num_classes
+    if images.labelled and num_classes is None:
+        num_classes = int(max(pair[1].max() for pair in (validation, test) if pair is not None)) + 1
+    examples = images.stream(train_split).enumerate()
+
+    def epoch_images(key):
+        # This function's own graph-level seed (any but 0): else `shuffle` would mix in whatever
+        # global seed `tf.random.set_seed` had set when the dataset was built.
+        tf.random.set_seed(1)
+        shuffle_seed = tf.random.stateless_uniform(
+            [], seed=tf.random.experimental.stateless_fold_in(key, 2), minval=None, maxval=None, dtype=tf.int64
+        )
+        shuffled = examples.shuffle(STREAM_SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=False)
+        return shuffled.map(
+            lambda index, example: (index, images.decode(example[0]), tf.cast(example[1], tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def train_from_epoch(epoch):
+        return _streamed_train(epoch_images, num_train, levels, request, resize_to, epoch)
+
+    splits = f"{validation_split!r} ({len(validation[0])} validation images)"
+    if test is not None:
+        splits += f" and {test_split!r} ({len(test[0])} test images)"
+    description = (
+        f"{request.source}: {train_split!r} streamed from its files ({num_train} train images); "
+        f"{splits} read ({'x'.join(map(str, image_shape))}"
+        f"{'' if num_classes is None else f', {num_classes} classes'})"
+    )
+    return _splits(request, train_from_epoch, num_train, validation, test, image_shape, num_classes, description)
+
+
+def _streamed_train(epoch_images, num_images, levels, request, resize_to, first_epoch):
+    """Training batches from `epoch_images(key)`: `(index, uint8 image, int32 label)` in an epoch's order.
+
+    As `_train_dataset`, pass k is epoch `first_epoch + k`, and dynamic binarization noise is
+    keyed by `(epoch, step)`. Static binarization is keyed by `(seed, index)`: the index of the
+    image in the training split, the same every epoch.
+    """
+    static_key = tf.constant([request.seed, _STREAMED_STATIC_STREAM], tf.int64)
+    static = request.binarize == "static"
+    binary = levels is _BINARY_LEVELS
+
+    def prepare(index, image, label):
+        if binary:
+            # The held-out images were all 0/1, so levels are not divided by 255: grey ones here
+            # would turn into pixels above 1.
+            check = tf.debugging.Assert(
+                tf.reduce_max(image) <= 1,
+                [
+                    "A training image holds grey levels, but the held-out images are binary (0/1) "
+                    f"and set the scale. Received: source={request.source!r}, training image index",
+                    index,
+                ],
+            )
+            with tf.control_dependencies([check]):
+                image = tf.identity(image)
+        if resize_to is None and not static:
+            return image, label
+        unit = _scale(image, levels)
+        if resize_to is not None:
+            unit = tf.clip_by_value(
+                tf.image.resize(unit, resize_to, method="bilinear", antialias=True), 0.0, 1.0
+            )
+        if static:
+            noise = tf.random.stateless_uniform(
+                tf.shape(unit), seed=tf.random.experimental.stateless_fold_in(static_key, index)
+            )
+            return tf.cast(noise < unit, tf.uint8), label
+        return unit, label
+
+    if static:
+        batch_levels = _BINARY_LEVELS
+    else:
+        batch_levels = None if resize_to is not None else levels
+
+    def epoch_batches(epoch):
+        key = _epoch_key(request.seed, epoch)
+
+        def finish(step, batch):
+            images, labels = batch
+            images = _scale(images, batch_levels)
+            if request.binarize == "dynamic":
+                images = _binarized_batch(images, key, step)
+            return images, labels
+
+        return (
+            epoch_images(key)
+            .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(request.batch_size)
+            .enumerate()
+            .map(finish)
+        )
+
+    return _epochs(epoch_batches, -(-num_images // request.batch_size), first_epoch)
 
 
 # ----------------------------------------------------------------------------
 # Images and labels
 
 
-def _scaled_arrays(raw, image_size):
-    """Checks a `RawData` and returns float images in [0, 1] and int32 labels.
+@dataclasses.dataclass(frozen=True)
+class _Pixels:
+    """Images as kept in memory, `(N, H, W, C)`.
+
+    Attributes:
+        values: uint8 levels, or float32 pixels in [0, 1].
+        levels: float32 `(256,)`, the pixel value of each uint8 level (`_GREY_LEVELS`:
+            level / 255, `_BINARY_LEVELS`: 0 and 1 kept); None for float32 `values`.
+    """
+
+    values: np.ndarray
+    levels: np.ndarray | None = None
+
+    def __len__(self):
+        return len(self.values)
+
+    @property
+    def image_shape(self):
+        return tuple(int(d) for d in self.values.shape[1:])
+
+    def take(self, indices):
+        return _Pixels(self.values[indices], self.levels)
+
+    def unit(self):
+        """The images as float32 in [0, 1]: what `to_unit_images` gives for the source's array."""
+        return self.values if self.levels is None else self.levels[self.values]
+
+    def binarized(self, seed, stream):
+        """`binarize_once(self.unit(), seed, stream)`, the same draws, stored as uint8 0/1."""
+        rng = np.random.default_rng([seed, stream])
+        binary = np.empty(self.values.shape, np.uint8)
+        # One float32 chunk at a time: the generator gives the same numbers in chunks as at once.
+        for start in range(0, len(binary), _BINARIZE_CHUNK):
+            chunk = self.take(slice(start, start + _BINARIZE_CHUNK)).unit()
+            binary[start : start + len(chunk)] = rng.random(chunk.shape, dtype=np.float32) < chunk
+        return _Pixels(binary, _BINARY_LEVELS)
+
+
+def _stored_arrays(raw, image_size):
+    """Checks a `RawData` and returns `_Pixels` and int32 labels.
 
     Returns:
         `(x_train, y_train, x_validation, y_validation, x_test, y_test)`; the
         validation and test pairs are None when the source has no such split.
     """
-    x_train = to_unit_images(raw.x_train, "x_train")
+    x_train = _to_pixels(raw.x_train, "x_train")
     y_train = _to_labels(raw.y_train, len(x_train), "y_train")
-    if image_size is not None:
-        x_train = resize_images(x_train, image_size)
-    x_validation, y_validation = _scaled_split(raw.x_validation, raw.y_validation, "validation", x_train, image_size)
-    x_test, y_test = _scaled_split(raw.x_test, raw.y_test, "test", x_train, image_size)
+    x_train = _resized(x_train, image_size)
+    x_validation, y_validation = _stored_split(raw.x_validation, raw.y_validation, "validation", x_train, image_size)
+    x_test, y_test = _stored_split(raw.x_test, raw.y_test, "test", x_train, image_size)
     return x_train, y_train, x_validation, y_validation, x_test, y_test
 
 
-def _scaled_split(x, y, split, x_train, image_size):
-    """Checks and scales a held-out split like the training images; `(None, None)` if absent."""
+def _stored_split(x, y, split, x_train, image_size):
+    """Checks and stores a held-out split like the training images; `(None, None)` if absent."""
     if x is None:
         if y is not None:
             raise ValueError(
@@ -218,15 +519,14 @@ def _scaled_split(x, y, split, x_train, image_size):
                 f"Received: y_{split}.shape={np.shape(y)}, x_{split}=None"
             )
         return None, None
-    x = to_unit_images(x, f"x_{split}")
+    x = _to_pixels(x, f"x_{split}")
     y = _to_labels(y, len(x), f"y_{split}")
-    if image_size is not None:
-        x = resize_images(x, image_size)
-    if x.shape[1:] != x_train.shape[1:]:
+    x = _resized(x, image_size)
+    if x.image_shape != x_train.image_shape:
         raise ValueError(
             f"{split.capitalize()} images must have the shape of the training images. "
-            f"Received: x_train image shape {x_train.shape[1:]}, "
-            f"x_{split} image shape {x.shape[1:]}"
+            f"Received: x_train image shape {x_train.image_shape}, "
+            f"x_{split} image shape {x.image_shape}"
         )
     return x, y
 
@@ -250,6 +550,20 @@ def to_unit_images(x, name="images"):
         ValueError: the images are non-numeric, empty, mis-shaped, non-finite,
             negative or above 255.
     """
+    return _scaled(*_checked_images(x, name))
+
+
+def _to_pixels(x, name):
+    """Checks images as `to_unit_images` does; 8-bit ones stay uint8, with the levels it would give."""
+    x, high = _checked_images(x, name)
+    if x.dtype.kind == "f":
+        return _Pixels(_scaled(x, high))
+    # Integers in 0..255 and booleans: uint8 is exact.
+    return _Pixels(x.astype(np.uint8), _BINARY_LEVELS if x.dtype.kind == "b" or high <= 1 else _GREY_LEVELS)
+
+
+def _checked_images(x, name):
+    """`(x, max)`: numeric `(N, H, W, C)` images, checked; max is None for booleans."""
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
         raise ValueError(
@@ -272,7 +586,7 @@ def to_unit_images(x, name="images"):
             f"Empty dataset: {name} holds no pixels. Received: {name}.shape={received_shape}"
         )
     if x.dtype.kind == "b":
-        return x.astype(np.float32)
+        return x, None
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise ValueError(
             f"{name} contains {np.count_nonzero(~np.isfinite(x))} NaN or infinite "
@@ -284,9 +598,13 @@ def to_unit_images(x, name="images"):
             f"{name} pixels must lie in [0, 1] or 0..255. "
             f"Received: {name} with min={low}, max={high}"
         )
+    return x, high
+
+
+def _scaled(x, high):
     # Floats in [0, 1] are already scaled; integers that are all 0 or 1 are binary
     # images (as the fixed binarization of MNIST ships), not nearly black 8-bit ones.
-    if high <= 1:
+    if high is None or high <= 1:
         return x.astype(np.float32)
     return (x.astype(np.float32) / 255.0).astype(np.float32)
 
@@ -297,6 +615,13 @@ def resize_images(x, image_size):
         return x
     resized = tf.image.resize(x, image_size, method="bilinear", antialias=True)
     return np.clip(resized.numpy(), 0.0, 1.0)
+
+
+def _resized(pixels, image_size):
+    """`_Pixels` resized to `image_size` (float32 then), or as they are."""
+    if image_size is None or pixels.image_shape[:2] == tuple(image_size):
+        return pixels
+    return _Pixels(resize_images(pixels.unit(), image_size))
 
 
 def _to_labels(y, num_images, name):
@@ -353,24 +678,7 @@ def split_indices(num_examples, validation_size, labels=None, seed=0):
     Raises:
         ValueError: `validation_size` leaves no validation or no training data.
     """
-    _check_validation_size_type(validation_size)
-    if isinstance(validation_size, numbers.Integral):
-        num_validation = int(validation_size)
-    else:
-        if not 0.0 < validation_size < 1.0:
-            raise ValueError(
-                "A fractional validation_size must lie strictly between 0 and 1. "
-                f"Received: validation_size={validation_size}"
-            )
-        num_validation = int(round(validation_size * num_examples))
-    if not 0 < num_validation < num_examples:
-        raise ValueError(
-            f"validation_size must leave at least one validation and one training "
-            f"image out of the {num_examples} available. "
-            f"Received: validation_size={validation_size} "
-            f"({num_validation} validation images)"
-        )
-
+    num_validation = _validation_count(num_examples, validation_size)
     rng = np.random.default_rng([seed, _SPLIT_STREAM])
     if labels is None:
         order = rng.permutation(num_examples)
@@ -397,6 +705,28 @@ def split_indices(num_examples, validation_size, labels=None, seed=0):
     )
 
 
+def _validation_count(num_examples, validation_size):
+    """The number of validation examples `validation_size` asks for out of `num_examples`, checked."""
+    _check_validation_size_type(validation_size)
+    if isinstance(validation_size, numbers.Integral):
+        num_validation = int(validation_size)
+    else:
+        if not 0.0 < validation_size < 1.0:
+            raise ValueError(
+                "A fractional validation_size must lie strictly between 0 and 1. "
+                f"Received: validation_size={validation_size}"
+            )
+        num_validation = int(round(validation_size * num_examples))
+    if not 0 < num_validation < num_examples:
+        raise ValueError(
+            f"validation_size must leave at least one validation and one training "
+            f"image out of the {num_examples} available. "
+            f"Received: validation_size={validation_size} "
+            f"({num_validation} validation images)"
+        )
+    return num_validation
+
+
 def binarize_once(x, seed, stream=0):
     """Draws `Bernoulli(x)` pixels once with a seeded numpy generator.
 
@@ -417,7 +747,7 @@ def binarize_once(x, seed, stream=0):
 # tf.data
 
 
-def _train_dataset(x, y, batch_size, seed, dynamic_binarization, first_epoch=0):
+def _train_dataset(pixels, labels, batch_size, seed, dynamic_binarization, first_epoch=0):
     """The training batches: pass k over the dataset is epoch `first_epoch + k`.
 
     Each epoch's order and binarization noise are stateless functions of `(seed, epoch)`: a
@@ -425,47 +755,80 @@ def _train_dataset(x, y, batch_size, seed, dynamic_binarization, first_epoch=0):
     resumes from a checkpoint, replaying epoch 1's order and noise. Keyed by the epoch, a run
     resumed at epoch k (`first_epoch=k`) sees exactly the batches the uninterrupted run saw.
     """
-    images, labels = tf.constant(x), tf.constant(y)
-    num_images = len(x)
-    num_steps = -(-num_images // batch_size)
-    stream = tf.constant([seed, _TRAIN_STREAM], tf.int64)
+    images, labels = tf.constant(pixels.values), tf.constant(labels)
+    num_images = len(pixels)
+
+    def epoch_batches(epoch):
+        key = _epoch_key(seed, epoch)
+
+        def gather(step, index):
+            batch = _scale(tf.gather(images, index), pixels.levels)
+            if dynamic_binarization:
+                batch = _binarized_batch(batch, key, step)
+            return batch, tf.gather(labels, index)
+
+        return tf.data.Dataset.from_tensor_slices(_epoch_order(key, num_images)).batch(batch_size).enumerate().map(gather)
+
+    return _epochs(epoch_batches, -(-num_images // batch_size), first_epoch)
+
+
+def _epochs(epoch_batches, num_steps, first_epoch):
+    """A dataset whose pass k is `epoch_batches(first_epoch + k)`, of `num_steps` batches."""
     # Counts the passes (one per epoch in `fit`); read when a pass starts, so every new
-    # iterator is the next epoch.
+    # iterator is the next epoch. It stays right under MirroredStrategy (tests/test_streaming.py)
+    # and a two-worker MultiWorkerMirroredStrategy, created inside their scope or not.
     passes = tf.Variable(first_epoch, dtype=tf.int64, trainable=False)
 
     def next_epoch(_):
         return passes.assign_add(1) - 1
 
-    def epoch_batches(epoch):
-        key = tf.random.experimental.stateless_fold_in(stream, epoch)
-        order = tf.argsort(tf.random.stateless_uniform([num_images], seed=tf.random.experimental.stateless_fold_in(key, 0)))
-        noise_key = tf.random.experimental.stateless_fold_in(key, 1)
-
-        def gather(step, index):
-            batch = tf.gather(images, index)
-            if dynamic_binarization:
-                # Fresh Bernoulli draws every epoch, keyed by (epoch, step).
-                noise = tf.random.stateless_uniform(
-                    tf.shape(batch), seed=tf.random.experimental.stateless_fold_in(noise_key, step)
-                )
-                batch = tf.cast(noise < batch, tf.float32)
-            return batch, tf.gather(labels, index)
-
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate().map(gather)
-
     dataset = tf.data.Dataset.range(1).map(next_epoch).flat_map(epoch_batches)
     # Known length, so Keras's progress bar shows its total.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_steps))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return _shard_by_data(dataset.prefetch(tf.data.AUTOTUNE))
 
 
-def _eval_dataset(x, y, batch_size):
-    return (
-        tf.data.Dataset.from_tensor_slices((x, y))
-        .cache()
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
+def _epoch_key(seed, epoch):
+    return tf.random.experimental.stateless_fold_in(tf.constant([seed, _TRAIN_STREAM], tf.int64), epoch)
+
+
+def _epoch_order(key, num_images):
+    """The epoch's permutation of `range(num_images)`."""
+    noise = tf.random.stateless_uniform([num_images], seed=tf.random.experimental.stateless_fold_in(key, 0))
+    return tf.argsort(noise)
+
+
+def _binarized_batch(batch, key, step):
+    """Fresh Bernoulli draws every epoch, keyed by (epoch, step)."""
+    noise_key = tf.random.experimental.stateless_fold_in(key, 1)
+    noise = tf.random.stateless_uniform(
+        tf.shape(batch), seed=tf.random.experimental.stateless_fold_in(noise_key, step)
     )
+    return tf.cast(noise < batch, tf.float32)
+
+
+def _scale(images, levels):
+    """uint8 `images` as float32 pixels, `levels[images]`; float32 ones (levels None) as they are."""
+    if levels is None:
+        return images
+    # A lookup of the numpy-computed levels, not `images / 255`: inside a tf.function, Grappler
+    # turns division by a constant into multiplication by its reciprocal, which rounds 126 of the
+    # 256 levels differently from numpy's (and TensorFlow's eager) division.
+    return tf.gather(tf.constant(levels), tf.cast(images, tf.int32))
+
+
+def _eval_dataset(pixels, labels, batch_size):
+    dataset = tf.data.Dataset.from_tensor_slices((pixels.values, labels)).batch(batch_size)
+    dataset = dataset.map(lambda images, labels: (_scale(images, pixels.levels), labels))
+    return _shard_by_data(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def _shard_by_data(dataset):
+    """`dataset` with the auto-shard policy a `tf.distribute` strategy needs for it."""
+    options = tf.data.Options()
+    # DATA: tensors in memory (and a streamed epoch's one order) have no files to shard by.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 # ----------------------------------------------------------------------------
@@ -520,4 +883,18 @@ def _check_validation_size_type(validation_size):
         raise ValueError(
             "validation_size must be an int (a count) or a float in (0, 1) "
             f"(a fraction). Received: validation_size={validation_size!r}"
+        )
+
+
+def _check_stream(stream):
+    if not isinstance(stream, bool):
+        raise ValueError(f"stream must be True or False. Received: stream={stream!r}")
+
+
+def _check_binarizable(binarize, image_shape):
+    if binarize != "none" and image_shape[-1] != 1:
+        raise ValueError(
+            f"Binarization draws one Bernoulli value per grey level, so it needs "
+            f"grayscale images with 1 channel. Use binarize='none' for colour "
+            f"images. Received: binarize={binarize!r}, image_shape={image_shape}"
         )

@@ -5,6 +5,10 @@ stored (uint8 pixels, integer labels, ...). Where the arrays came from is record
 (`RawData.keys`, `RawData.describe()`). Checking values, scaling to [0, 1],
 binarizing, splitting and building `tf.data` pipelines happen in `pipeline.py`.
 
+For data larger than memory, `open_lazily` lists an image folder (`ImageFiles`) or
+opens a prepared tfds dataset (`TFDSImages`) without reading its images; both can then
+read chosen images into memory or be read image by image inside a `tf.data` map.
+
 Supported sources:
 
 - `"mnist-5k"`: 5,000 real MNIST digits (500 per class) shipped with the package
@@ -24,6 +28,7 @@ Supported sources:
   its name in sorted order (as `keras.utils.image_dataset_from_directory` does).
 """
 
+import contextlib
 import dataclasses
 import gzip
 import importlib.resources
@@ -186,6 +191,44 @@ def load_arrays(source, data_dir=None, *, image_size=None):
     >>> raw.x_train.shape, raw.x_train.dtype
     ((5000, 28, 28), dtype('uint8'))
     """
+    source = _check_source(source)
+    kind, path = _resolve(source)
+    if kind == "tfds":
+        raw = _load_tfds(_open_tfds(source, data_dir, image_size))
+    elif kind == "images":
+        raw = _load_image_folder(_list_image_folder(path), image_size)
+    else:
+        raw = _load_in_memory(kind, path)
+    return dataclasses.replace(raw, source=source)
+
+
+def open_lazily(source, data_dir=None, *, image_size=None):
+    """Opens a source to be streamed: an image folder or a tfds dataset is listed, not read.
+
+    Args:
+        source: str or path, as for `load_arrays`.
+        data_dir: str or None, as for `load_arrays`.
+        image_size: `(height, width)` or None, as for `load_arrays`.
+
+    Returns:
+        An `ImageFiles` for a folder of PNG/JPEG images, a `TFDSImages` for a
+        `"tfds:NAME"` source (prepared in `data_dir` first if need be), or, for
+        the sources that are read into memory anyway (mnist-5k, an .npz file, an
+        IDX folder), their `RawData` as `load_arrays` returns it.
+
+    Raises:
+        The errors of `load_arrays`, for the same bad input.
+    """
+    source = _check_source(source)
+    kind, path = _resolve(source)
+    if kind == "tfds":
+        return _open_tfds(source, data_dir, image_size)
+    if kind == "images":
+        return dataclasses.replace(_list_image_folder(path), source=source)
+    return dataclasses.replace(_load_in_memory(kind, path), source=source)
+
+
+def _check_source(source):
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
     if not isinstance(source, str):
@@ -193,14 +236,29 @@ def load_arrays(source, data_dir=None, *, image_size=None):
             f"Dataset source must be a string or a path. {_SOURCES_HELP} "
             f"Received: source={source!r} of type {type(source).__name__}"
         )
-    return dataclasses.replace(_load(source, data_dir, image_size), source=source)
+    return source
 
 
-def _load(source, data_dir, image_size):
-    if source == MNIST_5K:
+def _load_in_memory(kind, path):
+    if kind == MNIST_5K:
         return _load_mnist_5k()
+    if kind == "idx":
+        return _load_idx_folder(path)
+    return _load_npz(path)
+
+
+def _resolve(source):
+    """Says what kind of source `source` is, after checking that it can be read.
+
+    Returns:
+        `(kind, path)`: kind is `"mnist-5k"`, `"tfds"`, `"npz"`, `"idx"` (an IDX
+        folder) or `"images"` (an image folder); path is the expanded path, or
+        None for mnist-5k and tfds.
+    """
+    if source == MNIST_5K:
+        return MNIST_5K, None
     if source.startswith(TFDS_PREFIX):
-        return _load_tfds(source, data_dir, image_size)
+        return "tfds", None
 
     path = os.path.expanduser(source)
     try:
@@ -228,15 +286,15 @@ def _load(source, data_dir, image_size):
         if _find_idx_file(path, "train", "images") or _find_idx_file(
             path, "t10k", "images"
         ):
-            return _load_idx_folder(path)
-        return _load_image_folder(path, image_size)
+            return "idx", path
+        return "images", path
     if not stat.S_ISREG(mode):
         raise ValueError(
             f"The dataset path is neither a regular file nor a folder (a device, "
             f"pipe or socket). {_SOURCES_HELP} Received: source={source!r}"
         )
     if path.lower().endswith(".npz"):
-        return _load_npz(path)
+        return "npz", path
     raise ValueError(
         f"Unsupported dataset file {source!r}: only .npz files can be read "
         f"directly. {_SOURCES_HELP} Received: source={source!r}"
@@ -317,7 +375,121 @@ def _load_mnist_5k():
 # TensorFlow Datasets
 
 
-def _load_tfds(source, data_dir, image_size):
+@dataclasses.dataclass(frozen=True)
+class TFDSImages:
+    """A prepared TensorFlow Datasets image dataset, opened but not read.
+
+    Attributes:
+        builder: The dataset's `tfds.core.DatasetBuilder`, prepared in its data_dir.
+        name: The dataset name, e.g. `"mnist"`.
+        source: The source string, e.g. `"tfds:mnist"`.
+        image_shape: The `image` feature's shape, None where it varies.
+        image_size: `(height, width)` every image of variable size is resized to
+            on read, or None.
+        labelled: Whether the dataset has a `label` feature.
+        num_classes: The number of classes its `ClassLabel` declares, or None.
+        data_dir: The data_dir as given (for messages).
+    """
+
+    builder: object
+    name: str
+    source: str
+    image_shape: tuple
+    image_size: tuple | None
+    labelled: bool
+    num_classes: int | None
+    data_dir: object = None
+
+    @property
+    def split_names(self):
+        """The split names the prepared metadata lists (none under `tfds.testing.mock_data`)."""
+        return set(self.builder.info.splits.keys())
+
+    @property
+    def variable_shape(self):
+        """Whether the images vary in size (and are resized to `image_size` on read)."""
+        return None in tuple(self.image_shape)
+
+    def read(self, split):
+        """Reads one split (`"test"`, `"train[:500]"`, ...) into memory.
+
+        Returns:
+            `(images, labels)`: uint8-as-stored images `(N, H, W, C)` and int64
+            labels `(N,)`, or None without a `label` feature.
+        """
+        images, labels = [], []
+        with self._reading(split):
+            for image_batch, label_batch in self.stream(split, encoded=False).batch(4096):
+                images.append(image_batch.numpy())
+                labels.append(label_batch.numpy())
+        if not images:  # An empty split; the pipeline reports it.
+            empty_shape = (0, *(d or 0 for d in self.image_shape))
+            dtype = self.builder.info.features["image"].np_dtype
+            return np.zeros(empty_shape, dtype), None
+        return np.concatenate(images), np.concatenate(labels) if self.labelled else None
+
+    def count(self, split):
+        """The number of examples of `split`, without decoding them."""
+        with self._reading(split):
+            dataset = self.stream(split)
+            count = int(dataset.cardinality())
+            if count < 0:  # Unknown: count the (undecoded) examples.
+                count = int(dataset.reduce(np.int64(0), lambda n, _: n + 1))
+        return count
+
+    def stream(self, split, encoded=True):
+        """The examples of `split` in the prepared files' (deterministic) order.
+
+        Args:
+            split: str. A split name or slice, e.g. `"train[500:]"`.
+            encoded: bool. True: images stay encoded (strings; `decode` them in
+                a `map`), so that a shuffle buffer holds the small encoded
+                bytes. False: decoded uint8 images. Defaults to True.
+
+        Returns:
+            A `tf.data.Dataset` of `(image, label)`, labels int64 (-1 unlabelled).
+        """
+        import tensorflow_datasets as tfds  # Imported lazily: only tfds sources need it.
+
+        decoders = {"image": tfds.decode.SkipDecoding()} if encoded else None
+        dataset = self.builder.as_dataset(
+            split=split,
+            shuffle_files=False,
+            decoders=decoders,
+            # No automatic in-memory cache: a streamed dataset is read from its files.
+            read_config=tfds.ReadConfig(try_autocache=False),
+        )
+
+        def select(example):
+            image = example["image"]
+            if not encoded and self.variable_shape:
+                image = _resize_keep_dtype(image, self.image_size)
+            label = example["label"] if self.labelled else tf.constant(-1, tf.int64)
+            return image, tf.cast(label, tf.int64)
+
+        return dataset.map(select)
+
+    def decode(self, encoded):
+        """Decodes one image that `stream` left encoded: uint8 `(H, W, C)`, resized as on read."""
+        image = self.builder.info.features["image"].decode_example(encoded)
+        if self.variable_shape:
+            image = _resize_keep_dtype(image, self.image_size)
+            image.set_shape((*self.image_size, self.image_shape[-1]))
+        return image
+
+    @contextlib.contextmanager
+    def _reading(self, split):
+        try:
+            yield
+        except Exception as err:  # Unreadable or corrupt files in data_dir, a bad split, ...
+            raise RuntimeError(
+                f"Could not read split {split!r} of TensorFlow Datasets dataset "
+                f"{self.name!r} from {self.builder.data_dir!r} ({_one_line(err)}). "
+                f"Received: source={self.source!r}, data_dir={self.data_dir!r}"
+            ) from err
+
+
+def _open_tfds(source, data_dir, image_size):
     import tensorflow_datasets as tfds  # Imported lazily: only tfds sources need it.
 
     name = source[len(TFDS_PREFIX) :]
@@ -353,54 +525,34 @@ def _load_tfds(source, data_dir, image_size):
             f"is not an image dataset. Its features are {sorted(features.keys())}. "
             f"Received: source={source!r}"
         )
-    image_feature = features["image"]
-    has_label = "label" in features
-    num_classes = getattr(features["label"], "num_classes", None) if has_label else None
-    variable_shape = None in tuple(image_feature.shape)
-    if variable_shape and image_size is None:
+    image_shape = tuple(features["image"].shape)
+    labelled = "label" in features
+    num_classes = getattr(features["label"], "num_classes", None) if labelled else None
+    if None in image_shape and image_size is None:
         raise ValueError(
             f"TensorFlow Datasets dataset {name!r} has images of variable shape "
-            f"{tuple(image_feature.shape)}; pass image_size=(height, width) to "
+            f"{image_shape}; pass image_size=(height, width) to "
             f"resize them. Received: source={source!r}, image_size=None"
         )
     _prepare_tfds(builder, name, received)
+    return TFDSImages(
+        builder, name, source, image_shape, image_size, labelled, num_classes, data_dir
+    )
 
-    def select(example):
-        image = example["image"]
-        if variable_shape:
-            image = _resize_keep_dtype(image, image_size)
-        label = example["label"] if has_label else tf.constant(-1, tf.int64)
-        return image, label
 
-    def read(split):
-        images, labels = [], []
-        try:
-            dataset = builder.as_dataset(split=split, as_supervised=False)
-            for image_batch, label_batch in dataset.map(select).batch(4096):
-                images.append(image_batch.numpy())
-                labels.append(label_batch.numpy())
-        except Exception as err:  # Unreadable or corrupt files in data_dir, ...
-            raise RuntimeError(
-                f"Could not read split {split!r} of TensorFlow Datasets dataset "
-                f"{name!r} from {builder.data_dir!r} ({_one_line(err)}). {received}"
-            ) from err
-        if not images:  # An empty split; the pipeline reports it.
-            empty_shape = (0, *(d or 0 for d in image_feature.shape))
-            return np.zeros(empty_shape, image_feature.np_dtype), None
-        return np.concatenate(images), np.concatenate(labels) if has_label else None
-
-    x_train, y_train = read("train")
+def _load_tfds(images):
+    x_train, y_train = images.read("train")
     # Once prepared, the metadata lists the splits. tfds.testing.mock_data lists
     # none but serves any split name, so then "test" is read too.
-    known_splits = set(info.splits.keys())
+    known_splits = images.split_names
     x_test = y_test = None
     if "test" in known_splits or not known_splits:
-        x_test, y_test = read("test")
+        x_test, y_test = images.read("test")
     x_validation = y_validation = None
     if "validation" in known_splits:
-        x_validation, y_validation = read("validation")
+        x_validation, y_validation = images.read("validation")
     return RawData(
-        x_train, y_train, x_test, y_test, num_classes=num_classes,
+        x_train, y_train, x_test, y_test, num_classes=images.num_classes,
         x_validation=x_validation, y_validation=y_validation,
     )
 
@@ -780,8 +932,118 @@ def read_idx(path, ndim=None):
 # Folders of PNG/JPEG images
 
 
-def _load_image_folder(folder, image_size):
-    files = []  # (relative path, absolute path)
+@dataclasses.dataclass(frozen=True)
+class ImageFiles:
+    """The images of an image folder, listed but not read.
+
+    Attributes:
+        folder: The folder, its `~` expanded.
+        names: The image files' paths relative to `folder`, sorted (folders first
+            by name, then files by name), as `load_arrays` stacks them.
+        labels: int64 labels `(len(names),)` from the class subfolders, or None
+            when all images sit at the top level.
+        num_classes: The number of class subfolders, or None.
+        source: The source as given, or None.
+    """
+
+    folder: str
+    names: tuple
+    labels: np.ndarray | None
+    num_classes: int | None
+    source: str | None = None
+
+    def paths(self, indices=None):
+        """The full paths of the images, or of those at `indices`."""
+        names = self.names if indices is None else [self.names[i] for i in indices]
+        return [os.path.join(self.folder, name) for name in names]
+
+    def read(self, indices, image_size=None):
+        """Decodes the images at `indices` (resized to `image_size` when they differ) and stacks them.
+
+        Returns:
+            A uint8 array `(len(indices), H, W, C)`.
+
+        Raises:
+            FileNotFoundError, ValueError: an image cannot be read or decoded, or
+                the images differ in shape.
+        """
+        names = [self.names[i] for i in indices]
+        images = [_decode_image(path, image_size) for path in self.paths(indices)]
+        first_shape = images[0].shape
+        for name, image in zip(names, images):
+            if image.shape != first_shape:
+                raise ValueError(
+                    f"All images must share one shape, but {names[0]!r} is "
+                    f"{first_shape} and {name!r} is {image.shape}. "
+                    f"{_shape_hint(image_size)} Received: source={self.folder!r}, "
+                    f"image_size={image_size}"
+                )
+        return np.stack(images)
+
+    def reader(self, image_shape, image_size=None):
+        """A TensorFlow function `path -> uint8 image` for a `tf.data` map, checked as `read` checks.
+
+        Args:
+            image_shape: `(height, width, channels)` every image must have (after
+                resizing).
+            image_size: `(height, width)` or None. Images of another size are
+                resized to it (bilinear, antialiased, rounded back to uint8), as
+                `read` does.
+
+        Returns:
+            A function of a scalar string tensor. A file that is not a PNG, JPEG,
+            GIF or BMP, or an image of another shape, fails when it is read with
+            `tf.errors.InvalidArgumentError` naming the file; a missing file with
+            `tf.errors.NotFoundError` naming it. (A file with a valid signature
+            but a corrupt body fails with TensorFlow's decoding error, which does
+            not name it.)
+        """
+        image_shape = tuple(int(d) for d in image_shape)
+        received = f"Received: source={self.folder!r}, image_size={image_size}, path="
+
+        def read(path):
+            content = tf.io.read_file(path)
+            signature = [tf.strings.substr(content, 0, len(magic)) for magic in _IMAGE_SIGNATURES]
+            known = tf.reduce_any(tf.stack([s == m for s, m in zip(signature, _IMAGE_SIGNATURES)]))
+            decodable = tf.debugging.Assert(
+                known,
+                ["Could not decode image file (corrupt or not a PNG/JPEG).", received, path],
+            )
+            with tf.control_dependencies([decodable]):
+                image = tf.io.decode_image(content, expand_animations=False)
+            if image_size is not None:
+                image = tf.cond(
+                    tf.reduce_all(tf.shape(image)[:2] == image_size),
+                    lambda: image,
+                    lambda: _resize_keep_dtype(image, image_size),
+                )
+            same_shape = tf.debugging.Assert(
+                tf.reduce_all(tf.shape(image) == image_shape),
+                [
+                    f"All images must share one shape, {image_shape}, but this image is",
+                    tf.shape(image),
+                    f"{_shape_hint(image_size)} {received}",
+                    path,
+                ],
+            )
+            with tf.control_dependencies([same_shape]):
+                return tf.ensure_shape(tf.identity(image), image_shape)
+
+        return read
+
+
+# What tf.io.decode_image can decode, by the first bytes of the file.
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"BM")
+
+
+def _shape_hint(image_size):
+    if image_size is None:
+        return "Pass image_size=(height, width) to resize them."
+    return "Resizing cannot change the number of channels."
+
+
+def _list_image_folder(folder):
+    files = []  # relative paths
 
     def unreadable(err):  # os.walk skips unreadable folders in silence otherwise.
         raise _os_error(err, "a folder of the image folder", err.filename) from err
@@ -790,15 +1052,14 @@ def _load_image_folder(folder, image_size):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                path = os.path.join(root, name)
-                files.append((os.path.relpath(path, folder), path))
+                files.append(os.path.relpath(os.path.join(root, name), folder))
     if not files:
         raise ValueError(
             f"Empty dataset: the folder holds no IDX files and no "
             f"{'/'.join(IMAGE_EXTENSIONS)} images. Received: source={folder!r}"
         )
 
-    in_subfolders = [os.sep in relative for relative, _ in files]
+    in_subfolders = [os.sep in relative for relative in files]
     labels = class_names = None
     if all(in_subfolders):
         # As image_dataset_from_directory: every top-level subfolder is a class.
@@ -808,34 +1069,21 @@ def _load_image_folder(folder, image_size):
             if os.path.isdir(os.path.join(folder, d)) and not d.startswith(".")
         )
         class_index = {name: i for i, name in enumerate(class_names)}
-        labels = np.array(
-            [class_index[relative.split(os.sep)[0]] for relative, _ in files],
-            np.int64,
-        )
+        labels = np.array([class_index[relative.split(os.sep)[0]] for relative in files], np.int64)
     elif any(in_subfolders):
-        top_level = next(relative for relative, _ in files if os.sep not in relative)
+        top_level = next(relative for relative in files if os.sep not in relative)
         raise ValueError(
             f"The image folder mixes images at its top level (e.g. {top_level!r}) "
             f"with images in subfolders. Put all images in class subfolders, or all "
             f"at the top level for unlabelled data. Received: source={folder!r}"
         )
-
-    images = [_decode_image(path, image_size) for _, path in files]
-    first_shape = images[0].shape
-    for (relative, _), image in zip(files, images):
-        if image.shape != first_shape:
-            hint = (
-                "Pass image_size=(height, width) to resize them."
-                if image_size is None
-                else "Resizing cannot change the number of channels."
-            )
-            raise ValueError(
-                f"All images must share one shape, but {files[0][0]!r} is "
-                f"{first_shape} and {relative!r} is {image.shape}. {hint} "
-                f"Received: source={folder!r}, image_size={image_size}"
-            )
     num_classes = len(class_names) if class_names is not None else None
-    return RawData(np.stack(images), labels, None, None, num_classes=num_classes)
+    return ImageFiles(folder, tuple(files), labels, num_classes)
+
+
+def _load_image_folder(files, image_size):
+    images = files.read(range(len(files.names)), image_size)
+    return RawData(images, files.labels, None, None, num_classes=files.num_classes)
 
 
 def _decode_image(path, image_size):
