@@ -137,7 +137,7 @@ JIT_COMPILES = ("auto", "on", "off")
 def _strategy():
     return _field(
         "default",
-        "tf.distribute strategy: default (one device) | mirrored (every local GPU) | multi-worker "
+        "tf.distribute strategy: default (one device) | mirrored (every local GPU, else the CPU) | multi-worker "
         "(MultiWorkerMirroredStrategy; TF_CONFIG names the cluster; only the chief writes OUT)",
         choices=STRATEGIES,
         resumable=True,
@@ -167,12 +167,21 @@ def _steps_per_execution():
     )
 
 
-DEVICE_FIELDS = ("strategy", "mixed_precision", "jit_compile", "steps_per_execution")
+SHARED_FIELDS = ("stream", "strategy", "mixed_precision", "jit_compile", "steps_per_execution")
 
 
-def device_flags(config):
-    """How a run uses its devices (`--strategy`, `--mixed-precision`, ...), for the runs it starts."""
-    return {name: getattr(config, name) for name in DEVICE_FIELDS}
+def shared_flags(config):
+    """How a run reads its data and uses its devices (`--stream`, `--strategy`, ...): what the runs
+    it starts (a pipeline's stages, a classifier for sample quality) do the same way."""
+    return {name: getattr(config, name) for name in SHARED_FIELDS}
+
+
+def _stream():
+    return _field(
+        False,
+        "read the training images from their files every epoch instead of into memory, for data larger "
+        "than memory (image folders and tfds:NAME; the held-out splits are read at the start)",
+    )
 
 
 def _classifier(what):
@@ -190,6 +199,7 @@ class TrainVAEConfig(Config):
 
     dataset: str = _field("mnist-5k", DATASET_HELP)
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
+    stream: bool = _stream()
     image_size: tuple[int, int] | None = _field(None, "resize images to HEIGHT WIDTH", check=POSITIVE)
     binarize: str | None = _field(
         None, "none | static | dynamic; default: dynamic for the Bernoulli likelihood, else none", choices=BINARIZATIONS
@@ -237,6 +247,7 @@ class TrainGANConfig(Config):
     vae: str = _field(None, "a train-vae output folder or a .keras file holding the VAE", required=True)
     dataset: str | None = _field(None, "the real images (default: the VAE run's dataset from its config.json, else mnist-5k)")
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
+    stream: bool = _stream()
     init: str = _field(
         "decoder", "the generator's weights: decoder (the VAE's) | scratch (fresh, same architecture)", choices=GENERATOR_INITS
     )
@@ -278,6 +289,7 @@ class TrainClassifierConfig(Config):
 
     dataset: str = _field("mnist-5k", "a labelled source: " + DATASET_HELP)
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
+    stream: bool = _stream()
     image_size: tuple[int, int] | None = _field(None, "resize images to HEIGHT WIDTH", check=POSITIVE)
     validation_size: int | float = _field(
         500, "validation images: a count, or a fraction when below 1", parse=count_or_fraction, check=POSITIVE
@@ -335,6 +347,7 @@ class PipelineConfig(Config):
 
     dataset: str = _field("mnist-5k", DATASET_HELP)
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
+    stream: bool = _stream()
     # Smaller than train-vae's 16 (which serves likelihood): an 8-d VAE's prior samples are much
     # closer to the data (FD 136 vs 224 on mnist-5k), and the GAN starts from them.
     latent_dim: int = _field(8, "size of the VAE's z, and so of the GAN's", check=POSITIVE)

@@ -118,3 +118,40 @@ def test_two_worker_processes_train_the_same_vae_and_gan_and_only_the_chief_writ
             assert (tmp_path / "out" / stage / name).exists(), (stage, name)
     assert sorted(os.listdir(tmp_path / "out")) == ["gan", "vae"]
     assert os.listdir(tmp_path / "tmp1") == []
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ("{not json", "TF_CONFIG must be JSON"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "must name one of the 1 workers"),
+        ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', "non-empty list"),
+    ],
+)
+def test_a_malformed_tf_config_is_refused_with_what_was_received(tf_config, message):
+    from kerasgen.distribute import check_tf_config
+
+    with pytest.raises(ValueError, match=message) as error:
+        check_tf_config({"TF_CONFIG": tf_config})
+    assert "Received: " in str(error.value)
+
+
+def test_a_mirrored_run_resumes_under_its_strategy_to_the_uninterrupted_result(tmp_path):
+    import keras
+
+    from kerasgen.cli import main
+
+    grey_npz = str(tmp_path / "grey.npz")  # 12x8, unlabelled
+    np.savez(grey_npz, images=(np.random.default_rng(0).uniform(size=(56, 12, 8)) * 255).astype("uint8"))
+    # Two replicas (the logical CPUs of conftest.py), uneven shares (a global batch of 5).
+    args = ["train-vae", "--dataset", grey_npz, "--num-filters", "4", "--hidden-dim", "8", "--latent-dim", "2",
+            "--batch-size", "5", "--validation-size", "16", "--lr-schedule", "constant", "--strategy", "mirrored"]
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    assert main([*args, "--epochs", "3", "--out", straight]) == 0
+    assert main([*args, "--epochs", "2", "--out", resumed]) == 0
+    assert main([*args, "--epochs", "3", "--out", resumed, "--resume"]) == 0
+    config = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    assert config["environment"]["replicas"] == 2
+    weights = [keras.saving.load_model(os.path.join(run, "vae.keras")).get_weights() for run in (straight, resumed)]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)

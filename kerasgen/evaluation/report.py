@@ -53,6 +53,7 @@ def evaluate(config, classifier=None):
         image_size=tuple(run["image_size"]) if run.get("image_size") else None,
         data_dir=config.data_dir or run.get("data_dir"),
         batch_size=config.batch_size,
+        stream=run.get("stream", False),
     )
     binarize = run.get("binarize") or ("dynamic" if getattr(model, "likelihood", None) == "bernoulli" else "none")
     data = load_dataset(source, binarize=binarize, **split)
@@ -90,7 +91,7 @@ def evaluate(config, classifier=None):
     if classifier is None:
         classifier_config = TrainClassifierConfig(
             dataset=source, data_dir=split["data_dir"], image_size=split["image_size"],
-            validation_size=split["validation_size"], seed=split["seed"],
+            validation_size=split["validation_size"], seed=split["seed"], stream=split["stream"],
         )
         classifier = choose_classifier(config.classifier, grey, folder, classifier_config, model.image_shape)
     metrics["samples"] = _sample_quality(model, config, grey, *classifier)

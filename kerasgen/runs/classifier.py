@@ -49,6 +49,7 @@ def train_classifier(config=TrainClassifierConfig(), verbose=None):
         image_size=config.image_size,
         seed=config.seed,
         data_dir=config.data_dir,
+        stream=config.stream,
     )
     if splits.num_classes is None or splits.num_classes < 2:
         raise ValueError(

@@ -6,7 +6,7 @@ import keras
 
 from kerasgen.artifacts import load_run
 from kerasgen.callbacks import DivergenceGuard
-from kerasgen.config import TrainClassifierConfig, TrainGANConfig, device_flags, show_flag
+from kerasgen.config import TrainClassifierConfig, TrainGANConfig, shared_flags, show_flag
 from kerasgen.data import load_dataset
 from kerasgen.export import export_gan
 from kerasgen.models import GAN
@@ -54,6 +54,7 @@ def train_gan(config, verbose=None):
         image_size=split["image_size"],
         seed=split["split_seed"],
         data_dir=config.data_dir,
+        stream=config.stream,
     )
     if tuple(splits.image_shape) != tuple(vae.image_shape):
         raise ValueError(
@@ -87,7 +88,7 @@ def train_gan(config, verbose=None):
         image_size=split["image_size"],
         validation_size=split["validation_size"],
         seed=split["split_seed"],
-        **device_flags(config),
+        **shared_flags(config),
     )
     quality = run.quality(splits, splits.unbinarized_heldout, classifier_config, vae.image_shape)
     guard = DivergenceGuard()

@@ -122,6 +122,14 @@ class Run:
         self.initial_epoch = 0
         self.classifier_choice = None
         self._backup = Backup(self.path("checkpoint"))
+        steps = getattr(config, "steps_per_execution", 1)
+        if steps > 1 and self.strategy.num_replicas_in_sync > 1:
+            raise ValueError(
+                f"--steps-per-execution above 1 fails in Keras 3 with more than one replica (the {config.strategy} "
+                f"strategy has {self.strategy.num_replicas_in_sync}): Keras's multi-step loop cannot run the "
+                "distributed optimizer update (keras-team/keras#19246). Use --steps-per-execution 1. "
+                f"Received: --steps-per-execution {steps}"
+            )
 
     @contextlib.contextmanager
     def scope(self):
@@ -192,7 +200,8 @@ class Run:
     def restore(self, model):
         """Loads the checkpoint (on `--resume`) into the compiled `model`."""
         if self.initial_epoch:
-            restored = self._backup.restore(model)
+            with self.scope():  # Restoring may build optimizer variables: they belong to the strategy.
+                restored = self._backup.restore(model)
             assert restored == self.initial_epoch, (restored, self.initial_epoch)
 
     def check_classifier(self, splits, image_shape):

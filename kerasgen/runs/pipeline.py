@@ -12,7 +12,7 @@ from kerasgen.config import (
     TrainClassifierConfig,
     TrainGANConfig,
     TrainVAEConfig,
-    device_flags,
+    shared_flags,
 )
 from kerasgen.data import load_dataset
 from kerasgen.evaluation.report import evaluate
@@ -60,19 +60,19 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
         config = dataclasses.replace(config, out=distribute.worker_folder(config.out, config.resume))
     check_folder(config.out, config.resume, config.overwrite)
     vae_dir, gan_dir = os.path.join(config.out, "vae"), os.path.join(config.out, "gan")
-    devices = device_flags(config)
+    shared = shared_flags(config)
     vae_config = TrainVAEConfig(
         dataset=config.dataset, data_dir=config.data_dir, latent_dim=config.latent_dim, epochs=config.vae_epochs,
-        seed=config.seed, out=vae_dir, **devices,
+        seed=config.seed, out=vae_dir, **shared,
     )
     gan_config = TrainGANConfig(
-        vae=vae_dir, data_dir=config.data_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir, **devices
+        vae=vae_dir, data_dir=config.data_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir, **shared
     )
 
     # The data's held-out images decide the classifier before anything is written.
     splits = load_dataset(
         config.dataset, batch_size=vae_config.batch_size, validation_size=vae_config.validation_size,
-        seed=config.seed, data_dir=config.data_dir,
+        seed=config.seed, data_dir=config.data_dir, stream=config.stream,
     )
     if config.classifier:
         choose_classifier(config.classifier, splits, config.out)  # a bad --classifier is an input error
@@ -84,7 +84,7 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
 
     classifier_config = TrainClassifierConfig(
         dataset=config.dataset, data_dir=config.data_dir, validation_size=vae_config.validation_size, seed=config.seed,
-        **devices,
+        **shared,
     )
     quality = {"num_samples": NUM_SAMPLES, "seed": config.seed}
     stages = (

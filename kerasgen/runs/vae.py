@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 
-from kerasgen.config import TrainClassifierConfig, TrainVAEConfig, device_flags, show_flag
+from kerasgen.config import TrainClassifierConfig, TrainVAEConfig, shared_flags, show_flag
 from kerasgen.data import load_dataset
 from kerasgen.export import export_vae
 from kerasgen.models import VAE
@@ -42,6 +42,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
         image_size=config.image_size,
         seed=config.seed,
         data_dir=config.data_dir,
+        stream=config.stream,
     )
     validation_images = np.concatenate([x for x, _ in splits.validation.as_numpy_iterator()])
     if config.likelihood == "bernoulli" and not np.isin(validation_images, (0.0, 1.0)).all():
@@ -88,5 +89,5 @@ def _classifier_config(config):
         image_size=config.image_size,
         validation_size=config.validation_size,
         seed=config.seed,
-        **device_flags(config),
+        **shared_flags(config),
     )
