@@ -12,7 +12,10 @@ the gradients. Three things a hand-written step must then get right, and this mo
   and empty shards included. (`tf.nn.compute_average_loss` divides by the local batch size times
   the number of replicas, which is wrong for a ragged batch.)
 - **Writes.** Only the chief writes a run's files (`is_chief`); the other workers of a
-  multi-worker job write into temporary folders, as tf.distribute expects.
+  multi-worker job write into temporary folders, as tf.distribute expects (`worker_folder`).
+
+Two Keras 3 bugs under a strategy are worked around here for kerasgen's models
+(`FirstReplicaBuild`, `step_logs`); see their docstrings.
 """
 
 import atexit
@@ -33,8 +36,9 @@ def get_strategy(name="default"):
 
     Args:
         name: `"default"` (one device, no strategy), `"mirrored"` (`MirroredStrategy` over every
-            local GPU, else every logical CPU device: one, unless the process configured more) or `"multi-worker"` (`MultiWorkerMirroredStrategy`; each
-            worker's `TF_CONFIG` names the cluster and its own task).
+            local GPU, else every logical CPU device: one, unless the process configured more) or
+            `"multi-worker"` (`MultiWorkerMirroredStrategy`; each worker's `TF_CONFIG` names the
+            cluster and its own task).
 
     Raises:
         ValueError: an unknown name, or `"multi-worker"` without a usable `TF_CONFIG`.
