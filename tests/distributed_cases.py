@@ -23,7 +23,7 @@ from kerasgen.models import GAN, VAE, Classifier  # noqa: E402
 from kerasgen.networks import build_discriminator  # noqa: E402
 
 # 65 images in batches of 16: the last global batch holds 1 image, so one replica gets none.
-NUM_IMAGES, BATCH_SIZE, EPOCHS = 65, 16, 3
+NUM_IMAGES, BATCH_SIZE, EPOCHS = 65, 16, 2
 IMAGE_SHAPE = (8, 8, 1)
 
 

@@ -8,9 +8,9 @@ batch has 1 image and one replica gets none).
 
 Tolerance: the two runs draw the same noise for the same images (each replica takes its rows of
 one draw for the global batch), so they differ only in float32 summation order (a batch's sum in
-two halves, then all-reduced). One rounding is ~6e-8 relative; after 15 Adam steps the largest
-weight difference measured is 6e-7 and the largest relative metric difference 1e-7. We allow
-1e-5, ten times that; a wrong global mean (a ragged shard weighted as a full one, gradients
+two halves, then all-reduced). One rounding is ~6e-8 relative; after 15 Adam steps (3 epochs)
+the largest weight difference measured was 6e-7 and the largest relative metric difference 1e-7;
+the test runs 10 steps (2 epochs) and allows 1e-5, more than ten times that; a wrong global mean (a ragged shard weighted as a full one, gradients
 counted twice) or shared noise moves the metrics by 1e-3 or more, and an empty shard's NaN
 would fail outright.
 """
