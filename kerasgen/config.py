@@ -155,7 +155,8 @@ def _mixed_precision():
 
 def _jit_compile():
     return _field(
-        "auto", "XLA-compile the train step: auto (on with a GPU, off on CPUs, where it measured slower) | on | off",
+        "auto", "XLA-compile the train step: auto (on with a GPU, off on CPUs) | on (on a CPU: 1.1-1.3x faster GAN steps, "
+        "slower first step) | off",
         choices=JIT_COMPILES, resumable=True,
     )
 
