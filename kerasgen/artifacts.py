@@ -58,13 +58,17 @@ def read_json(path):
         return json.load(f)
 
 
-def load_run(model_path, filenames=("vae.keras", "gan.keras"), flag="--model"):
+# The generative models' files in a run folder, in the order `load_run` looks for them.
+MODEL_FILES = ("vae.keras", "gan.keras", "vaegan.keras", "aae.keras")
+
+
+def load_run(model_path, filenames=MODEL_FILES, flag="--model"):
     """A saved model and the run config beside it.
 
     Args:
         model_path: str, a run's output folder (holding one of `filenames`) or a `.keras` file.
-        filenames: the model files a run folder may hold, tried in order. Defaults to a VAE's
-            `vae.keras`, then a GAN's `gan.keras`.
+        filenames: the model files a run folder may hold, tried in order. Defaults to
+            `MODEL_FILES` (a VAE's, a GAN's, a VAE-GAN's, an adversarial autoencoder's).
         flag: str, the command-line flag that named `model_path`, for error messages.
 
     Returns:

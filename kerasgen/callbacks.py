@@ -303,7 +303,7 @@ def _unnumbered(path):
 
 
 def _optimizers(model):
-    found = [getattr(model, name, None) for name in ("optimizer", "d_optimizer", "g_optimizer")]
+    found = [getattr(model, name, None) for name in ("optimizer", "e_optimizer", "d_optimizer", "g_optimizer")]
     return [optimizer for optimizer in found if optimizer is not None]
 
 

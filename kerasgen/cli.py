@@ -1,4 +1,4 @@
-"""The `kerasgen` command line: `pipeline`, `train-vae`, `train-gan`, `sample`, `evaluate`, `export`, `train-classifier`.
+"""The `kerasgen` command line: `pipeline`, `train-vae`, `train-gan`, `train-vaegan`, `sample`, `evaluate`, `export`, `train-classifier`.
 
 Nothing here imports TensorFlow at module level, so `kerasgen --help` answers at once."""
 
@@ -15,6 +15,7 @@ from kerasgen.config import (
     TrainClassifierConfig,
     TrainGANConfig,
     TrainVAEConfig,
+    TrainVAEGANConfig,
     add_arguments,
     from_arguments,
 )
@@ -85,6 +86,29 @@ def train_gan_command(config):
     print(f"Run config:          {artifacts.config}")
     print(f"History:             {artifacts.history}")
     print(f"Sample grids:        {artifacts.samples}/")
+    print(f"Checkpoint:          {artifacts.checkpoint}/")
+    _print_quality(artifacts)
+    print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
+
+
+def train_vaegan_command(config):
+    from kerasgen.runs.vae_gan import train_vaegan
+
+    _print_autoencoder(train_vaegan(config))
+
+
+def _print_autoencoder(artifacts):
+    """What a VAE-GAN or adversarial autoencoder run wrote, and its last epoch."""
+    metrics = artifacts.final_metrics
+    print(
+        f"\nLast epoch: reconstruction {metrics['reconstruction']:.2f}, d_loss {metrics['d_loss']:.3f}, "
+        f"g_loss {metrics['g_loss']:.3f}, D(x) {metrics['d_real']:.3f}, D(fake) {metrics['d_fake']:.3f}."
+    )
+    print(f"Model (.keras):      {artifacts.model}")
+    print(f"SavedModel:          {artifacts.saved_model}")
+    print(f"Run config:          {artifacts.config}")
+    print(f"History:             {artifacts.history} and {artifacts.history_plot}")
+    print(f"Sample grids:        {artifacts.samples}/ and {artifacts.reconstructions}/")
     print(f"Checkpoint:          {artifacts.checkpoint}/")
     _print_quality(artifacts)
     print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
@@ -166,6 +190,11 @@ COMMANDS = {
         TrainGANConfig,
         train_gan_command,
         "train a GAN whose generator starts as a trained VAE's decoder; write its model, SavedModel and grids",
+    ),
+    "train-vaegan": (
+        TrainVAEGANConfig,
+        train_vaegan_command,
+        "train the VAE-GAN of Larsen et al. (2016), from a trained VAE (--vae) or from scratch",
     ),
     "sample": (SampleConfig, sample_command, "draw samples from a trained model into a PNG grid"),
     "evaluate": (

@@ -284,6 +284,66 @@ class TrainGANConfig(Config):
     overwrite: bool = _overwrite()
 
 
+def _scratch(help, **kwargs):
+    """A from-scratch flag: None unless given; with --vae it is the VAE's, and giving it is refused."""
+    return _field(None, help + " (without --vae)", **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainVAEGANConfig(Config):
+    """Everything `kerasgen train-vaegan` needs: the VAE-GAN of Larsen et al. (2016), from a trained VAE or from scratch."""
+
+    vae: str | None = _field(
+        None, "a train-vae output folder or .keras file to start from: its encoder, decoder, data and split "
+        "(default: none, a VAE-GAN from scratch)",
+    )
+    init: str = _field("vae", "with --vae: vae (its weights) | scratch (its architecture, fresh weights)", choices=("vae", "scratch"))
+    dataset: str | None = _field(None, "the images (default: the VAE run's dataset, else mnist-5k)")
+    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
+    stream: bool = _stream()
+    image_size: tuple[int, int] | None = _scratch("resize images to HEIGHT WIDTH", check=POSITIVE)
+    validation_size: int | float | None = _scratch(
+        "validation images, a count or a fraction (default 500)", parse=count_or_fraction, check=POSITIVE
+    )
+    latent_dim: int | None = _scratch("size of z (default 8)", check=POSITIVE)
+    num_filters: tuple[int, ...] | None = _scratch("filters per downsampling level (default 32 64)", check=POSITIVE)
+    hidden_dim: int | None = _scratch("width of the dense layer next to z (default 256)", check=POSITIVE)
+    gamma: float = _field(
+        1.0, "weight of the feature reconstruction loss against the adversarial loss in the decoder's update",
+        check=NON_NEGATIVE,
+    )
+    feature_scale: float = _field(1.0, "sigma of the Gaussian likelihood of D's features", check=POSITIVE)
+    feature_layer: str | None = _field(None, "name of D's layer whose features are compared (default: its last convolution)")
+    r1_weight: float = _field(10.0, "gamma of the R1 penalty on real images (0: none)", check=NON_NEGATIVE)
+    equilibrium_margin: float | None = _field(
+        None, "the reference code's equilibrium rule: skip D while it wins by more than this margin around ln 2, "
+        "the decoder while it loses by more (default: off)", check=NON_NEGATIVE,
+    )
+    epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
+    batch_size: int = _field(64, "images per step", check=POSITIVE)
+    e_learning_rate: float = _field(2e-4, "the encoder's Adam learning rate", check=POSITIVE)
+    g_learning_rate: float = _field(2e-4, "the decoder's Adam learning rate", check=POSITIVE)
+    d_learning_rate: float = _field(2e-4, "the discriminator's Adam learning rate", check=POSITIVE)
+    beta_1: float = _field(0.5, "Adam's beta_1 for the three optimizers", check=NON_NEGATIVE)
+    grid_every: int = _field(5, "write sample and reconstruction grids every N epochs", check=POSITIVE, resumable=True)
+    quality_every: int = _field(
+        0, "measure Fréchet distance and KID of prior samples vs held-out images every N epochs (0: never)",
+        check=NON_NEGATIVE, resumable=True,
+    )
+    classifier: str | None = _classifier("--quality-every")
+    seed: int = _field(0, "seeds the networks, the noise and the grids (with --vae the split is the VAE run's)", check=NON_NEGATIVE)
+    strategy: str = _strategy()
+    mixed_precision: str = _mixed_precision()
+    jit_compile: str = _jit_compile()
+    steps_per_execution: int = _steps_per_execution()
+    out: str = _out("runs/vaegan")
+    logdir: str | None = _logdir()
+    resume: bool = _resume()
+    overwrite: bool = _overwrite()
+
+    SCRATCH_FLAGS = ("image_size", "validation_size", "latent_dim", "num_filters", "hidden_dim")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainClassifierConfig(Config):
     """Everything `kerasgen train-classifier` needs; the defaults train the shipped mnist-5k classifier."""

@@ -208,6 +208,22 @@ def replica_share(weight):
     return tf.math.divide_no_nan(weight, context.all_reduce(tf.distribute.ReduceOp.SUM, weight))
 
 
+def global_mean(local_mean, share):
+    """The global batch's mean of a value whose mean over this replica's examples is `local_mean`.
+
+    Args:
+        local_mean: float scalar tensor.
+        share: this replica's `replica_share` of the global batch.
+
+    Returns:
+        The same scalar on every replica; `local_mean` itself on one replica.
+    """
+    context = _replica_context()
+    if context is None:
+        return local_mean
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, local_mean * share)
+
+
 def step_logs(logs):
     """A step's logs as Keras 3 can average them over the replicas of any strategy.
 

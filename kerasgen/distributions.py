@@ -31,6 +31,16 @@ def standard_normal_prior(latent_dim):
     )
 
 
+def feature_gaussian(loc, scale=1.0):
+    """N(f | loc, scale² I) over whole feature maps: one `log_prob` per example.
+
+    The VAE-GAN's likelihood of the discriminator's features of an image given those of its
+    reconstruction (Larsen et al. 2016), `loc` `[B, ...]`; `scale` 1 is the paper's identity covariance.
+    """
+    loc = ops.cast(loc, "float32")
+    return tfd.Independent(tfd.Normal(loc, ops.full_like(loc, scale)), len(loc.shape) - 1)
+
+
 def diagonal_gaussian(params):
     """q(z|x) as a diagonal Gaussian from `[loc, raw_scale]` on the last axis."""
     loc, raw_scale = ops.split(params, 2, axis=-1)

@@ -1,7 +1,7 @@
 """SavedModel export for serving: named signatures over plain tensors, no kerasgen needed to load.
 
 `export_saved_model` takes any kerasgen `.keras` file or run folder and picks the endpoints by
-model type; `export_vae`, `export_gan` and `export_classifier` take the Python objects.
+model type; `export_autoencoder` (VAE, VAE-GAN, AAE), `export_gan` and `export_classifier` take the Python objects.
 """
 
 import os
@@ -10,12 +10,12 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasgen import artifacts, distributions
+from kerasgen import artifacts
 from kerasgen.artifacts import atomic_path
-from kerasgen.models import Classifier, GAN, VAE
+from kerasgen.models import VAEGAN, Classifier, GAN, VAE
 
 # The model files a run folder may hold, in the order `export_saved_model` looks for them.
-MODEL_FILES = ("vae.keras", "gan.keras", "classifier.keras")
+MODEL_FILES = (*artifacts.MODEL_FILES, "classifier.keras")
 
 
 def export_saved_model(path, out):
@@ -25,8 +25,8 @@ def export_saved_model(path, out):
     `Classifier` `export_classifier`'s. The write is atomic.
 
     Args:
-        path: str, a `.keras` file or a run folder holding `vae.keras`, `gan.keras` or
-            `classifier.keras` (the first found, in that order).
+        path: str, a `.keras` file or a run folder holding one of `MODEL_FILES` (the first
+            found, in that order).
         out: str, the SavedModel folder to write.
 
     Returns:
@@ -38,32 +38,38 @@ def export_saved_model(path, out):
         ValueError: the model is of a type kerasgen does not export.
     """
     model, _, _ = artifacts.load_run(path, filenames=MODEL_FILES)
-    for model_type, export in ((VAE, export_vae), (GAN, export_gan), (Classifier, export_classifier)):
+    for model_type, export in ((VAE, export_vae), (VAEGAN, export_autoencoder), (GAN, export_gan), (Classifier, export_classifier)):
         if isinstance(model, model_type):
             return os.fspath(out), export(model, out)
     raise ValueError(
-        "Only a kerasgen VAE, GAN or Classifier can be exported. "
+        "Only a kerasgen VAE, VAE-GAN, adversarial autoencoder, GAN or Classifier can be exported. "
         f"Received: a {type(model).__module__}.{type(model).__name__} from {path!r}"
     )
 
 
 def export_vae(vae, path):
-    """Writes `vae` as a SavedModel with the signatures `decode`, `sample`, `encode`, `reconstruct`.
+    """Writes a `kerasgen.VAE` as a SavedModel: `export_autoencoder`'s endpoints."""
+    return export_autoencoder(vae, path)
+
+
+def export_autoencoder(vae, path):
+    """Writes a VAE, VAE-GAN or adversarial autoencoder as a SavedModel with the signatures `decode`, `sample`, `encode`, `reconstruct`.
 
     Every input and output is a float32 or int32 tensor; no distribution object crosses the
     boundary. `tf.saved_model.load(path).signatures[...]` serves it in a process that never
     imports kerasgen, and `saved_model_cli show --dir PATH --all` lists it.
 
     - `decode(z: [B, D])` → `images`: the mean image of p(x|z), `[B, H, W, C]`.
-    - `sample(n: [], seed: [])` → `images`, `z`: `n` images from z ~ N(0, I), deterministic for a seed.
+    - `sample(n: [], seed: [])` → `images`, `z`: `n` images from z ~ p(z), deterministic for a seed.
     - `encode(images: [B, H, W, C])` → `loc` `[B, D]` and `scale`: the posterior's standard
-      deviations `[B, D]` (diagonal) or its Cholesky factor `[B, D, D]` (full covariance).
+      deviations `[B, D]` (diagonal; zeros for a deterministic encoder) or its Cholesky factor
+      `[B, D, D]` (full covariance).
     - `reconstruct(images)` → `images`: decoded at the posterior mean.
 
     The write is atomic: `path` is either the old export or the complete new one.
 
     Args:
-        vae: a `kerasgen.VAE`.
+        vae: a `kerasgen.VAE`, `VAEGAN` or `AAE`.
         path: str, the SavedModel folder.
 
     Returns:
@@ -80,8 +86,8 @@ def export_vae(vae, path):
         return {"images": vae.decode(z), "z": z}
 
     def encode(images):
-        posterior = vae.posterior_distribution(images)
-        return {"loc": posterior.mean(), "scale": distributions.posterior_scale(posterior)}
+        loc, scale = vae.encode(images)
+        return {"loc": loc, "scale": scale}
 
     def reconstruct(images):
         return {"images": vae.reconstruct(images)}

@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from kerasgen.distributions import kl_divergence
+from kerasgen.distributions import feature_gaussian, kl_divergence
 
 
 def weighted_mean(values, sample_weight=None):
@@ -156,3 +156,57 @@ def r1_penalty(real_gradients):
     """
     squared = ops.square(real_gradients)
     return weighted_mean(ops.sum(ops.reshape(squared, (ops.shape(squared)[0], -1)), axis=-1))
+
+
+# --- VAE-GAN losses ----------------------------------------------------------------------------
+
+
+def vaegan_losses(
+    real_features,
+    reconstruction_features,
+    posterior,
+    prior,
+    real_logits,
+    reconstruction_logits,
+    prior_logits,
+    z=None,
+    gamma=1.0,
+    feature_scale=1.0,
+):
+    """The losses of the VAE-GAN of Larsen et al. (2016), one per part, and their named terms.
+
+    With D_l the discriminator's l-th layer, x̃ = Dec(z), z ~ q(z|x) and x_p = Dec(z_p), z_p ~ p(z):
+
+    - L_prior = KL(q(z|x) ‖ p(z));
+    - L_llike = −log N(D_l(x) | D_l(x̃), σ² I): the reconstruction likelihood, moved from the pixels
+      to D's features (σ = `feature_scale`; the paper's identity covariance is σ = 1);
+    - L_GAN: D's cross-entropy on real x (label 1) and on both kinds of fakes, x̃ and x_p (label 0).
+
+    The encoder minimizes L_prior + L_llike, the decoder γ·L_llike plus the non-saturating loss
+    −log σ(D(·)) on both kinds of fakes, the discriminator L_GAN. All terms in nats per image.
+
+    Args:
+        real_features: tensor `[B, ...]`, D_l(x).
+        reconstruction_features: tensor `[B, ...]`, D_l(x̃).
+        posterior: `tfd.Distribution`, q(z|x), batch shape `[B]`.
+        prior: `tfd.Distribution`, p(z).
+        real_logits, reconstruction_logits, prior_logits: tensors `[B]`, D on x, x̃ and x_p.
+        z: optional tensor `[B, D]`, the sample of q behind x̃ (for a KL without a closed form).
+        gamma: float, γ, the weight of L_llike in the decoder's loss. Defaults to 1.
+        feature_scale: float > 0, σ. Defaults to 1.
+
+    Returns:
+        `(losses, terms)`: `losses` has `encoder`, `decoder` and `discriminator`; `terms` has
+        `kl`, `reconstruction` (L_llike), `d_loss` (L_GAN for D) and `g_loss` (the decoder's
+        adversarial part).
+    """
+    reconstruction = weighted_mean(-feature_gaussian(reconstruction_features, feature_scale).log_prob(real_features))
+    kl = weighted_mean(kl_divergence(posterior, prior, z))
+    d_loss = (
+        weighted_mean(ops.softplus(-real_logits))
+        + weighted_mean(ops.softplus(reconstruction_logits))
+        + weighted_mean(ops.softplus(prior_logits))
+    )
+    g_loss = non_saturating_generator_loss(reconstruction_logits) + non_saturating_generator_loss(prior_logits)
+    losses = {"encoder": kl + reconstruction, "decoder": gamma * reconstruction + g_loss, "discriminator": d_loss}
+    return losses, {"kl": kl, "reconstruction": reconstruction, "d_loss": d_loss, "g_loss": g_loss}

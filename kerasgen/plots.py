@@ -26,30 +26,48 @@ def read_history(csv_path):
     return {name: [float(row[name]) if row[name] not in ("", "NA") else float("nan") for row in rows] for name in rows[0]}
 
 
+# Every curve a run may log, in the order shown: (metrics on one panel, y label, sign).
+HISTORY_PANELS = (
+    (("elbo",), "−ELBO (nats / image)", -1.0),
+    (("reconstruction",), "reconstruction: −log p (nats / image)", 1.0),
+    (("kl",), "KL(q(z|x) ‖ p(z)) (nats / image)", 1.0),
+    (("d_loss", "g_loss"), "adversarial losses", 1.0),
+    (("d_real", "d_fake", "d_reconstruction"), "D's probability of real", 1.0),
+)
+
+
 def plot_history(csv_path, png_path, title="VAE"):
-    """Training curves of a VAE run: −ELBO, reconstruction and KL per epoch, train and validation."""
+    """Training curves of a run, train and validation: the panels of `HISTORY_PANELS` it logged.
+
+    A VAE gets −ELBO, reconstruction and KL; a VAE-GAN or an adversarial autoencoder also its
+    adversarial losses and D's outputs.
+    """
     history = read_history(csv_path)
     epochs = [int(e) + 1 for e in history["epoch"]]
-    panels = [
-        ("elbo", "−ELBO (nats / image)", -1.0),
-        ("reconstruction", "−E_q[log p(x|z)] (nats / image)", 1.0),
-        ("kl", "KL(q(z|x) ‖ p(z)) (nats / image)", 1.0),
-    ]
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
-    for axis, (name, label, sign) in zip(axes, panels):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            if prefix + name in history:
-                values = [sign * v for v in history[prefix + name]]
-                axis.plot(epochs, values, style, label=("validation" if prefix else "train"))
+    panels = [panel for panel in HISTORY_PANELS if any(name in history for name in panel[0])]
+    if not panels:
+        raise ValueError(f"The history has none of the curves plot_history draws. Received: columns {sorted(history)}")
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    axes = axes[0]
+    for axis, (names, label, sign) in zip(axes, panels):
+        for name in names:
+            for prefix, style in (("", "-"), ("val_", "--")):
+                if prefix + name in history:
+                    values = [sign * v for v in history[prefix + name]]
+                    caption = ("validation" if prefix else "train") + (f" {name}" if len(names) > 1 else "")
+                    axis.plot(epochs, values, style, label=caption)
         axis.set_xlabel("epoch")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-        axis.legend()
-    # The first epochs dwarf the rest; show the range that matters.
-    final = -history.get("val_elbo", history["elbo"])[-1]
-    axes[0].set_ylim(final - 10, final + 60)
+        axis.legend(fontsize="small")
     minutes = f", {history['seconds'][-1] / 60:.1f} min" if "seconds" in history else ""
-    axes[0].set_title(f"validation −ELBO {final:.1f} after {epochs[-1]} epochs{minutes}")
+    if "elbo" in history:
+        # The first epochs dwarf the rest; show the range that matters.
+        final = -history.get("val_elbo", history["elbo"])[-1]
+        axes[0].set_ylim(final - 10, final + 60)
+        axes[0].set_title(f"validation −ELBO {final:.1f} after {epochs[-1]} epochs{minutes}")
+    else:
+        axes[0].set_title(f"{epochs[-1]} epochs{minutes}")
     figure.suptitle(title)
     _save(figure, png_path)
 

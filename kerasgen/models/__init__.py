@@ -3,5 +3,6 @@
 from kerasgen.models.classifier import Classifier
 from kerasgen.models.gan import GAN
 from kerasgen.models.vae import VAE
+from kerasgen.models.vae_gan import VAEGAN
 
-__all__ = ["Classifier", "GAN", "VAE"]
+__all__ = ["Classifier", "GAN", "VAE", "VAEGAN"]

@@ -1,13 +1,20 @@
 """A GAN with the non-saturating loss and the R1 penalty, warm-started from a trained VAE's decoder."""
 
-import os
-
 import keras
 import tensorflow as tf
 from keras import ops
 
 from kerasgen import distribute, distributions
 from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, r1_penalty, weighted_mean
+from kerasgen.models.adversarial import (
+    check_fit_arguments,
+    clone_in_policy,
+    compile_arguments,
+    compile_config,
+    compile_optimizers,
+    load_vae,
+    real_images,
+)
 from kerasgen.networks import build_discriminator
 
 GENERATOR_INITS = ("decoder", "scratch")
@@ -168,30 +175,10 @@ class GAN(distribute.FirstReplicaBuild, keras.Model):
         Returns:
             A `GAN`.
         """
-        # Imported here: kerasgen.models imports this module.
-        from kerasgen.artifacts import load_run
-        from kerasgen.models.vae import VAE
-
         if init not in GENERATOR_INITS:
             raise ValueError(f"init must be one of 'decoder', 'scratch'. Received: init={init!r}")
-        vae = vae_or_path
-        if isinstance(vae_or_path, (str, os.PathLike)):
-            vae, _, _ = load_run(os.fspath(vae_or_path), filenames=("vae.keras",))
-            if not isinstance(vae, VAE):
-                raise ValueError(
-                    f"from_vae needs a kerasgen VAE, but the file holds a {type(vae).__name__}. "
-                    f"Received: vae_or_path={os.fspath(vae_or_path)!r}"
-                )
-        elif not isinstance(vae, VAE):
-            raise ValueError(
-                f"vae_or_path must be a kerasgen VAE or a path to one. Received: {type(vae_or_path).__name__}"
-            )
-        policy = keras.config.dtype_policy()
-        if policy.compute_dtype == policy.variable_dtype:
-            decoder = keras.models.clone_model(vae.decoder)
-        else:
-            # Under a mixed-precision policy the generator trains in it, whatever the VAE was saved in.
-            decoder = keras.models.clone_model(vae.decoder, clone_function=lambda layer: _in_policy(layer, policy))
+        vae = load_vae(vae_or_path)
+        decoder = clone_in_policy(vae.decoder)
         if init == "decoder":
             decoder.set_weights(vae.decoder.get_weights())
         z = keras.Input(shape=(vae.latent_dim,), name="z")
@@ -236,31 +223,10 @@ class GAN(distribute.FirstReplicaBuild, keras.Model):
                 `optimizer`, `loss`, `loss_weights`, `metrics` and `weighted_metrics` are refused:
                 the losses are the GAN's own and its metrics are fixed.
         """
-        if "optimizer" in kwargs:
-            raise ValueError(
-                "GAN.compile takes d_optimizer and g_optimizer, not optimizer. "
-                f"Received: optimizer={kwargs['optimizer']!r}"
-            )
-        for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
-            if kwargs.get(key) is not None:
-                raise ValueError(
-                    f"GAN.compile does not take {key}: D and G minimize the GAN's own losses and "
-                    "it reports fixed metrics (d_loss, g_loss, r1, d_real, d_fake); measure sample "
-                    f"quality with a callback. Received: {key}={kwargs[key]!r}"
-                )
-            kwargs.pop(key, None)
-        d_optimizer = keras.optimizers.get(d_optimizer)
-        g_optimizer = keras.optimizers.get(g_optimizer)
-        if d_optimizer is g_optimizer:
-            raise ValueError(
-                "d_optimizer and g_optimizer must be two optimizer objects. Received: the same object twice"
-            )
-        if auto_scale_loss and self.dtype_policy.name == "mixed_float16":
-            scaler = keras.optimizers.LossScaleOptimizer
-            if not isinstance(d_optimizer, scaler):
-                d_optimizer = scaler(d_optimizer, name="d_loss_scale_optimizer")
-            if not isinstance(g_optimizer, scaler):
-                g_optimizer = scaler(g_optimizer, name="g_loss_scale_optimizer")
+        d_optimizer, g_optimizer = compile_optimizers(
+            self, {"d_optimizer": d_optimizer, "g_optimizer": g_optimizer}, auto_scale_loss, kwargs,
+            "d_loss, g_loss, r1, d_real, d_fake",
+        )
         # No `optimizer` of its own: Keras would build slots for every weight that it never updates.
         super().compile(optimizer=None, auto_scale_loss=False, **kwargs)
         self.d_optimizer = d_optimizer
@@ -270,56 +236,21 @@ class GAN(distribute.FirstReplicaBuild, keras.Model):
         self.g_optimizer.build(self.generator.trainable_variables)
 
     def get_compile_config(self):
-        if not self.compiled:
-            return {}
-        config = {k: v for k, v in super().get_compile_config().items() if k != "optimizer"}
-        return {
-            **config,
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-        }
+        return compile_config(self, ("d_optimizer", "g_optimizer"))
 
     def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        # Keras's compile arguments that a GAN does not take (no single loss, no metrics).
-        for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
-            if config.get(key) is None:
-                config.pop(key, None)
-        self.compile(**config)
+        self.compile(**compile_arguments(config))
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
-        for key in ("sample_weight", "class_weight"):
-            if kwargs.get(key) is not None:
-                raise ValueError(_no_weights_message(key))
-        listed = callbacks.callbacks if isinstance(callbacks, keras.callbacks.CallbackList) else callbacks or []
-        refused = [
-            type(c).__name__
-            for c in listed
-            if isinstance(c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))
-        ]
-        if refused:
-            raise ValueError(
-                f"{refused[0]} sets model.optimizer.learning_rate, but a GAN has no single optimizer: D "
-                "and G train with d_optimizer and g_optimizer. Give each its own schedule in compile, "
-                "e.g. d_optimizer=keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(2e-4, "
-                "1000, 0.5)), or assign gan.d_optimizer.learning_rate and gan.g_optimizer.learning_rate "
-                f"in a callback of your own. Received: callbacks including {', '.join(refused)}"
-            )
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
+    def fit(self, x=None, y=None, *args, **kwargs):
+        check_fit_arguments("a GAN", kwargs)
+        return super().fit(x, y, *args, **kwargs)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, **kwargs):
-        if sample_weight is not None:
-            raise ValueError(_no_weights_message("sample_weight"))
-        return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, **kwargs)
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        check_fit_arguments("a GAN", kwargs)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def _logits(self, images, training):
         return ops.cast(ops.reshape(self.discriminator(images, training=training), (-1,)), "float32")
-
-    def _real_images(self, data):
-        real, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if sample_weight is not None:
-            raise ValueError(_no_weights_message("sample_weight"))
-        return ops.cast(real, "float32")
 
     def _real_logits_and_r1(self, real, training):
         """D's logits on real images, and the R1 penalty (0 when `r1_weight` is 0)."""
@@ -344,7 +275,7 @@ class GAN(distribute.FirstReplicaBuild, keras.Model):
         return real_logits, r1_penalty(gradients)
 
     def train_step(self, data):
-        real = self._real_images(data)
+        real = real_images(data, "a GAN")
         batch_size = ops.shape(real)[0]
         # This replica's share of the global batch's mean; Keras sums the replicas' gradients.
         share = distribute.replica_share(ops.cast(batch_size, "float32"))
@@ -372,7 +303,7 @@ class GAN(distribute.FirstReplicaBuild, keras.Model):
         return self._update_metrics(d_loss, g_loss, r1, real_logits, fake_logits)
 
     def test_step(self, data):
-        real = self._real_images(data)
+        real = real_images(data, "a GAN")
         z = self._latents(ops.shape(real)[0], self.eval_seed_generator)
         # The generator being trained, not its average: the numbers compare with the training ones.
         fake_logits = self._logits(self.generator(z, training=False), training=False)
@@ -456,17 +387,3 @@ class GAN(distribute.FirstReplicaBuild, keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
-
-
-def _in_policy(layer, policy):
-    """A fresh copy of `layer` computing in `policy`."""
-    config = layer.get_config()
-    config["dtype"] = policy.name
-    return layer.__class__.from_config(config)
-
-
-def _no_weights_message(key):
-    return (
-        f"A GAN does not weight images: its losses compare a batch of real images with a batch of "
-        f"generated ones, which have no weights. Resample the data instead. Received: a {key}"
-    )

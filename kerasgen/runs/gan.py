@@ -1,16 +1,12 @@
 """`kerasgen train-gan`: a GAN whose generator starts as a trained VAE's decoder."""
 
-import os
-
 import keras
 
-from kerasgen.artifacts import load_run
 from kerasgen.callbacks import DivergenceGuard
-from kerasgen.config import TrainClassifierConfig, TrainGANConfig, shared_flags, show_flag
-from kerasgen.data import load_dataset
 from kerasgen.export import export_gan
 from kerasgen.models import GAN
 from kerasgen.runs.harness import Run
+from kerasgen.runs.warm_start import starting_point
 
 
 def train_gan(config, verbose=None):
@@ -33,34 +29,10 @@ def train_gan(config, verbose=None):
         `RunResult`.
     """
     run = Run(config, "gan.keras", verbose)
-    if not os.path.exists(config.vae):
-        raise FileNotFoundError(
-            f"No VAE found: expected a train-vae output folder or a .keras file. Received: --vae {config.vae}"
-        )
-    vae, vae_run, _ = load_run(config.vae, filenames=("vae.keras",), flag="--vae")
-    dataset = config.dataset or vae_run.get("dataset", "mnist-5k")
-    image_size = vae_run.get("image_size")
-    # The VAE's own split, so the GAN never trains on the images its VAE held out.
-    split = {
-        "validation_size": vae_run.get("validation_size", 500),
-        "split_seed": vae_run.get("split_seed", vae_run.get("seed", config.seed)),
-        "image_size": tuple(image_size) if image_size else None,
-    }
-    splits = load_dataset(
-        dataset,
-        batch_size=config.batch_size,
-        validation_size=split["validation_size"],
-        binarize="none",
-        image_size=split["image_size"],
-        seed=split["split_seed"],
-        data_dir=config.data_dir,
-        stream=config.stream,
-    )
-    if tuple(splits.image_shape) != tuple(vae.image_shape):
-        raise ValueError(
-            f"The VAE in {config.vae} makes images of shape {tuple(vae.image_shape)}, but the dataset has "
-            f"shape {tuple(splits.image_shape)}. Received: {show_flag('dataset', dataset)}"
-        )
+    start = starting_point(config)
+    vae = start.vae
+    splits = start.load(config, binarize="none")
+    start.check_shape(splits, config)
     run.describe_data(splits)
     run.check_classifier(splits, vae.image_shape)
 
@@ -80,17 +52,9 @@ def train_gan(config, verbose=None):
             g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1),
             **run.compile_options(),
         )
-    run.open({**split, "dataset": dataset, "image_shape": splits.image_shape})
+    run.open(start.facts(splits))
     run.restore(gan)
-    classifier_config = TrainClassifierConfig(
-        dataset=dataset,
-        data_dir=config.data_dir,
-        image_size=split["image_size"],
-        validation_size=split["validation_size"],
-        seed=split["split_seed"],
-        **shared_flags(config),
-    )
-    quality = run.quality(splits, splits.unbinarized_heldout, classifier_config, vae.image_shape)
+    quality = run.quality(splits, splits.unbinarized_heldout, start.classifier_config(config), vae.image_shape)
     guard = DivergenceGuard()
     # Batches are (images, labels); the GAN ignores the labels. Validation reports D on held-out
     # images (val_d_real): a D that tells them from training images has started to memorize.

@@ -1,0 +1,159 @@
+"""What every model with several optimizers shares: warm starts from a VAE, one optimizer per part, Keras arguments refused.
+
+`GAN`, `VAEGAN` and `AAE` each train several networks, each with its own optimizer, inside one
+`train_step`. Written once here: loading the VAE they start from, copying its networks into the
+active dtype policy, taking their optimizers by name in `compile`, and refusing the Keras
+arguments that have no meaning for them (one `loss`, `metrics`, `sample_weight`, callbacks that
+set `model.optimizer.learning_rate`).
+"""
+
+import os
+
+import keras
+
+REFUSED_COMPILE_ARGUMENTS = ("loss", "loss_weights", "metrics", "weighted_metrics")
+
+
+def load_vae(vae_or_path):
+    """A `kerasgen.VAE` from itself, a train-vae output folder or a `.keras` file.
+
+    Raises:
+        ValueError: the object or the file is not a kerasgen VAE.
+        FileNotFoundError: no model at the path.
+    """
+    # Imported here: kerasgen.models imports this module.
+    from kerasgen.artifacts import load_run
+    from kerasgen.models.vae import VAE
+
+    vae = vae_or_path
+    if isinstance(vae_or_path, (str, os.PathLike)):
+        vae, _, _ = load_run(os.fspath(vae_or_path), filenames=("vae.keras",))
+        if not isinstance(vae, VAE):
+            raise ValueError(
+                f"from_vae needs a kerasgen VAE, but the file holds a {type(vae).__name__}. "
+                f"Received: vae_or_path={os.fspath(vae_or_path)!r}"
+            )
+    elif not isinstance(vae, VAE):
+        raise ValueError(f"vae_or_path must be a kerasgen VAE or a path to one. Received: {type(vae_or_path).__name__}")
+    return vae
+
+
+def clone_in_policy(model):
+    """A copy of `model`'s architecture (fresh weights) computing in the active dtype policy.
+
+    Under a mixed-precision policy the copy trains in it, whatever the model was saved in.
+    """
+    policy = keras.config.dtype_policy()
+    if policy.compute_dtype == policy.variable_dtype:
+        return keras.models.clone_model(model)
+    return keras.models.clone_model(model, clone_function=lambda layer: in_policy(layer, policy))
+
+
+def in_policy(layer, policy):
+    """A fresh copy of `layer` computing in `policy`."""
+    config = layer.get_config()
+    config["dtype"] = policy.name
+    return layer.__class__.from_config(config)
+
+
+def compile_optimizers(model, optimizers, auto_scale_loss, kwargs, metric_names):
+    """Checks `compile`'s arguments of a model with one optimizer per part; returns the optimizers.
+
+    Args:
+        model: the model being compiled (its name and dtype policy are read).
+        optimizers: dict `name → optimizer or identifier`, in the model's order.
+        auto_scale_loss: bool; under `"mixed_float16"` each optimizer gets its own
+            `LossScaleOptimizer`, so each part scales its loss separately.
+        kwargs: the other `compile` keywords; the refused ones are checked and removed in place.
+        metric_names: str, the model's fixed metrics, for the error message.
+
+    Returns:
+        The optimizer objects, in the order of `optimizers`.
+
+    Raises:
+        ValueError: `optimizer=` or a refused argument was given, or an object came twice.
+    """
+    name = type(model).__name__
+    if "optimizer" in kwargs:
+        raise ValueError(
+            f"{name}.compile takes {', '.join(optimizers)}, not optimizer. Received: optimizer={kwargs['optimizer']!r}"
+        )
+    for key in REFUSED_COMPILE_ARGUMENTS:
+        if kwargs.get(key) is not None:
+            raise ValueError(
+                f"{name}.compile does not take {key}: each part minimizes the model's own loss and it reports "
+                f"fixed metrics ({metric_names}); measure sample quality with a callback. Received: {key}={kwargs[key]!r}"
+            )
+        kwargs.pop(key, None)
+    objects = [keras.optimizers.get(optimizer) for optimizer in optimizers.values()]
+    if len({id(optimizer) for optimizer in objects}) < len(objects):
+        raise ValueError(
+            f"{' and '.join(optimizers)} must be {len(objects)} different optimizer objects. "
+            "Received: the same object more than once"
+        )
+    if auto_scale_loss and model.dtype_policy.name == "mixed_float16":
+        scaler = keras.optimizers.LossScaleOptimizer
+        objects = [
+            optimizer if isinstance(optimizer, scaler) else scaler(optimizer, name=key.replace("optimizer", "loss_scale_optimizer"))
+            for key, optimizer in zip(optimizers, objects)
+        ]
+    return objects
+
+
+def compile_config(model, names):
+    """`get_compile_config` of a model whose optimizers are the attributes `names`."""
+    if not model.compiled:
+        return {}
+    config = {k: v for k, v in keras.Model.get_compile_config(model).items() if k != "optimizer"}
+    return {**config, **{name: keras.saving.serialize_keras_object(getattr(model, name)) for name in names}}
+
+
+def compile_arguments(config):
+    """`compile_from_config`'s arguments: the saved ones, less Keras's that such a model does not take."""
+    config = keras.saving.deserialize_keras_object(config)
+    for key in REFUSED_COMPILE_ARGUMENTS:
+        if config.get(key) is None:
+            config.pop(key, None)
+    return config
+
+
+def check_fit_arguments(what, kwargs):
+    """Refuses `fit`/`evaluate` arguments a model with several optimizers and unweighted losses cannot honour.
+
+    Args:
+        what: str, the model as a sentence names it (`"a GAN"`).
+        kwargs: the call's keyword arguments.
+    """
+    for key in ("sample_weight", "class_weight"):
+        if kwargs.get(key) is not None:
+            raise ValueError(no_weights_message(what, key))
+    callbacks = kwargs.get("callbacks")
+    listed = callbacks.callbacks if isinstance(callbacks, keras.callbacks.CallbackList) else callbacks or []
+    refused = [
+        type(c).__name__
+        for c in listed
+        if isinstance(c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))
+    ]
+    if refused:
+        raise ValueError(
+            f"{refused[0]} sets model.optimizer.learning_rate, but {what} has no single optimizer: each part "
+            "trains with its own. Give each its own schedule in compile, e.g. "
+            "d_optimizer=keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(2e-4, 1000, 0.5)), "
+            "or assign each optimizer's learning_rate in a callback of your own. "
+            f"Received: callbacks including {', '.join(refused)}"
+        )
+
+
+def no_weights_message(what, key):
+    return (
+        f"{what[0].upper()}{what[1:]} does not weight images: its adversarial losses compare a batch of real "
+        f"images with a batch of generated ones, which have no weights. Resample the data instead. Received: a {key}"
+    )
+
+
+def real_images(data, what):
+    """The images of a batch `(x, y)` or `x`, as float32; a `sample_weight` in it is refused."""
+    real, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    if sample_weight is not None:
+        raise ValueError(no_weights_message(what, "sample_weight"))
+    return keras.ops.cast(real, "float32")

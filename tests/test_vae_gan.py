@@ -1,0 +1,190 @@
+"""The VAE-GAN: warm start, gradient hygiene (each optimizer moves only its part), losses by hand, saving, the equilibrium rule."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasgen import distribute
+from kerasgen.losses import vaegan_losses
+from kerasgen.models import VAE, VAEGAN
+from kerasgen.networks import build_discriminator
+
+IMAGE_SHAPE = (8, 8, 1)
+
+
+def _vae():
+    keras.utils.set_random_seed(0)
+    return VAE(image_shape=IMAGE_SHAPE, latent_dim=2, num_filters=(4,), hidden_dim=8, seed=0)
+
+
+def _images(n=8):
+    return np.random.default_rng(0).uniform(size=(n, *IMAGE_SHAPE)).astype("float32")
+
+
+def _vaegan(**kwargs):
+    discriminator = build_discriminator(IMAGE_SHAPE, num_filters=(4, 8))
+    return VAEGAN.from_vae(_vae(), discriminator=discriminator, **{"seed": 0, **kwargs})
+
+
+def _compile(model, rates=(1e-2, 1e-2, 1e-2)):
+    model.compile(*(keras.optimizers.SGD(rate) for rate in rates))
+    return model
+
+
+def _snapshot(model):
+    return {part.name: [w.copy() for w in part.get_weights()] for part in (model.encoder, model.decoder, model.discriminator)}
+
+
+def _moved(before, after):
+    return {name for name in before if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
+
+
+def test_from_vae_starts_as_the_vae():
+    vae = _vae()
+    model = VAEGAN.from_vae(vae, discriminator=build_discriminator(IMAGE_SHAPE, num_filters=(4,)))
+    x = _images()
+    np.testing.assert_allclose(model.reconstruct(x), vae.reconstruct(x), atol=1e-6)
+    for ours, theirs in zip(model.encode(x), vae.encode(x)):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    np.testing.assert_allclose(model.sample(4, seed=3), vae.sample(4, seed=3), atol=1e-6)
+    assert model.feature_layer == model.discriminator.layers[-3].name  # The last convolution.
+    assert not model.defines_likelihood
+
+
+@pytest.mark.parametrize("trained", [0, 1, 2])
+def test_each_optimizer_moves_only_its_own_part(trained):
+    """With only one part's learning rate non-zero, one step moves exactly that part: no loss leaks."""
+    rates = [0.0, 0.0, 0.0]
+    rates[trained] = 0.1
+    model = _compile(_vaegan(), rates)
+    before = _snapshot(model)
+    model.train_on_batch(_images())
+    parts = [model.encoder.name, model.decoder.name, model.discriminator.name]
+    assert _moved(before, _snapshot(model)) == {parts[trained]}
+
+
+def test_the_discriminator_update_leaves_encoder_and_decoder_unchanged():
+    model = _compile(_vaegan(), (0.0, 0.0, 0.1))
+    before = _snapshot(model)
+    model.fit(_images(16), batch_size=8, epochs=2, verbose=0)
+    moved = _moved(before, _snapshot(model))
+    assert moved == {model.discriminator.name}
+    assert int(model.d_optimizer.iterations) == 4
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def test_losses_equal_a_hand_computation():
+    """The model's three losses, recomputed in numpy from the same noise, the same networks' outputs."""
+    model = _vaegan(gamma=0.3, feature_scale=2.0, r1_weight=0.0)
+    x = _images(4)
+    losses, terms, _ = model.compute_losses(tf.constant(x), seed_generator=keras.random.SeedGenerator(5))
+
+    seed = distribute.next_seed(keras.random.SeedGenerator(5))
+    noise = tf.random.stateless_normal((4, 2, 2), seed=seed).numpy()
+    loc, scale = (t.numpy() for t in model.encode(x))
+    z = loc + scale * noise[:, 0]
+    reconstructions, prior_samples = model.decode(z).numpy(), model.decode(noise[:, 1]).numpy()
+    features = keras.Model(model.discriminator.input, model.discriminator.get_layer(model.feature_layer).output)
+    real_f, fake_f = features(x).numpy().reshape(4, -1), features(reconstructions).numpy().reshape(4, -1)
+    logits = {name: model.discriminator(images).numpy().reshape(-1) for name, images in
+              (("real", x), ("reconstruction", reconstructions), ("prior", prior_samples))}
+
+    reconstruction = np.mean(
+        np.sum(0.5 * ((real_f - fake_f) / 2.0) ** 2 + np.log(2.0) + 0.5 * np.log(2 * np.pi), axis=1)
+    )
+    kl = np.mean(np.sum(0.5 * (scale**2 + loc**2 - 1.0) - np.log(scale), axis=1))
+    d_loss = sum(np.mean(_softplus(sign * logits[name])) for name, sign in
+                 (("real", -1), ("reconstruction", 1), ("prior", 1)))
+    g_loss = np.mean(_softplus(-logits["reconstruction"])) + np.mean(_softplus(-logits["prior"]))
+    np.testing.assert_allclose(terms["reconstruction"], reconstruction, rtol=1e-5)
+    np.testing.assert_allclose(terms["kl"], kl, rtol=1e-5)
+    np.testing.assert_allclose(losses["encoder"], kl + reconstruction, rtol=1e-5)
+    np.testing.assert_allclose(losses["decoder"], 0.3 * reconstruction + g_loss, rtol=1e-5)
+    np.testing.assert_allclose(losses["discriminator"], d_loss, rtol=1e-5)
+
+
+def test_vaegan_losses_known_values():
+    """Identical features: L_llike is the Gaussian's normalizer only; zero logits: each cross-entropy is ln 2."""
+    posterior = keras.ops.convert_to_tensor(np.zeros((3, 4), "float32"))
+    from kerasgen.distributions import diagonal_gaussian, standard_normal_prior
+
+    features = tf.random.stateless_normal((3, 5, 2), seed=(1, 2))
+    zeros = tf.zeros((3,))
+    losses, terms = vaegan_losses(
+        features, features, diagonal_gaussian(posterior), standard_normal_prior(2), zeros, zeros, zeros, gamma=2.0
+    )
+    normalizer = 10 * 0.5 * np.log(2 * np.pi)
+    # softplus(0) + inverse-softplus offset: the posterior's scale is softplus(0) + 1e-5 ≈ ln 2.
+    scale = np.log(2.0) + 1e-5
+    np.testing.assert_allclose(terms["reconstruction"], normalizer, rtol=1e-6)
+    np.testing.assert_allclose(terms["kl"], 2 * (0.5 * (scale**2 - 1) - np.log(scale)), rtol=1e-5)
+    np.testing.assert_allclose(terms["d_loss"], 3 * np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(losses["decoder"], 2.0 * normalizer + 2 * np.log(2.0), rtol=1e-6)
+
+
+def _winning_discriminator():
+    """D(x) = 10/32 · Σx − 15: +5 on all-ones images, about −5 on the untrained decoder's grey ones."""
+    images = keras.Input(IMAGE_SHAPE)
+    flat = keras.layers.Flatten(name="flat")(images)
+    logit = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(10 / 32),
+                               bias_initializer=keras.initializers.Constant(-15.0))(flat)
+    return keras.Model(images, logit)
+
+
+def test_equilibrium_rule_skips_a_winning_discriminator():
+    model = VAEGAN.from_vae(
+        _vae(), discriminator=_winning_discriminator(), feature_layer="flat", r1_weight=0.0, equilibrium_margin=0.3, seed=0
+    )
+    _compile(model)
+    logs = model.train_on_batch(np.ones((8, *IMAGE_SHAPE), "float32"), return_dict=True)
+    assert logs["d_real"] > 0.9 and logs["d_fake"] < 0.1
+    assert logs["d_trained"] == 0.0 and logs["g_trained"] == 1.0
+    assert int(model.d_optimizer.iterations) == 0 and int(model.g_optimizer.iterations) == 1
+    assert int(model.e_optimizer.iterations) == 1
+
+
+def test_keras_round_trip_and_compiled_reload(tmp_path):
+    model = _compile(_vaegan(equilibrium_margin=0.2))
+    x = _images()
+    model.fit(x, batch_size=8, epochs=1, verbose=0)
+    path = str(tmp_path / "vaegan.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.reconstruct(x), model.reconstruct(x), atol=1e-6)
+    np.testing.assert_allclose(loaded.sample(4, seed=1), model.sample(4, seed=1), atol=1e-6)
+    assert loaded.get_config()["equilibrium_margin"] == 0.2 and loaded.feature_layer == model.feature_layer
+    assert [int(o.iterations) for o in (loaded.e_optimizer, loaded.g_optimizer, loaded.d_optimizer)] == [1, 1, 1]
+    # Training continues from the reloaded optimizers.
+    loaded.fit(x, batch_size=8, epochs=1, verbose=0)
+    assert int(loaded.d_optimizer.iterations) == 2
+
+
+def test_bad_arguments_name_what_was_received():
+    with pytest.raises(ValueError, match="no layer 'nope'.*Received: feature_layer='nope'"):
+        _vaegan(feature_layer="nope")
+    with pytest.raises(ValueError, match="gamma must be a number >= 0. Received: gamma=-1"):
+        _vaegan(gamma=-1)
+    with pytest.raises(ValueError, match="equilibrium_margin.*Received: equilibrium_margin=-0.1"):
+        _vaegan(equilibrium_margin=-0.1)
+    with pytest.raises(ValueError, match="init must be one of 'vae', 'scratch'. Received: init='decoder'"):
+        VAEGAN.from_vae(_vae(), init="decoder")
+    model = _vaegan()
+    optimizer = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="must be 3 different optimizer objects"):
+        model.compile(optimizer, optimizer, keras.optimizers.Adam())
+    with pytest.raises(ValueError, match="VAEGAN.compile does not take loss.*Received: loss='mse'"):
+        model.compile(loss="mse")
+    _compile(model)
+    with pytest.raises(ValueError, match="A VAE-GAN does not weight images.*Received: a sample_weight"):
+        model.fit(_images(), sample_weight=np.ones(8), verbose=0)
+
+
+def test_scratch_init_keeps_the_architecture_not_the_weights():
+    vae = _vae()
+    model = VAEGAN.from_vae(vae, init="scratch", discriminator=build_discriminator(IMAGE_SHAPE, num_filters=(4,)))
+    assert [w.shape for w in model.encoder.get_weights()] == [w.shape for w in vae.encoder.get_weights()]
+    assert not np.allclose(model.reconstruct(_images()), vae.reconstruct(_images()))
