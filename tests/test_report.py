@@ -1,11 +1,13 @@
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 from kerasgen.cli import main
 from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER
+from kerasgen.models import GAN
 
 TINY = ["--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "2", "--batch-size", "16"]
 
@@ -31,6 +33,7 @@ def test_evaluate_writes_metrics_with_settings_and_plots(trained_run, capsys):
     assert main([*args, "--classifier", SHIPPED_CLASSIFIER]) == 0
     table = capsys.readouterr().out
     assert "log p(x)" in table and "Fréchet distance" in table
+    assert "reconstruction accuracy" in table and "reconstruction FD" in table and "aggregated-posterior MMD" in table
 
     metrics = json.loads((report / "metrics.json").read_text())
     # The held-out images are the run's own validation split, binarized as in training.
@@ -46,9 +49,38 @@ def test_evaluate_writes_metrics_with_settings_and_plots(trained_run, capsys):
     # An untrained model's samples are far from the data; two sets of real images are close.
     assert samples["frechet_distance"] > 3 * samples["frechet_distance_real_vs_real"]
     assert sum(samples["predicted_class_fractions"]) == pytest.approx(1.0)
+    # Reconstructions of the same 16 grey images, by the same classifier: its accuracy on the
+    # originals is the one the classifier choice measured.
+    reconstruction = metrics["reconstruction"]
+    assert set(reconstruction) == {"accuracy", "heldout_accuracy", "frechet_distance", "mean_squared_error", "num_images"}
+    assert reconstruction["num_images"] == 16 and 0 <= reconstruction["accuracy"] <= 1
+    assert reconstruction["heldout_accuracy"] == pytest.approx(samples["classifier"]["heldout_accuracy"])
+    assert reconstruction["frechet_distance"] > 0 and 0 < reconstruction["mean_squared_error"] < 1
+    aggregated = metrics["aggregated_posterior"]
+    assert aggregated["num_codes"] == 16 and aggregated["kernel"] == "imq" and np.isfinite(aggregated["mmd"])
+    assert aggregated["kernel_scales"] == pytest.approx([0.4, 0.8, 2.0, 4.0, 8.0, 20.0, 40.0])  # latent_dim 2
     for name in ("samples.png", "training_curves.png", "training_progress.png", "latent_scatter.png",
                  "interpolations.png", "latent_manifold.png", "kl_per_dimension.png"):
         assert (report / name).stat().st_size > 1000, name
+
+
+@pytest.mark.slow
+def test_evaluate_gives_a_gan_no_encoder_metrics(trained_run, capsys):
+    folder, run = trained_run
+    # A GAN from the VAE's decoder, saved as a GAN run on the same data: no training needed.
+    gan_run = folder / "gan_run"
+    gan_run.mkdir()
+    GAN.from_vae(str(run)).save(gan_run / "gan.keras")
+    shutil.copy(run / "config.json", gan_run / "config.json")
+    report = folder / "gan_evaluation"
+    args = ["evaluate", "--model", str(gan_run), "--num-samples", "40", "--report", str(report)]
+    assert main([*args, "--classifier", SHIPPED_CLASSIFIER]) == 0
+    table = capsys.readouterr().out
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["samples"]["num_generated"] == 40 and "Fréchet distance" in table
+    for key in ("elbo", "importance_weighted", "posterior", "reconstruction", "aggregated_posterior"):
+        assert key not in metrics, key
+    assert "reconstruction" not in table and "MMD" not in table and "log p(x)" not in table
 
 
 @pytest.mark.slow
