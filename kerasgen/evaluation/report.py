@@ -163,8 +163,10 @@ def _plots(model, config, data, metrics, folder, report_dir, title):
         return written[-1]
 
     save_png(path("samples.png"), image_grid(keras.ops.convert_to_numpy(model.sample(64, seed=config.seed))))
-    if hasattr(model, "encode") and os.path.isfile(os.path.join(folder, "history.csv")):
-        plots.plot_history(os.path.join(folder, "history.csv"), path("training_curves.png"), title=title)
+    history = os.path.join(folder, "history.csv")
+    # The curves are the ELBO's terms: for runs that log them (a VAE's), not every encoder model's.
+    if hasattr(model, "encode") and os.path.isfile(history) and "elbo" in plots.read_history(history):
+        plots.plot_history(history, path("training_curves.png"), title=title)
     if os.path.isdir(os.path.join(folder, "samples")):
         plots.plot_training_progress(os.path.join(folder, "samples"), path("training_progress.png"), title=title)
     if hasattr(model, "encode"):
