@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -94,3 +95,38 @@ def test_evaluate_refuses_data_of_another_shape(trained_run, capsys):
 
 def test_shipped_classifier_is_where_evaluate_looks():
     assert os.path.isfile(os.path.join(SHIPPED_CLASSIFIER, "classifier.keras"))
+
+
+class _Autoencoder:
+    """An AAE-like plain-Python model: a deterministic 2-D code, no ELBO in its history."""
+
+    latent_dim = 2
+
+    def encode(self, x):
+        mean = np.mean(x, axis=(1, 2, 3))
+        loc = np.stack([mean, 1.0 - mean], axis=1).astype(np.float32)
+        return loc, np.zeros_like(loc)
+
+    def decode(self, z):
+        return np.broadcast_to(np.asarray(z)[:, :1, None, None], (len(z), 28, 28, 1)).astype(np.float32)
+
+    def sample(self, n, seed=None):
+        return self.decode(np.random.default_rng(seed).uniform(size=(n, 2)))
+
+
+def test_report_plots_need_only_encode_and_decode(tmp_path):
+    import tensorflow as tf
+
+    from kerasgen.evaluation.report import _plots
+
+    images = np.random.default_rng(0).uniform(size=(16, 28, 28, 1)).astype(np.float32)
+    heldout = tf.data.Dataset.from_tensor_slices((images, np.arange(16) % 10)).batch(8)
+    (tmp_path / "history.csv").write_text("epoch,d_loss,g_loss,reconstruction\n0,1.0,2.0,0.5\n")
+    config, data = types.SimpleNamespace(seed=0), types.SimpleNamespace(heldout=heldout)
+    written = _plots(_Autoencoder(), config, data, {}, str(tmp_path), str(tmp_path / "report"), title="AAE")
+    names = sorted(os.path.basename(p) for p in written)
+    # No ELBO logged: no training curves, the rest from encode and decode alone.
+    assert names == ["interpolations.png", "latent_manifold.png", "latent_scatter.png", "samples.png"]
+    for path in written:
+        if not path.endswith("samples.png"):  # flat grey squares: a small PNG
+            assert os.path.getsize(path) > 1000, path
