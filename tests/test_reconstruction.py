@@ -167,6 +167,27 @@ def test_a_deterministic_encoder_gives_its_codes(images_and_labels):
     assert aggregated_posterior_mmd(model, images, batch_size=7)["mmd"] == pytest.approx(expected, rel=1e-6)
 
 
+class _ClusterEncoder(_Encoder):
+    """q(z|x) = N(±(2, 2), I/4): the sign by brightness, 1 image in 4 bright (see images_and_labels)."""
+
+    def posterior_distribution(self, x):
+        bright = tf.reduce_mean(tf.convert_to_tensor(x, tf.float32), axis=[1, 2, 3]) > 0.5
+        loc = tf.where(bright[:, None], 2.0, -2.0) * tf.ones([1, 2])
+        return tfd.MultivariateNormalDiag(loc, 0.5 * tf.ones_like(loc))
+
+
+def test_a_gaussian_mixture_prior_that_matches_the_codes_gives_a_small_mmd(images_and_labels):
+    images = np.tile(images_and_labels[0], (5, 1, 1, 1))  # 200 codes, 50 of them bright
+    mixture = tfd.MixtureSameFamily(
+        tfd.Categorical(probs=[0.25, 0.75]),
+        tfd.MultivariateNormalDiag([[2.0, 2.0], [-2.0, -2.0]], 0.5 * tf.ones([2, 2])),
+    )
+    matched = aggregated_posterior_mmd(_ClusterEncoder(prior=mixture), images, seed=1)
+    assert matched == aggregated_posterior_mmd(_ClusterEncoder(prior=mixture), images, seed=1)
+    standard = aggregated_posterior_mmd(_ClusterEncoder(), images, seed=1)  # p(z) = N(0, I)
+    assert abs(matched["mmd"]) < 0.1 * standard["mmd"]
+
+
 def test_a_vae_is_evaluated_through_the_same_interface():
     vae = VAE(image_shape=(16, 16, 1), latent_dim=2, num_filters=(4,), hidden_dim=8, seed=0)
     images = np.random.default_rng(0).uniform(size=(12, 16, 16, 1)).astype(np.float32)
