@@ -395,7 +395,7 @@ class EvaluateConfig(Config):
     diagnostics_batch_size: int = _field(
         500, "images per batch for the mutual information, which is bounded by log(batch)", check=(">=", 2)
     )
-    seed: int = _field(0, "seeds the importance samples and the generated images", check=NON_NEGATIVE)
+    seed: int = _field(0, "seeds the importance samples, the generated images and the codes of the posterior MMD", check=NON_NEGATIVE)
     report: str | None = _field(None, "output folder (default: MODEL/report)")
 
 

@@ -1,11 +1,14 @@
 import json
 import os
+import shutil
+import types
 
 import numpy as np
 import pytest
 
 from kerasgen.cli import main
 from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER
+from kerasgen.models import GAN
 
 TINY = ["--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "2", "--batch-size", "16"]
 
@@ -31,6 +34,7 @@ def test_evaluate_writes_metrics_with_settings_and_plots(trained_run, capsys):
     assert main([*args, "--classifier", SHIPPED_CLASSIFIER]) == 0
     table = capsys.readouterr().out
     assert "log p(x)" in table and "Fréchet distance" in table
+    assert "reconstruction accuracy" in table and "reconstruction FD" in table and "aggregated-posterior MMD" in table
 
     metrics = json.loads((report / "metrics.json").read_text())
     # The held-out images are the run's own validation split, binarized as in training.
@@ -46,9 +50,38 @@ def test_evaluate_writes_metrics_with_settings_and_plots(trained_run, capsys):
     # An untrained model's samples are far from the data; two sets of real images are close.
     assert samples["frechet_distance"] > 3 * samples["frechet_distance_real_vs_real"]
     assert sum(samples["predicted_class_fractions"]) == pytest.approx(1.0)
+    # Reconstructions of the same 16 grey images, by the same classifier: its accuracy on the
+    # originals is the one the classifier choice measured.
+    reconstruction = metrics["reconstruction"]
+    assert set(reconstruction) == {"accuracy", "heldout_accuracy", "frechet_distance", "mean_squared_error", "num_images"}
+    assert reconstruction["num_images"] == 16 and 0 <= reconstruction["accuracy"] <= 1
+    assert reconstruction["heldout_accuracy"] == pytest.approx(samples["classifier"]["heldout_accuracy"])
+    assert reconstruction["frechet_distance"] > 0 and 0 < reconstruction["mean_squared_error"] < 1
+    aggregated = metrics["aggregated_posterior"]
+    assert aggregated["num_codes"] == 16 and aggregated["kernel"] == "imq" and np.isfinite(aggregated["mmd"])
+    assert aggregated["kernel_scales"] == pytest.approx([0.4, 0.8, 2.0, 4.0, 8.0, 20.0, 40.0])  # latent_dim 2
     for name in ("samples.png", "training_curves.png", "training_progress.png", "latent_scatter.png",
                  "interpolations.png", "latent_manifold.png", "kl_per_dimension.png"):
         assert (report / name).stat().st_size > 1000, name
+
+
+@pytest.mark.slow
+def test_evaluate_gives_a_gan_no_encoder_metrics(trained_run, capsys):
+    folder, run = trained_run
+    # A GAN from the VAE's decoder, saved as a GAN run on the same data: no training needed.
+    gan_run = folder / "gan_run"
+    gan_run.mkdir()
+    GAN.from_vae(str(run)).save(gan_run / "gan.keras")
+    shutil.copy(run / "config.json", gan_run / "config.json")
+    report = folder / "gan_evaluation"
+    args = ["evaluate", "--model", str(gan_run), "--num-samples", "40", "--report", str(report)]
+    assert main([*args, "--classifier", SHIPPED_CLASSIFIER]) == 0
+    table = capsys.readouterr().out
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["samples"]["num_generated"] == 40 and "Fréchet distance" in table
+    for key in ("elbo", "importance_weighted", "posterior", "reconstruction", "aggregated_posterior"):
+        assert key not in metrics, key
+    assert "reconstruction" not in table and "MMD" not in table and "log p(x)" not in table
 
 
 @pytest.mark.slow
@@ -62,3 +95,38 @@ def test_evaluate_refuses_data_of_another_shape(trained_run, capsys):
 
 def test_shipped_classifier_is_where_evaluate_looks():
     assert os.path.isfile(os.path.join(SHIPPED_CLASSIFIER, "classifier.keras"))
+
+
+class _Autoencoder:
+    """An AAE-like plain-Python model: a deterministic 2-D code, no ELBO in its history."""
+
+    latent_dim = 2
+
+    def encode(self, x):
+        mean = np.mean(x, axis=(1, 2, 3))
+        loc = np.stack([mean, 1.0 - mean], axis=1).astype(np.float32)
+        return loc, np.zeros_like(loc)
+
+    def decode(self, z):
+        return np.broadcast_to(np.asarray(z)[:, :1, None, None], (len(z), 28, 28, 1)).astype(np.float32)
+
+    def sample(self, n, seed=None):
+        return self.decode(np.random.default_rng(seed).uniform(size=(n, 2)))
+
+
+def test_report_plots_need_only_encode_and_decode(tmp_path):
+    import tensorflow as tf
+
+    from kerasgen.evaluation.report import _plots
+
+    images = np.random.default_rng(0).uniform(size=(16, 28, 28, 1)).astype(np.float32)
+    heldout = tf.data.Dataset.from_tensor_slices((images, np.arange(16) % 10)).batch(8)
+    (tmp_path / "history.csv").write_text("epoch,d_loss,g_loss,reconstruction\n0,1.0,2.0,0.5\n")
+    config, data = types.SimpleNamespace(seed=0), types.SimpleNamespace(heldout=heldout)
+    written = _plots(_Autoencoder(), config, data, {}, str(tmp_path), str(tmp_path / "report"), title="AAE")
+    names = sorted(os.path.basename(p) for p in written)
+    # No ELBO logged: no training curves, the rest from encode and decode alone.
+    assert names == ["interpolations.png", "latent_manifold.png", "latent_scatter.png", "samples.png"]
+    for path in written:
+        if not path.endswith("samples.png"):  # flat grey squares: a small PNG
+            assert os.path.getsize(path) > 1000, path

@@ -9,10 +9,10 @@ import numpy as np
 
 from kerasgen.artifacts import load_run, write_json
 from kerasgen.data import load_dataset
-from kerasgen.evaluation import likelihood, sample_quality
+from kerasgen.evaluation import likelihood, reconstruction, sample_quality
 from kerasgen.config import TrainClassifierConfig
 from kerasgen.images import image_grid, save_png
-from kerasgen.runs.domain import choose_classifier
+from kerasgen.runs.domain import choose_classifier, heldout_images_and_labels
 
 
 
@@ -26,15 +26,19 @@ class Report:
 
 
 def evaluate(config, classifier=None):
-    """Evaluates a saved VAE or GAN as `config` (an `EvaluateConfig`) says and writes the report.
+    """Evaluates a saved model (a VAE, a GAN, ...) as `config` (an `EvaluateConfig`) says and writes the report.
 
     The held-out images are the run's own: the same source, split seed and validation size as
     training (from the run's `config.json`), so mnist-5k is never evaluated on training digits.
-    Likelihood numbers use the run's binarization (held-out images binarized once, with a fixed
-    seed); sample-quality numbers compare decoded mean images with the grey held-out images, on
-    the features of a classifier of the data's domain (`runs.domain.choose_classifier`: the
-    `--classifier`, the shipped digit one where it scores the data's held-out images well, or one
-    trained on the data into `MODEL/classifier`); the report says which, and how accurate.
+    Likelihood numbers, for models whose `defines_likelihood` is true, use the run's binarization
+    (held-out images binarized once, with a fixed seed); sample-quality numbers compare decoded
+    mean images with the grey held-out images, on the features of a classifier of the data's
+    domain (`runs.domain.choose_classifier`: the `--classifier`, the shipped digit one where it
+    scores the data's held-out images well, or one trained on the data into `MODEL/classifier`);
+    the report says which, and how accurate. Models with `reconstruct` get the same classifier's
+    view of their reconstructions of the grey held-out images (`reconstruction`); models with
+    `posterior_distribution` and `prior` get the MMD between their codes of the held-out images,
+    binarized as in training, and prior draws (`aggregated_posterior`).
 
     Args:
         config: an `EvaluateConfig`.
@@ -76,7 +80,8 @@ def evaluate(config, classifier=None):
         "seed": config.seed,
     }
 
-    if hasattr(model, "posterior_distribution"):
+    # A VAE-GAN's or deterministic AAE's q(z|x) is no proposal for importance sampling: no log p(x) then.
+    if getattr(model, "defines_likelihood", False):
         print(f"Likelihood on {metrics['dataset']['heldout_images']} held-out images ({heldout_name}) ...")
         metrics["elbo"] = likelihood.elbo(model, data.heldout, seed=config.seed)
         iwae = likelihood.importance_weighted_log_likelihood(
@@ -94,7 +99,17 @@ def evaluate(config, classifier=None):
             validation_size=split["validation_size"], seed=split["seed"], stream=split["stream"],
         )
         classifier = choose_classifier(config.classifier, grey, folder, classifier_config, model.image_shape)
-    metrics["samples"] = _sample_quality(model, config, grey, *classifier)
+    choice, reason = classifier
+    # Loaded once: sample quality and reconstructions are judged by the same classifier.
+    loaded = None if choice is None else choice.load(model.image_shape)
+    metrics["samples"] = _sample_quality(model, config, grey, choice, reason, loaded)
+    if hasattr(model, "reconstruct"):
+        metrics["reconstruction"] = _reconstruction(model, config, grey, choice, reason, loaded)
+    if hasattr(model, "posterior_distribution") and hasattr(model, "prior"):
+        print(f"Aggregated posterior vs prior on {metrics['dataset']['heldout_images']} held-out images ...")
+        images = np.concatenate([x for x, _ in data.heldout.as_numpy_iterator()])
+        # The function's own batch size, not --batch-size: the draws, so the number, depend on it.
+        metrics["aggregated_posterior"] = reconstruction.aggregated_posterior_mmd(model, images, seed=config.seed)
     report_dir = config.report or os.path.join(folder, "report")
     plots = _plots(model, config, data, metrics, folder, report_dir, title=_title(model, source))
     metrics["seconds"] = time.perf_counter() - started
@@ -102,10 +117,9 @@ def evaluate(config, classifier=None):
     return Report(metrics=metrics, path=os.path.join(report_dir, "metrics.json"), plots=plots)
 
 
-def _sample_quality(model, config, grey, choice, reason):
+def _sample_quality(model, config, grey, choice, reason, classifier):
     if choice is None:
         return {"skipped": reason}
-    classifier = choice.load(model.image_shape)
     real = grey.unbinarized_heldout
     reference = np.concatenate([x for x, _ in grey.train.take(-(-len(real) // config.batch_size)).as_numpy_iterator()])[: len(real)]
     generated = sample_quality.sample_images(model, config.num_samples, config.batch_size, config.seed)
@@ -128,6 +142,17 @@ def _sample_quality(model, config, grey, choice, reason):
     }
 
 
+def _reconstruction(model, config, grey, choice, reason, classifier):
+    if choice is None:
+        return {"skipped": reason}
+    images, labels = heldout_images_and_labels(grey)
+    # A classifier with other classes than the data's (a --classifier) has no accuracy on its labels.
+    comparable = choice.heldout_accuracy is not None
+    return reconstruction.reconstruction_quality(
+        model, images, labels if comparable else None, classifier, batch_size=config.batch_size
+    )
+
+
 def _plots(model, config, data, metrics, folder, report_dir, title):
     from kerasgen import plots
 
@@ -138,8 +163,10 @@ def _plots(model, config, data, metrics, folder, report_dir, title):
         return written[-1]
 
     save_png(path("samples.png"), image_grid(keras.ops.convert_to_numpy(model.sample(64, seed=config.seed))))
-    if hasattr(model, "encode") and os.path.isfile(os.path.join(folder, "history.csv")):
-        plots.plot_history(os.path.join(folder, "history.csv"), path("training_curves.png"), title=title)
+    history = os.path.join(folder, "history.csv")
+    # The curves are the ELBO's terms: for runs that log them (a VAE's), not every encoder model's.
+    if hasattr(model, "encode") and os.path.isfile(history) and "elbo" in plots.read_history(history):
+        plots.plot_history(history, path("training_curves.png"), title=title)
     if os.path.isdir(os.path.join(folder, "samples")):
         plots.plot_training_progress(os.path.join(folder, "samples"), path("training_progress.png"), title=title)
     if hasattr(model, "encode"):
@@ -225,6 +252,32 @@ def format_table(metrics):
                 "% of samples per class",
             ),
         ]
+    if "reconstruction" in metrics:
+        quality = metrics["reconstruction"]
+        if "skipped" in quality:
+            rows.append(("reconstruction", "skipped", quality["skipped"]))
+        else:
+            accuracy, ceiling = quality["accuracy"], quality["heldout_accuracy"]
+            rows += [
+                (
+                    "reconstruction accuracy",
+                    "n/a" if accuracy is None else f"{100 * accuracy:.1f}%",
+                    "no comparable labels" if accuracy is None else
+                    f"classifier on {quality['num_images']} reconstructions ({100 * ceiling:.1f}% on the originals)",
+                ),
+                (
+                    "reconstruction FD",
+                    f"{quality['frechet_distance']:.2f}",
+                    f"reconstructions vs originals; pixel MSE {quality['mean_squared_error']:.4f}",
+                ),
+            ]
+    if "aggregated_posterior" in metrics:
+        aggregated = metrics["aggregated_posterior"]
+        rows.append((
+            "aggregated-posterior MMD",
+            f"{aggregated['mmd']:.4f}",
+            f"unbiased MMD²(q(z), p(z)), IMQ kernel, {aggregated['num_codes']} codes; ≈ 0 when matched",
+        ))
     rows.append(("time", f"{metrics['seconds']:.0f} s", ""))
     width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
     return "\n".join(f"{name:<{width[0]}}  {value:>{width[1]}}  {note}" for name, value, note in rows)

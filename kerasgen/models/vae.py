@@ -57,6 +57,10 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         images = vae.sample(16)
     """
 
+    # q(z|x) is a proper density and p(x|z) a likelihood, so the importance-weighted log p(x) of
+    # `evaluation.likelihood` means something (a VAE-GAN's or deterministic AAE's would not).
+    defines_likelihood = True
+
     def __init__(
         self,
         image_shape=(28, 28, 1),
