@@ -125,8 +125,8 @@ def test_report_plots_need_only_encode_and_decode(tmp_path):
     config, data = types.SimpleNamespace(seed=0), types.SimpleNamespace(heldout=heldout)
     written = _plots(_Autoencoder(), config, data, {}, str(tmp_path), str(tmp_path / "report"), title="AAE")
     names = sorted(os.path.basename(p) for p in written)
-    # No ELBO logged: no training curves, the rest from encode and decode alone.
-    assert names == ["interpolations.png", "latent_manifold.png", "latent_scatter.png", "samples.png"]
+    # No ELBO logged: the curves it did log (reconstruction, adversarial losses), the rest from encode and decode alone.
+    assert names == ["interpolations.png", "latent_manifold.png", "latent_scatter.png", "samples.png", "training_curves.png"]
     for path in written:
         if not path.endswith("samples.png"):  # flat grey squares: a small PNG
             assert os.path.getsize(path) > 1000, path
