@@ -312,7 +312,11 @@ class TrainVAEGANConfig(Config):
         1.0, "weight of the feature reconstruction loss against the adversarial loss in the decoder's update",
         check=NON_NEGATIVE,
     )
-    feature_scale: float = _field(1.0, "sigma of the Gaussian likelihood of D's features", check=POSITIVE)
+    feature_scale: str | float = _field(
+        "fitted", "sigma of the Gaussian likelihood of D's features: fitted (each batch's maximum-likelihood value, "
+        "the RMS feature error) | a fixed positive number (1: the paper's)", parse=number_or_name, check=POSITIVE,
+        choices=("fitted",),
+    )
     feature_layer: str | None = _field(None, "name of D's layer whose features are compared (default: its last convolution)")
     r1_weight: float = _field(10.0, "gamma of the R1 penalty on real images (0: none)", check=NON_NEGATIVE)
     equilibrium_margin: float | None = _field(

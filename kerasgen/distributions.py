@@ -38,7 +38,7 @@ def feature_gaussian(loc, scale=1.0):
     reconstruction (Larsen et al. 2016), `loc` `[B, ...]`; `scale` 1 is the paper's identity covariance.
     """
     loc = ops.cast(loc, "float32")
-    return tfd.Independent(tfd.Normal(loc, ops.full_like(loc, scale)), len(loc.shape) - 1)
+    return tfd.Independent(tfd.Normal(loc, ops.ones_like(loc) * scale), len(loc.shape) - 1)
 
 
 def diagonal_gaussian(params):

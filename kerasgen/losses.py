@@ -193,7 +193,7 @@ def vaegan_losses(
         real_logits, reconstruction_logits, prior_logits: tensors `[B]`, D on x, x̃ and x_p.
         z: optional tensor `[B, D]`, the sample of q behind x̃ (for a KL without a closed form).
         gamma: float, γ, the weight of L_llike in the decoder's loss. Defaults to 1.
-        feature_scale: float > 0, σ. Defaults to 1.
+        feature_scale: float or scalar tensor > 0, σ. Defaults to 1.
 
     Returns:
         `(losses, terms)`: `losses` has `encoder`, `decoder` and `discriminator`; `terms` has

@@ -164,8 +164,7 @@ def _plots(model, config, data, metrics, folder, report_dir, title):
 
     save_png(path("samples.png"), image_grid(keras.ops.convert_to_numpy(model.sample(64, seed=config.seed))))
     history = os.path.join(folder, "history.csv")
-    # The curves are the ELBO's terms: for runs that log them (a VAE's), not every encoder model's.
-    if hasattr(model, "encode") and os.path.isfile(history) and "elbo" in plots.read_history(history):
+    if hasattr(model, "encode") and os.path.isfile(history):
         plots.plot_history(history, path("training_curves.png"), title=title)
     if os.path.isdir(os.path.join(folder, "samples")):
         plots.plot_training_progress(os.path.join(folder, "samples"), path("training_progress.png"), title=title)

@@ -64,7 +64,12 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
             last `Conv2D` layer. Defaults to None.
         gamma: float >= 0, γ: the weight of L_llike in the decoder's loss against the adversarial
             loss. Defaults to 1.
-        feature_scale: float > 0, σ of the feature likelihood. Defaults to 1 (the paper's).
+        feature_scale: `"fitted"` or a float > 0: σ of the feature likelihood. A float fixes it
+            (1 is the paper's identity covariance); `"fitted"` sets it, every step, to its
+            maximum-likelihood value for the batch, the root-mean-square feature error (held
+            constant in the gradient), as the σ-VAE of Rybkin et al. (2021) does for pixels: then
+            L_llike does not depend on the scale of D's features, which D changes as it trains.
+            Defaults to `"fitted"`.
         r1_weight: float >= 0, the R1 penalty's weight; 0 disables it. Defaults to 10.
         equilibrium_margin: float >= 0 or None: the "equilibrium" rule of the paper's code. With a
             margin m, D is not updated while its cross-entropy on real or on fake images is below
@@ -98,7 +103,7 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
         posterior="diagonal",
         feature_layer=None,
         gamma=1.0,
-        feature_scale=1.0,
+        feature_scale="fitted",
         r1_weight=10.0,
         equilibrium_margin=None,
         seed=None,
@@ -123,8 +128,10 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
         for name, value, low in (("gamma", gamma, 0), ("r1_weight", r1_weight, 0)):
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and value >= low):
                 raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
-        if isinstance(feature_scale, bool) or not (isinstance(feature_scale, (int, float)) and feature_scale > 0):
-            raise ValueError(f"feature_scale must be a number > 0. Received: feature_scale={feature_scale!r}")
+        if feature_scale != "fitted" and (
+            isinstance(feature_scale, bool) or not (isinstance(feature_scale, (int, float)) and feature_scale > 0)
+        ):
+            raise ValueError(f"feature_scale must be 'fitted' or a number > 0. Received: feature_scale={feature_scale!r}")
         if equilibrium_margin is not None and (
             isinstance(equilibrium_margin, bool)
             or not (isinstance(equilibrium_margin, (int, float)) and equilibrium_margin >= 0)
@@ -141,7 +148,7 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
         self.posterior = posterior
         self.feature_layer = feature_layer or _last_convolution(discriminator)
         self.gamma = float(gamma)
-        self.feature_scale = float(feature_scale)
+        self.feature_scale = feature_scale if feature_scale == "fitted" else float(feature_scale)
         self.r1_weight = float(r1_weight)
         self.equilibrium_margin = None if equilibrium_margin is None else float(equilibrium_margin)
         self.seed = seed
@@ -300,9 +307,11 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
         fake_features, fake_logits = self._features_and_logits(fakes, training)
         fake_logits = _flat_logits(fake_logits)
         reconstruction_logits, prior_logits = fake_logits[:batch_size], fake_logits[batch_size:]
+        real_features = ops.cast(real_features, "float32")
+        reconstruction_features = ops.cast(fake_features[:batch_size], "float32")
         losses, terms = vaegan_losses(
-            ops.cast(real_features, "float32"),
-            ops.cast(fake_features[:batch_size], "float32"),
+            real_features,
+            reconstruction_features,
             posterior,
             self.prior(),
             real_logits,
@@ -310,11 +319,21 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
             prior_logits,
             z=z,
             gamma=self.gamma,
-            feature_scale=self.feature_scale,
+            feature_scale=self._feature_scale(real_features, reconstruction_features),
         )
         losses["discriminator"] = losses["discriminator"] + 0.5 * self.r1_weight * r1
         terms["r1"] = r1
         return losses, terms, (real_logits, prior_logits, reconstruction_logits)
+
+    def _feature_scale(self, real_features, reconstruction_features):
+        """σ of the feature likelihood: fixed, or the global batch's root-mean-square feature error."""
+        if self.feature_scale != "fitted":
+            return self.feature_scale
+        squared = ops.reshape(ops.square(real_features - reconstruction_features), (ops.shape(real_features)[0], -1))
+        share = distribute.replica_share(ops.cast(ops.shape(real_features)[0], "float32"))
+        mean_squared = distribute.global_mean(weighted_mean(ops.mean(squared, axis=1)), share)
+        # The maximum-likelihood σ, a constant for the gradient; floored so identical features stay finite.
+        return ops.sqrt(ops.maximum(ops.stop_gradient(mean_squared), 1e-12))
 
     def _real_features_logits_and_r1(self, real, training):
         """D_l(x), D's logits on real images, and the R1 penalty (0 when `r1_weight` is 0)."""
