@@ -1,7 +1,8 @@
 """The generative models, and the domain classifier that evaluates them."""
 
+from kerasgen.models.aae import AAE
 from kerasgen.models.classifier import Classifier
 from kerasgen.models.gan import GAN
 from kerasgen.models.vae import VAE
 
-__all__ = ["Classifier", "GAN", "VAE"]
+__all__ = ["AAE", "Classifier", "GAN", "VAE"]
