@@ -8,6 +8,7 @@ parameter tensors and the small functions and classes below turn them into `tfd`
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import ops
@@ -39,6 +40,34 @@ def feature_gaussian(loc, scale=1.0):
     """
     loc = ops.cast(loc, "float32")
     return tfd.Independent(tfd.Normal(loc, ops.ones_like(loc) * scale), len(loc.shape) - 1)
+
+
+def circle_mixture_prior(latent_dim, num_components=10, radius=4.0, component_scale=0.5):
+    """p(z) as an equal-weight mixture of Gaussians whose means lie evenly on a circle.
+
+    Component k has mean `radius · (cos 2πk/K, sin 2πk/K, 0, ..., 0)`: the circle lies in the plane
+    of the first two latent axes. Its diagonal scale is `component_scale` on those two axes and 1
+    on the others, so beyond the plane the prior is N(0, I), as the normal prior is.
+
+    Args:
+        latent_dim: int >= 2, D.
+        num_components: int >= 1, K. Defaults to 10.
+        radius: float > 0, the circle's radius. Defaults to 4.
+        component_scale: float > 0, each component's standard deviation in the circle's plane.
+            Defaults to 0.5.
+
+    Returns:
+        A `tfd.MixtureSameFamily` of `tfd.MultivariateNormalDiag`, event shape `[D]`.
+    """
+    angles = 2 * math.pi * np.arange(num_components) / num_components
+    loc = np.zeros((num_components, latent_dim), np.float32)
+    loc[:, 0], loc[:, 1] = radius * np.cos(angles), radius * np.sin(angles)
+    scale = np.ones((num_components, latent_dim), np.float32)
+    scale[:, :2] = component_scale
+    return tfd.MixtureSameFamily(
+        mixture_distribution=tfd.Categorical(logits=tf.zeros([num_components])),
+        components_distribution=tfd.MultivariateNormalDiag(loc=tf.constant(loc), scale_diag=tf.constant(scale)),
+    )
 
 
 def diagonal_gaussian(params):
@@ -82,9 +111,15 @@ def make_posterior(posterior):
 
 
 def posterior_scale(distribution):
-    """The scale of q(z|x): the diagonal for a diagonal Gaussian, the Cholesky factor otherwise."""
+    """The scale of q(z|x): the diagonal for a diagonal Gaussian, the Cholesky factor otherwise.
+
+    A deterministic encoder's point mass (`tfd.Independent` of `tfd.Deterministic`) has scale 0 on
+    the diagonal, `[B, D]`.
+    """
     if isinstance(distribution, tfd.MultivariateNormalDiag):
         return distribution.stddev()
+    if isinstance(distribution, tfd.Independent) and isinstance(distribution.distribution, tfd.Deterministic):
+        return ops.zeros_like(distribution.mean())
     return distribution.scale.to_dense()
 
 

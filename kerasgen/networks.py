@@ -97,3 +97,31 @@ def build_discriminator(image_shape, num_filters=(64, 128), activation="leaky_re
         x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(1, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def build_latent_discriminator(latent_dim, units=(512, 512), activation="leaky_relu", name="latent_discriminator"):
+    """An MLP from a latent code to one logit: is z a draw of the prior or a code of the encoder?
+
+    The adversarial autoencoder's discriminator (Makhzani et al. 2015, who use two hidden layers
+    of 1000 units on MNIST). Like `build_discriminator` it has no batch normalization, so each
+    code's logit depends on that code alone.
+
+    Args:
+        latent_dim: int, the size of z.
+        units: sequence of positive ints, the hidden layers' widths. Defaults to `(512, 512)`.
+        activation: str or callable. Defaults to `"leaky_relu"` (Keras's slope 0.2).
+        name: str. Defaults to `"latent_discriminator"`.
+
+    Returns:
+        A functional `keras.Model` from `[B, latent_dim]` codes to `[B, 1]` logits.
+    """
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+        raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
+    if not units or not all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units):
+        raise ValueError(f"units must be a non-empty sequence of positive ints. Received: units={units!r}")
+    inputs = keras.Input(shape=(latent_dim,), name="z")
+    x = inputs
+    for width in units:
+        x = layers.Dense(width, activation=activation)(x)
+    outputs = layers.Dense(1, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,8 +1,9 @@
 """The generative models, and the domain classifier that evaluates them."""
 
+from kerasgen.models.aae import AAE
 from kerasgen.models.classifier import Classifier
 from kerasgen.models.gan import GAN
 from kerasgen.models.vae import VAE
 from kerasgen.models.vae_gan import VAEGAN
 
-__all__ = ["Classifier", "GAN", "VAE", "VAEGAN"]
+__all__ = ["AAE", "Classifier", "GAN", "VAE", "VAEGAN"]
