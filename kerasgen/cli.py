@@ -1,4 +1,4 @@
-"""The `kerasgen` command line: `pipeline`, `train-vae`, `train-gan`, `train-vaegan`, `sample`, `evaluate`, `export`, `train-classifier`.
+"""The `kerasgen` command line: `pipeline`, `train-vae`, `train-gan`, `train-vaegan`, `train-aae`, `sample`, `evaluate`, `export`, `train-classifier`.
 
 Nothing here imports TensorFlow at module level, so `kerasgen --help` answers at once."""
 
@@ -12,6 +12,7 @@ from kerasgen.config import (
     ExportConfig,
     PipelineConfig,
     SampleConfig,
+    TrainAAEConfig,
     TrainClassifierConfig,
     TrainGANConfig,
     TrainVAEConfig,
@@ -95,6 +96,12 @@ def train_vaegan_command(config):
     from kerasgen.runs.vae_gan import train_vaegan
 
     _print_autoencoder(train_vaegan(config))
+
+
+def train_aae_command(config):
+    from kerasgen.runs.aae import train_aae
+
+    _print_autoencoder(train_aae(config))
 
 
 def _print_autoencoder(artifacts):
@@ -195,6 +202,11 @@ COMMANDS = {
         TrainVAEGANConfig,
         train_vaegan_command,
         "train the VAE-GAN of Larsen et al. (2016), from a trained VAE (--vae) or from scratch",
+    ),
+    "train-aae": (
+        TrainAAEConfig,
+        train_aae_command,
+        "train the adversarial autoencoder of Makhzani et al. (2015), from a trained VAE (--vae) or from scratch",
     ),
     "sample": (SampleConfig, sample_command, "draw samples from a trained model into a PNG grid"),
     "evaluate": (

@@ -349,6 +349,65 @@ class TrainVAEGANConfig(Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainAAEConfig(Config):
+    """Everything `kerasgen train-aae` needs: the adversarial autoencoder of Makhzani et al. (2015), from a VAE or from scratch."""
+
+    vae: str | None = _field(
+        None, "a train-vae output folder or .keras file to start from: its encoder, decoder, likelihood, data, split "
+        "and binarization (default: none, an AAE from scratch)",
+    )
+    init: str = _field("vae", "with --vae: vae (its weights) | scratch (its architecture, fresh weights)", choices=("vae", "scratch"))
+    dataset: str | None = _field(None, "the images (default: the VAE run's dataset, else mnist-5k)")
+    data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
+    stream: bool = _stream()
+    image_size: tuple[int, int] | None = _scratch("resize images to HEIGHT WIDTH", check=POSITIVE)
+    validation_size: int | float | None = _scratch(
+        "validation images, a count or a fraction (default 500)", parse=count_or_fraction, check=POSITIVE
+    )
+    latent_dim: int | None = _scratch("size of z (default 8)", check=POSITIVE)
+    num_filters: tuple[int, ...] | None = _scratch("filters per downsampling level (default 32 64)", check=POSITIVE)
+    hidden_dim: int | None = _scratch("width of the dense layer next to z (default 256)", check=POSITIVE)
+    likelihood: str | None = _scratch("p(x|z): bernoulli | gaussian | continuous_bernoulli (default bernoulli)", choices=LIKELIHOODS)
+    binarize: str | None = _scratch(
+        "none | static | dynamic (default: dynamic for the Bernoulli likelihood, else none)", choices=BINARIZATIONS
+    )
+    encoder: str = _field(
+        "deterministic", "q(z|x): deterministic (z = the encoder's output) | gaussian (diagonal, sampled)",
+        choices=("deterministic", "gaussian"),
+    )
+    prior: str = _field(
+        "normal", "p(z): normal (N(0, I)) | mixture (Gaussians on a circle in the first two latent axes)",
+        choices=("normal", "mixture"),
+    )
+    prior_components: int = _field(10, "the mixture prior's number of components", check=POSITIVE)
+    prior_radius: float = _field(4.0, "the mixture prior's circle radius", check=POSITIVE)
+    discriminator_units: tuple[int, ...] = _field((512, 512), "hidden widths of the latent discriminator", check=POSITIVE)
+    epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
+    batch_size: int = _field(64, "images per step", check=POSITIVE)
+    learning_rate: float = _field(2e-4, "Adam's learning rate of the reconstruction phase (encoder and decoder)", check=POSITIVE)
+    d_learning_rate: float = _field(2e-4, "the latent discriminator's Adam learning rate", check=POSITIVE)
+    g_learning_rate: float = _field(2e-4, "the encoder's Adam learning rate in the adversarial phase", check=POSITIVE)
+    beta_1: float = _field(0.5, "Adam's beta_1 for the three optimizers", check=NON_NEGATIVE)
+    grid_every: int = _field(5, "write sample and reconstruction grids every N epochs", check=POSITIVE, resumable=True)
+    quality_every: int = _field(
+        0, "measure Fréchet distance and KID of prior samples vs held-out images every N epochs (0: never)",
+        check=NON_NEGATIVE, resumable=True,
+    )
+    classifier: str | None = _classifier("--quality-every")
+    seed: int = _field(0, "seeds the networks, the noise and the grids (with --vae the split is the VAE run's)", check=NON_NEGATIVE)
+    strategy: str = _strategy()
+    mixed_precision: str = _mixed_precision()
+    jit_compile: str = _jit_compile()
+    steps_per_execution: int = _steps_per_execution()
+    out: str = _out("runs/aae")
+    logdir: str | None = _logdir()
+    resume: bool = _resume()
+    overwrite: bool = _overwrite()
+
+    SCRATCH_FLAGS = ("image_size", "validation_size", "latent_dim", "num_filters", "hidden_dim", "likelihood", "binarize")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainClassifierConfig(Config):
     """Everything `kerasgen train-classifier` needs; the defaults train the shipped mnist-5k classifier."""
 

@@ -224,6 +224,33 @@ def global_mean(local_mean, share):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, local_mean * share)
 
 
+def apply_if(gate, optimizer, gradients, variables):
+    """`optimizer.apply(gradients, variables)` only where the bool scalar tensor `gate` is true.
+
+    Under a strategy an optimizer's update holds a `merge_call`, which cannot run inside a
+    `tf.cond` in a replica context: the condition is then taken in the cross-replica context, on
+    the first replica's `gate` (the caller makes it the same on every replica), and each replica
+    applies its own gradients, as Keras's `LossScaleOptimizer` skips a step.
+    """
+
+    def apply(gradients, variables):
+        optimizer.apply(gradients, variables)
+        return tf.constant(True)
+
+    if not tf.distribute.has_strategy() or tf.__internal__.distribute.strategy_supports_no_merge_call():
+        tf.cond(gate, lambda: apply(gradients, variables), lambda: tf.constant(False))
+        return
+
+    def cross_replica(strategy, gate, gradients, variables):
+        def run():
+            strategy.extended.call_for_each_replica(apply, args=(gradients, variables))
+            return tf.constant(True)
+
+        tf.cond(strategy.experimental_local_results(gate)[0], run, lambda: tf.constant(False))
+
+    tf.distribute.get_replica_context().merge_call(cross_replica, args=(gate, gradients, variables))
+
+
 def step_logs(logs):
     """A step's logs as Keras 3 can average them over the replicas of any strategy.
 

@@ -12,7 +12,7 @@ from keras import ops
 
 from kerasgen import artifacts
 from kerasgen.artifacts import atomic_path
-from kerasgen.models import VAEGAN, Classifier, GAN, VAE
+from kerasgen.models import AAE, VAEGAN, Classifier, GAN, VAE
 
 # The model files a run folder may hold, in the order `export_saved_model` looks for them.
 MODEL_FILES = (*artifacts.MODEL_FILES, "classifier.keras")
@@ -38,7 +38,7 @@ def export_saved_model(path, out):
         ValueError: the model is of a type kerasgen does not export.
     """
     model, _, _ = artifacts.load_run(path, filenames=MODEL_FILES)
-    for model_type, export in ((VAE, export_vae), (VAEGAN, export_autoencoder), (GAN, export_gan), (Classifier, export_classifier)):
+    for model_type, export in ((VAE, export_vae), (VAEGAN, export_autoencoder), (AAE, export_autoencoder), (GAN, export_gan), (Classifier, export_classifier)):
         if isinstance(model, model_type):
             return os.fspath(out), export(model, out)
     raise ValueError(
@@ -82,7 +82,11 @@ def export_autoencoder(vae, path):
         return {"images": vae.decode(z)}
 
     def sample(n, seed):
-        z = tf.random.stateless_normal([n, vae.latent_dim], seed=tf.stack([seed, 0]))
+        if isinstance(vae, AAE):
+            # The AAE's own prior (N(0, I) or a mixture), drawn as `AAE.sample(n, seed)` draws it.
+            z = vae.prior().sample(n, seed=tf.stack([seed, 0]))
+        else:
+            z = tf.random.stateless_normal([n, vae.latent_dim], seed=tf.stack([seed, 0]))
         return {"images": vae.decode(z), "z": z}
 
     def encode(images):

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from kerasgen import distribute  # noqa: E402
 from kerasgen.evaluation.sample_quality import KID  # noqa: E402
-from kerasgen.models import GAN, VAE, Classifier  # noqa: E402
+from kerasgen.models import AAE, GAN, VAE, VAEGAN, Classifier  # noqa: E402
 from kerasgen.networks import build_discriminator  # noqa: E402
 
 # 65 images in batches of 16: the last global batch holds 1 image, so one replica gets none.
@@ -58,6 +58,18 @@ def build(kind):
         model = GAN(generator, build_discriminator(IMAGE_SHAPE), latent_dim=2, seed=1)
         model.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
         return model
+    if kind == "vaegan":
+        # The equilibrium rule puts each update in a tf.cond: taken on every replica alike.
+        vae = VAE(image_shape=IMAGE_SHAPE, latent_dim=2, num_filters=(4,), hidden_dim=8, seed=1)
+        model = VAEGAN.from_vae(vae, discriminator=build_discriminator(IMAGE_SHAPE, num_filters=(4, 8)),
+                                equilibrium_margin=0.05, seed=1)
+        model.compile(*(keras.optimizers.Adam(1e-3) for _ in range(3)))
+        return model
+    if kind == "aae":
+        model = AAE(image_shape=IMAGE_SHAPE, latent_dim=2, num_filters=(4,), hidden_dim=8, encoder="gaussian",
+                    prior="mixture", prior_components=3, discriminator_units=(8,), seed=1)
+        model.compile(*(keras.optimizers.Adam(1e-3) for _ in range(3)))
+        return model
     model = Classifier(image_shape=IMAGE_SHAPE, num_classes=3, num_filters=(4,), feature_dim=8, dropout=0.0, translation=0.0, seed=1)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
@@ -68,7 +80,7 @@ def trajectory(kind, strategy):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = build(kind)
-    history = model.fit(dataset(images(kind in ("vae", "iwae"))), epochs=EPOCHS, verbose=0, shuffle=False)
+    history = model.fit(dataset(images(kind in ("vae", "iwae", "aae"))), epochs=EPOCHS, verbose=0, shuffle=False)
     return history.history, [np.asarray(w).tolist() for w in model.get_weights()]
 
 
@@ -136,7 +148,7 @@ def main():
     results = {}
     for name, strategy in strategies().items():
         if "trajectories" in cases:
-            for kind in ("vae", "iwae", "gan", "classifier"):
+            for kind in ("vae", "iwae", "gan", "vaegan", "aae", "classifier"):
                 results.setdefault(kind, {})[name] = trajectory(kind, strategy)
         if "draws" in cases:
             results.setdefault("draws", {})[name] = replica_draws(strategy)

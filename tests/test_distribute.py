@@ -38,7 +38,7 @@ def results():
     return json.loads(completed.stdout)
 
 
-@pytest.mark.parametrize("kind", ["vae", "iwae", "gan", "classifier"])
+@pytest.mark.parametrize("kind", ["vae", "iwae", "gan", "vaegan", "aae", "classifier"])
 def test_two_replicas_follow_the_one_device_trajectory(results, kind):
     (one_history, one_weights), (two_history, two_weights) = (
         results[kind]["one_device"],

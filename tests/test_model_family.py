@@ -1,4 +1,4 @@
-"""`train-vaegan` as a user runs it: another shape, no labels, colour; every artifact, resume, serving, evaluate."""
+"""`train-vaegan` and `train-aae` as a user runs them: another shape, no labels, colour; every artifact, resume, serving, evaluate."""
 
 import json
 import os
@@ -24,6 +24,24 @@ def colour_npz(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "colour.npz"
     np.savez(path, images=x)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory, colour_npz):
+    """A one-epoch Gaussian VAE on the colour images, through the CLI."""
+    out = tmp_path_factory.mktemp("runs") / "vae"
+    assert main(["train-vae", "--dataset", colour_npz, *TINY, "--likelihood", "gaussian", "--epochs", "1",
+                 "--batch-size", "16", "--out", str(out)]) == 0
+    return out
+
+
+def _epoch_zero_is_the_vae(out, vae):
+    """Epoch 0's sample grid is the VAE's own decode of the same fixed latents."""
+    trained_vae = keras.saving.load_model(vae / "vae.keras")
+    expected = image_grid(keras.ops.convert_to_numpy(trained_vae.decode(fixed_latents(64, 2, seed=0))))
+    grid = tf.io.decode_png(tf.io.read_file(str(out / "samples" / "epoch_000.png"))).numpy()
+    np.testing.assert_array_equal(grid, expected)
+    return trained_vae
 
 
 def _weights(path):
@@ -68,25 +86,60 @@ def test_train_vaegan_from_scratch_on_unlabelled_colour_images(tmp_path, colour_
 
 
 @pytest.mark.slow
-def test_train_vaegan_from_a_vae_run_starts_at_the_vae(tmp_path, colour_npz, capsys):
-    vae = tmp_path / "vae"
-    assert main(["train-vae", "--dataset", colour_npz, *TINY, "--likelihood", "gaussian", "--epochs", "1",
-                 "--batch-size", "16", "--out", str(vae)]) == 0
+def test_train_vaegan_from_a_vae_run_starts_at_the_vae(tmp_path, colour_npz, vae_run, capsys):
     out = tmp_path / "vaegan"
-    base = ["train-vaegan", "--vae", str(vae), "--epochs", "1", "--batch-size", "16", "--out", str(out)]
+    base = ["train-vaegan", "--vae", str(vae_run), "--epochs", "1", "--batch-size", "16", "--out", str(out)]
     # With --vae the architecture and the split are the VAE's: a from-scratch flag is one clear line.
     assert main([*base, "--latent-dim", "4"]) == 2
     assert "drop --latent-dim 4" in capsys.readouterr().err and not out.exists()
     assert main(base) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["validation_size"] == 16 and config["latent_dim"] == 2 and config["dataset"] == colour_npz
-    # Epoch 0's samples are the VAE's own for the same fixed latents; then it trains away from them.
-    trained_vae = keras.saving.load_model(vae / "vae.keras")
-    z = fixed_latents(64, 2, seed=0)
-    expected = image_grid(keras.ops.convert_to_numpy(trained_vae.decode(z)))
-    np.testing.assert_array_equal(tf.io.decode_png(tf.io.read_file(str(out / "samples" / "epoch_000.png"))).numpy(), expected)
-    vaegan = keras.saving.load_model(out / "vaegan.keras")
-    assert not np.allclose(vaegan.decode(z), trained_vae.decode(z))
+    trained_vae = _epoch_zero_is_the_vae(out, vae_run)
+    z = fixed_latents(8, 2, seed=1)
+    assert not np.allclose(keras.saving.load_model(out / "vaegan.keras").decode(z), trained_vae.decode(z))
+
+
+@pytest.mark.slow
+def test_train_aae_from_scratch_with_a_mixture_prior_and_a_gaussian_encoder(tmp_path, colour_npz):
+    out = tmp_path / "aae"
+    args = ["train-aae", "--dataset", colour_npz, *TINY, "--likelihood", "gaussian", "--encoder", "gaussian",
+            "--prior", "mixture", "--prior-components", "3", "--batch-size", "16", "--grid-every", "1"]
+    assert main([*args, "--epochs", "1", "--out", str(out)]) == 0
+    assert main([*args, "--epochs", "2", "--out", str(out), "--resume"]) == 0
+    straight = tmp_path / "straight"
+    assert main([*args, "--epochs", "2", "--out", str(straight)]) == 0
+    for a, b in zip(_weights(out / "aae.keras"), _weights(straight / "aae.keras")):
+        np.testing.assert_array_equal(a, b)
+    for name in ("history.png", "samples/epoch_002.png", "reconstructions/epoch_002.png", "saved_model/saved_model.pb"):
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())
+    assert (config["binarize"], config["likelihood"], config["prior"]) == ("none", "gaussian", "mixture")
+
+    # The SavedModel draws from the mixture prior exactly as the Python model does.
+    model = keras.saving.load_model(out / "aae.keras")
+    served = tf.saved_model.load(str(out / "saved_model"))
+    drawn = served.signatures["sample"](n=tf.constant(6), seed=tf.constant(3))
+    np.testing.assert_allclose(drawn["images"], model.sample(6, seed=3), atol=1e-5)
+    np.testing.assert_allclose(drawn["z"], model.prior().sample(6, seed=tf.constant([3, 0])), atol=1e-6)
+
+    # A Gaussian encoder defines log p(x): evaluate reports it, and the codes' distance to the prior.
+    assert main(["evaluate", "--model", str(out), "--k", "4", "--num-samples", "16", "--batch-size", "16"]) == 0
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["importance_weighted"]["log_likelihood"] >= metrics["elbo"]["elbo"] - 1e-3
+    assert np.isfinite(metrics["aggregated_posterior"]["mmd"])
+
+
+@pytest.mark.slow
+def test_train_aae_from_a_vae_run_starts_at_the_vae(tmp_path, vae_run):
+    out = tmp_path / "aae"
+    assert main(["train-aae", "--vae", str(vae_run), "--epochs", "1", "--batch-size", "16", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["likelihood"], config["binarize"], config["encoder"]) == ("gaussian", "none", "deterministic")
+    _epoch_zero_is_the_vae(out, vae_run)
+    # A deterministic encoder defines no likelihood: evaluate reports none.
+    assert main(["evaluate", "--model", str(out), "--num-samples", "16", "--batch-size", "16"]) == 0
+    assert "elbo" not in json.loads((out / "report" / "metrics.json").read_text())
 
 
 def test_train_vaegan_flags_parse_into_the_config():

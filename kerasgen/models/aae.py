@@ -7,6 +7,14 @@ from keras import ops
 
 from kerasgen import distribute, distributions
 from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, weighted_mean
+from kerasgen.models.adversarial import (
+    check_fit_arguments,
+    compile_arguments,
+    compile_config,
+    compile_optimizers,
+    load_vae,
+    real_images,
+)
 from kerasgen.networks import build_decoder, build_encoder, build_latent_discriminator, check_image_shape
 
 tfd = tfp.distributions
@@ -185,7 +193,7 @@ class AAE(distribute.FirstReplicaBuild, keras.Model):
         its code is the VAE's posterior mean and `aae.reconstruct(x)` equals `vae.reconstruct(x)`.
 
         Args:
-            vae: a `kerasgen.VAE`.
+            vae: a `kerasgen.VAE`, a train-vae output folder or a `.keras` file holding one.
             encoder: str, `"deterministic"` or `"gaussian"`. Defaults to `"deterministic"`.
             prior: str, `"normal"` or `"mixture"`. Defaults to `"normal"`.
             init: `"vae"` copies the weights; `"scratch"` builds the same architecture with
@@ -196,11 +204,7 @@ class AAE(distribute.FirstReplicaBuild, keras.Model):
         Returns:
             An `AAE`.
         """
-        # Imported here: kerasgen.models imports this module.
-        from kerasgen.models.vae import VAE
-
-        if not isinstance(vae, VAE):
-            raise ValueError(f"vae must be a kerasgen VAE. Received: {type(vae).__name__}")
+        vae = load_vae(vae)
         if init not in INITS:
             raise ValueError(f"init must be one of 'vae', 'scratch'. Received: init={init!r}")
         architecture = ("image_shape", "latent_dim", "likelihood", "likelihood_scale", "num_filters", "hidden_dim")
@@ -297,38 +301,13 @@ class AAE(distribute.FirstReplicaBuild, keras.Model):
                 `loss`, `loss_weights`, `metrics` and `weighted_metrics` are refused: the losses
                 are the AAE's own and its metrics are fixed.
         """
-        for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
-            if kwargs.get(key) is not None:
-                raise ValueError(
-                    f"AAE.compile does not take {key}: each phase minimizes the AAE's own loss and it "
-                    "reports fixed metrics (reconstruction, d_loss, g_loss, d_real, d_fake). "
-                    f"Received: {key}={kwargs[key]!r}"
-                )
-            kwargs.pop(key, None)
-        optimizers = {
-            "optimizer": keras.optimizers.get(optimizer),
-            "d_optimizer": keras.optimizers.get(d_optimizer),
-            "g_optimizer": keras.optimizers.get(g_optimizer),
-        }
-        names = list(optimizers)
-        for i, first in enumerate(names):
-            for second in names[i + 1 :]:
-                if optimizers[first] is optimizers[second]:
-                    raise ValueError(
-                        f"{first} and {second} must be two optimizer objects: each phase keeps its own "
-                        f"state. Received: the same {type(optimizers[first]).__name__} object twice"
-                    )
-        if auto_scale_loss and self.dtype_policy.name == "mixed_float16":
-            scaler = keras.optimizers.LossScaleOptimizer
-            for name, value in optimizers.items():
-                if not isinstance(value, scaler):
-                    prefix = "" if name == "optimizer" else name[0] + "_"
-                    optimizers[name] = scaler(value, name=f"{prefix}loss_scale_optimizer")
+        optimizers = compile_optimizers(
+            self, {"optimizer": optimizer, "d_optimizer": d_optimizer, "g_optimizer": g_optimizer}, auto_scale_loss,
+            kwargs, "reconstruction, d_loss, g_loss, d_real, d_fake",
+        )
         # No `optimizer` through Keras: it would build slots for every weight, the discriminator's too.
         super().compile(optimizer=None, auto_scale_loss=False, **kwargs)
-        self.optimizer = optimizers["optimizer"]
-        self.d_optimizer = optimizers["d_optimizer"]
-        self.g_optimizer = optimizers["g_optimizer"]
+        self.optimizer, self.d_optimizer, self.g_optimizer = optimizers
         # Built now on their own variables, so that a reloaded model has the variables its saved
         # state fills.
         self.optimizer.build(self._autoencoder_variables())
@@ -336,50 +315,21 @@ class AAE(distribute.FirstReplicaBuild, keras.Model):
         self.g_optimizer.build(self.encoder.trainable_variables)
 
     def get_compile_config(self):
-        if not self.compiled:
-            return {}
-        config = {k: v for k, v in super().get_compile_config().items() if k != "optimizer"}
-        return {
-            **config,
-            "optimizer": keras.saving.serialize_keras_object(self.optimizer),
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-        }
+        return compile_config(self, ("optimizer", "d_optimizer", "g_optimizer"))
 
     def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        # Keras's compile arguments that an AAE does not take (no single loss, no metrics).
-        for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
-            if config.get(key) is None:
-                config.pop(key, None)
-        self.compile(**config)
+        self.compile(**compile_arguments(config))
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
-        for key in ("sample_weight", "class_weight"):
-            if kwargs.get(key) is not None:
-                raise ValueError(_no_weights_message(key))
-        listed = callbacks.callbacks if isinstance(callbacks, keras.callbacks.CallbackList) else callbacks or []
-        refused = [
-            type(c).__name__
-            for c in listed
-            if isinstance(c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))
-        ]
-        if refused:
-            raise ValueError(
-                f"{refused[0]} sets model.optimizer.learning_rate, which is only the reconstruction "
-                "phase's: an AAE trains with optimizer, d_optimizer and g_optimizer. Give each its own "
-                "keras.optimizers.schedules.LearningRateSchedule in compile. "
-                f"Received: callbacks including {', '.join(refused)}"
-            )
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
+    def fit(self, x=None, y=None, *args, **kwargs):
+        check_fit_arguments("an AAE", kwargs)
+        return super().fit(x, y, *args, **kwargs)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, **kwargs):
-        if sample_weight is not None:
-            raise ValueError(_no_weights_message("sample_weight"))
-        return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, **kwargs)
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        check_fit_arguments("an AAE", kwargs)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def train_step(self, data):
-        x = self._images(data)
+        x = real_images(data, "an AAE")
         batch_size = ops.shape(x)[0]
         # This replica's share of the global batch's mean; Keras sums the replicas' gradients.
         share = distribute.replica_share(ops.cast(batch_size, "float32"))
@@ -416,7 +366,7 @@ class AAE(distribute.FirstReplicaBuild, keras.Model):
         return self._update_metrics(reconstruction, d_loss, g_loss, real_logits, fake_logits)
 
     def test_step(self, data):
-        x = self._images(data)
+        x = real_images(data, "an AAE")
         batch_size = ops.shape(x)[0]
         noise = self._posterior_noise(batch_size, self.eval_seed_generator)
         z = self._codes(self.posterior_distribution(x), noise)
@@ -429,12 +379,6 @@ class AAE(distribute.FirstReplicaBuild, keras.Model):
 
     def _autoencoder_variables(self):
         return self.encoder.trainable_variables + self.decoder.trainable_variables
-
-    def _images(self, data):
-        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if sample_weight is not None:
-            raise ValueError(_no_weights_message("sample_weight"))
-        return ops.cast(x, "float32")
 
     def _reconstruction_loss(self, x, z, training=False):
         """−log p(x|z), averaged over the batch."""
@@ -544,10 +488,3 @@ def _stateless_seed(seed):
             f"seed must be an int, a keras.random.SeedGenerator or None. Received: seed={seed!r}"
         )
     return tf.constant([seed % (tf.int32.max - 1), 0], tf.int32)
-
-
-def _no_weights_message(key):
-    return (
-        "An AAE does not weight images: its adversarial losses compare a batch of codes with a batch "
-        f"of prior draws, which have no weights. Resample the data instead. Received: a {key}"
-    )

@@ -367,8 +367,11 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
             variables = network.trainable_variables
             # Each part's loss, differentiated with respect to that part's weights only.
             pairs = [(g, v) for g, v in zip(tape.gradient(scaled[part], variables), variables) if g is not None]
-            apply = lambda o=optimizer, p=pairs: o.apply([g for g, _ in p], [v for _, v in p])  # noqa: E731
-            _apply_if(gates.get(part), apply)
+            gradients, variables = [g for g, _ in pairs], [v for _, v in pairs]
+            if part in gates:
+                distribute.apply_if(gates[part], optimizer, gradients, variables)
+            else:
+                optimizer.apply(gradients, variables)
         del tape
         return self._update_metrics(terms, logits, gates)
 
@@ -458,11 +461,3 @@ def _last_convolution(discriminator):
 
 def _flat_logits(logits):
     return ops.cast(ops.reshape(logits, (-1,)), "float32")
-
-
-def _apply_if(gate, apply):
-    """Runs `apply()` (an optimizer update), only where the bool tensor `gate` is true when given."""
-    if gate is None:
-        apply()
-        return
-    tf.cond(gate, lambda: (apply(), tf.constant(True))[1], lambda: tf.constant(False))

@@ -20,6 +20,22 @@ def resolve_binarize(config):
     return "dynamic" if config.likelihood == "bernoulli" else "none"
 
 
+def check_pixels(splits, likelihood, binarize):
+    """The validation images, once checked to suit the likelihood (binary pixels for a Bernoulli).
+
+    Raises:
+        ValueError: a Bernoulli likelihood on grey images, naming the flags to change.
+    """
+    validation_images = np.concatenate([x for x, _ in splits.validation.as_numpy_iterator()])
+    if likelihood == "bernoulli" and not np.isin(validation_images, (0.0, 1.0)).all():
+        raise ValueError(
+            "The Bernoulli likelihood needs binary pixels, but this data has grey levels. Use --binarize dynamic "
+            "(or static), or a likelihood for [0, 1] pixels (gaussian, continuous_bernoulli). Received: "
+            f"{show_flag('likelihood', likelihood)}, {show_flag('binarize', binarize)}"
+        )
+    return validation_images
+
+
 def train_vae(config=TrainVAEConfig(), verbose=None):
     """Trains a VAE as `config` says; the run harness writes the rest.
 
@@ -44,13 +60,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
         data_dir=config.data_dir,
         stream=config.stream,
     )
-    validation_images = np.concatenate([x for x, _ in splits.validation.as_numpy_iterator()])
-    if config.likelihood == "bernoulli" and not np.isin(validation_images, (0.0, 1.0)).all():
-        raise ValueError(
-            "The Bernoulli likelihood needs binary pixels, but this data has grey levels. Use --binarize dynamic "
-            "(or static), or a likelihood for [0, 1] pixels (gaussian, continuous_bernoulli). Received: "
-            f"{show_flag('likelihood', config.likelihood)}, {show_flag('binarize', binarize)}"
-        )
+    validation_images = check_pixels(splits, config.likelihood, binarize)
     run.describe_data(splits)
     run.check_classifier(splits, splits.image_shape)
 

@@ -60,7 +60,8 @@ def train_vaegan(config=TrainVAEGANConfig(), verbose=None):
               for rate in (config.e_learning_rate, config.g_learning_rate, config.d_learning_rate)),
             **run.compile_options(),
         )
-    run.open({**start.facts(splits), "latent_dim": model.latent_dim})
+    # Grey images, not binarized: what D compares with the decoder's means (and what evaluate reads).
+    run.open({**start.facts(splits), "binarize": "none", "latent_dim": model.latent_dim})
     run.restore(model)
     quality = run.quality(splits, splits.unbinarized_heldout, start.classifier_config(config), splits.image_shape)
     guard = DivergenceGuard()
