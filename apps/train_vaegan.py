@@ -26,6 +26,8 @@ from kerasgen.export import export_autoencoder  # noqa: E402
 from kerasgen.images import image_grid, save_png  # noqa: E402
 
 EPOCHS = int(os.environ.get("EPOCHS", 30))
+# For a quick look: STEPS_PER_EPOCH=10 trains on 10 batches per epoch.
+STEPS_PER_EPOCH = int(os.environ["STEPS_PER_EPOCH"]) if os.environ.get("STEPS_PER_EPOCH") else None
 VAE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "saved_models", "vae-mnist-5k")
 OUT = "runs/app_vaegan"
 
@@ -67,6 +69,7 @@ model.fit(
     data.train,
     validation_data=data.validation,
     epochs=EPOCHS,
+    steps_per_epoch=STEPS_PER_EPOCH,
     callbacks=[
         SampleQuality(load_classifier(None, model.image_shape), heldout, every=5),
         SampleGrid(OUT, images=heldout[:32], every=5, logdir=f"{OUT}/logs"),

@@ -303,7 +303,8 @@ def _unnumbered(path):
 
 
 def _optimizers(model):
-    found = [getattr(model, name, None) for name in ("optimizer", "e_optimizer", "d_optimizer", "g_optimizer")]
+    """The model's optimizers: those it names (`optimizer_names`, a model with one per part), else its one."""
+    found = [getattr(model, name, None) for name in getattr(model, "optimizer_names", ("optimizer",))]
     return [optimizer for optimizer in found if optimizer is not None]
 
 

@@ -309,7 +309,8 @@ class TrainVAEGANConfig(Config):
     num_filters: tuple[int, ...] | None = _scratch("filters per downsampling level (default 32 64)", check=POSITIVE)
     hidden_dim: int | None = _scratch("width of the dense layer next to z (default 256)", check=POSITIVE)
     gamma: float = _field(
-        1.0, "weight of the feature reconstruction loss against the adversarial loss in the decoder's update",
+        1e-4, "weight of the feature reconstruction loss against the adversarial loss in the decoder's update "
+        "(smaller: more realistic samples, less faithful reconstructions)",
         check=NON_NEGATIVE,
     )
     feature_scale: str | float = _field(
@@ -478,6 +479,9 @@ class PipelineConfig(Config):
     vae_epochs: int = _field(TrainVAEConfig.epochs, "VAE training epochs", check=POSITIVE, resumable=True)
     gan_epochs: int = _field(TrainGANConfig.epochs, "GAN training epochs", check=POSITIVE, resumable=True)
     k: int = _field(EvaluateConfig.k, "importance samples per image for the VAE's log p(x)", check=POSITIVE, resumable=True)
+    num_samples: int = _field(
+        10_000, "generated images per model for Fréchet distance, KID and the class shares", check=(">=", 2), resumable=True
+    )
     classifier: str | None = _classifier("Fréchet distance / KID")
     seed: int = _field(0, "seeds everything: the split, both trainings and the evaluation", check=NON_NEGATIVE)
     strategy: str = _strategy()

@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # Files only: no display needed.
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kerasgen.artifacts import atomic_path  # noqa: E402
-from kerasgen.images import image_grid  # noqa: E402
+from kerasgen.images import image_grid, interleave  # noqa: E402
 from kerasgen.latent import INTERPOLATIONS, fixed_latents, images_from_latents, interpolate, project_2d  # noqa: E402
 
 
@@ -254,3 +254,34 @@ def plot_same_latents(models, png_path, title="The same latent vectors", num_sam
         raise ValueError(f"The models must share one latent size. Received: latent sizes {sorted(latent_dims)}")
     z = fixed_latents(num_samples, latent_dims.pop(), seed)
     plot_sample_grids({caption: images_from_latents(model, z) for caption, model in models.items()}, png_path, title)
+
+
+def plot_samples_and_reconstructions(models, images, png_path, title="Samples and reconstructions", num_samples=36, seed=0):
+    """Each model's samples from the same `fixed_latents` (top row) and its reconstructions of the same `images` (bottom row).
+
+    Args:
+        models: dict `{caption: model}` sharing one latent size; a model without `reconstruct`
+            (a GAN) gets an empty bottom panel.
+        images: array `[N, H, W, C]`, the inputs to reconstruct, shown beside each reconstruction.
+        png_path: str, the PNG to write.
+    """
+    latent_dims = {model.latent_dim for model in models.values()}
+    if len(latent_dims) != 1:
+        raise ValueError(f"The models must share one latent size. Received: latent sizes {sorted(latent_dims)}")
+    z = fixed_latents(num_samples, latent_dims.pop(), seed)
+    images = np.asarray(images, np.float32)
+    columns = 2 * int(np.ceil(np.sqrt(len(images) / 2)))
+    figure, axes = plt.subplots(2, len(models), figsize=(3.6 * len(models), 7.4), squeeze=False)
+    for column, (caption, model) in enumerate(models.items()):
+        _show_image(axes[0, column], image_grid(keras.ops.convert_to_numpy(images_from_latents(model, z))) / 255.0)
+        axes[0, column].set_title(f"{caption}: samples", fontsize=10)
+        if hasattr(model, "reconstruct"):
+            pairs = interleave(images, keras.ops.convert_to_numpy(model.reconstruct(images)))
+            _show_image(axes[1, column], image_grid(pairs, columns=columns) / 255.0)
+            axes[1, column].set_title(f"{caption}: inputs | reconstructions", fontsize=10)
+        else:
+            axes[1, column].text(0.5, 0.5, "no encoder", ha="center", va="center")
+        for row in (0, 1):
+            axes[row, column].axis("off")
+    figure.suptitle(title)
+    _save(figure, png_path)

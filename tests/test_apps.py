@@ -38,11 +38,11 @@ def test_vae_to_gan_app_reports_what_the_gan_changed(tmp_path):
 
 @pytest.mark.slow
 def test_train_vaegan_and_aae_apps_train_save_and_export(tmp_path):
-    out = _run("train_vaegan.py", tmp_path, EPOCHS=1)
+    out = _run("train_vaegan.py", tmp_path, EPOCHS=1, STEPS_PER_EPOCH=5)
     run = tmp_path / "runs" / "app_vaegan"
     for name in ("vaegan.keras", "saved_model/saved_model.pb", "samples.png", "reconstructions/epoch_001.png"):
         assert (run / name).exists(), name
     assert "fd" in (run / "history.csv").read_text().splitlines()[0].split(",")
-    out = _run("train_aae.py", tmp_path, EPOCHS=1)
+    out = _run("train_aae.py", tmp_path, EPOCHS=1, STEPS_PER_EPOCH=5)
     assert "Aggregated posterior vs prior, MMD²:" in out
     assert (tmp_path / "runs" / "app_aae" / "aae.keras").exists()

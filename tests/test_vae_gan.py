@@ -28,7 +28,8 @@ def _vaegan(**kwargs):
 
 
 def _compile(model, rates=(1e-2, 1e-2, 1e-2)):
-    model.compile(*(keras.optimizers.SGD(rate) for rate in rates))
+    # Eager: a step is traced in graph mode by test_model_family.py and tests/distributed_cases.py.
+    model.compile(*(keras.optimizers.SGD(rate) for rate in rates), run_eagerly=True)
     return model
 
 
@@ -77,9 +78,10 @@ def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
-def test_losses_equal_a_hand_computation():
+@pytest.mark.parametrize("feature_scale", [2.0, "fitted"])
+def test_losses_equal_a_hand_computation(feature_scale):
     """The model's three losses, recomputed in numpy from the same noise, the same networks' outputs."""
-    model = _vaegan(gamma=0.3, feature_scale=2.0, r1_weight=0.0)
+    model = _vaegan(gamma=0.3, feature_scale=feature_scale, r1_weight=0.0)
     x = _images(4)
     losses, terms, _ = model.compute_losses(tf.constant(x), seed_generator=keras.random.SeedGenerator(5))
 
@@ -93,9 +95,13 @@ def test_losses_equal_a_hand_computation():
     logits = {name: model.discriminator(images).numpy().reshape(-1) for name, images in
               (("real", x), ("reconstruction", reconstructions), ("prior", prior_samples))}
 
+    # "fitted": σ² is the batch's mean squared feature error, so the term is n/2·(1 + log 2πσ²).
+    sigma = 2.0 if feature_scale == 2.0 else np.sqrt(np.mean((real_f - fake_f) ** 2))
     reconstruction = np.mean(
-        np.sum(0.5 * ((real_f - fake_f) / 2.0) ** 2 + np.log(2.0) + 0.5 * np.log(2 * np.pi), axis=1)
+        np.sum(0.5 * ((real_f - fake_f) / sigma) ** 2 + np.log(sigma) + 0.5 * np.log(2 * np.pi), axis=1)
     )
+    if feature_scale == "fitted":
+        np.testing.assert_allclose(reconstruction, real_f.shape[1] / 2 * (1 + np.log(2 * np.pi * sigma**2)), rtol=1e-6)
     kl = np.mean(np.sum(0.5 * (scale**2 + loc**2 - 1.0) - np.log(scale), axis=1))
     d_loss = sum(np.mean(_softplus(sign * logits[name])) for name, sign in
                  (("real", -1), ("reconstruction", 1), ("prior", 1)))

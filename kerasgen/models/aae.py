@@ -8,9 +8,7 @@ from keras import ops
 from kerasgen import distribute, distributions
 from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, weighted_mean
 from kerasgen.models.adversarial import (
-    check_fit_arguments,
-    compile_arguments,
-    compile_config,
+    SeveralOptimizers,
     compile_optimizers,
     load_vae,
     real_images,
@@ -30,7 +28,7 @@ MIXTURE_COMPONENT_SCALE = 0.5
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class AAE(distribute.FirstReplicaBuild, keras.Model):
+class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
     """Adversarial autoencoder trained by `fit()`: reconstruction plus a latent GAN that shapes q(z).
 
     Each step runs the three phases of Makhzani et al. (2015), each with its own optimizer:
@@ -97,6 +95,9 @@ class AAE(distribute.FirstReplicaBuild, keras.Model):
         aae.fit(splits.train, epochs=10)
         images = aae.sample(16, seed=0)
     """
+
+    optimizer_names = ("optimizer", "d_optimizer", "g_optimizer")
+    what = "an AAE"
 
     def __init__(
         self,
@@ -313,20 +314,6 @@ class AAE(distribute.FirstReplicaBuild, keras.Model):
         self.optimizer.build(self._autoencoder_variables())
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.encoder.trainable_variables)
-
-    def get_compile_config(self):
-        return compile_config(self, ("optimizer", "d_optimizer", "g_optimizer"))
-
-    def compile_from_config(self, config):
-        self.compile(**compile_arguments(config))
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        check_fit_arguments("an AAE", kwargs)
-        return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        check_fit_arguments("an AAE", kwargs)
-        return super().evaluate(x, y, *args, **kwargs)
 
     def train_step(self, data):
         x = real_images(data, "an AAE")

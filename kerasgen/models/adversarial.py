@@ -100,21 +100,38 @@ def compile_optimizers(model, optimizers, auto_scale_loss, kwargs, metric_names)
     return objects
 
 
-def compile_config(model, names):
-    """`get_compile_config` of a model whose optimizers are the attributes `names`."""
-    if not model.compiled:
-        return {}
-    config = {k: v for k, v in keras.Model.get_compile_config(model).items() if k != "optimizer"}
-    return {**config, **{name: keras.saving.serialize_keras_object(getattr(model, name)) for name in names}}
+class SeveralOptimizers:
+    """A `keras.Model` mixin for models with one optimizer per part, saved and reloaded by name.
 
+    Subclasses set `optimizer_names` (the attributes `compile` fills, in its order) and `what`
+    (the model as a sentence names it, `"a GAN"`); `fit` and `evaluate` then refuse what such a
+    model cannot honour (`check_fit_arguments`), and a `.keras` file restores every optimizer.
+    """
 
-def compile_arguments(config):
-    """`compile_from_config`'s arguments: the saved ones, less Keras's that such a model does not take."""
-    config = keras.saving.deserialize_keras_object(config)
-    for key in REFUSED_COMPILE_ARGUMENTS:
-        if config.get(key) is None:
-            config.pop(key, None)
-    return config
+    optimizer_names = ()
+    what = "this model"
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        config = {k: v for k, v in super().get_compile_config().items() if k != "optimizer"}
+        return {**config, **{name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self.optimizer_names}}
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        # Keras's compile arguments that such a model does not take (no single loss, no metrics).
+        for key in REFUSED_COMPILE_ARGUMENTS:
+            if config.get(key) is None:
+                config.pop(key, None)
+        self.compile(**config)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        check_fit_arguments(self.what, kwargs)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        check_fit_arguments(self.what, kwargs)
+        return super().evaluate(x, y, *args, **kwargs)
 
 
 def check_fit_arguments(what, kwargs):

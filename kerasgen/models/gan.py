@@ -7,10 +7,8 @@ from keras import ops
 from kerasgen import distribute, distributions
 from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, r1_penalty, weighted_mean
 from kerasgen.models.adversarial import (
-    check_fit_arguments,
+    SeveralOptimizers,
     clone_in_policy,
-    compile_arguments,
-    compile_config,
     compile_optimizers,
     load_vae,
     real_images,
@@ -52,7 +50,7 @@ class DistributionMean(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class GAN(distribute.FirstReplicaBuild, keras.Model):
+class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
     """A generative adversarial network trained by `fit()` on batches of real images.
 
     Each step trains the discriminator `d_steps` times on the logistic loss (real → 1, generated
@@ -92,6 +90,9 @@ class GAN(distribute.FirstReplicaBuild, keras.Model):
         gan.fit(splits.train, epochs=10)
         images = gan.sample(16)
     """
+
+    optimizer_names = ("d_optimizer", "g_optimizer")
+    what = "a GAN"
 
     def __init__(
         self,
@@ -234,20 +235,6 @@ class GAN(distribute.FirstReplicaBuild, keras.Model):
         # Built now, so that a reloaded model has the variables its saved state fills.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
-
-    def get_compile_config(self):
-        return compile_config(self, ("d_optimizer", "g_optimizer"))
-
-    def compile_from_config(self, config):
-        self.compile(**compile_arguments(config))
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        check_fit_arguments("a GAN", kwargs)
-        return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        check_fit_arguments("a GAN", kwargs)
-        return super().evaluate(x, y, *args, **kwargs)
 
     def _logits(self, images, training):
         return ops.cast(ops.reshape(self.discriminator(images, training=training), (-1,)), "float32")

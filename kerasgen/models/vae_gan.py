@@ -9,10 +9,8 @@ from keras import ops
 from kerasgen import distribute, distributions
 from kerasgen.losses import r1_penalty, vaegan_losses, weighted_mean
 from kerasgen.models.adversarial import (
-    check_fit_arguments,
+    SeveralOptimizers,
     clone_in_policy,
-    compile_arguments,
-    compile_config,
     compile_optimizers,
     load_vae,
     real_images,
@@ -26,7 +24,7 @@ EQUILIBRIUM = math.log(2.0)
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
+class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
     """A VAE whose decoder is also a GAN's generator, trained by `fit()` on batches of images.
 
     "Autoencoding beyond pixels using a learned similarity metric" (Larsen et al. 2016): the
@@ -63,7 +61,12 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
         feature_layer: str or None, the name of D's layer whose output is D_l; None takes the
             last `Conv2D` layer. Defaults to None.
         gamma: float >= 0, γ: the weight of L_llike in the decoder's loss against the adversarial
-            loss. Defaults to 1.
+            loss. With the fitted σ, L_llike is n/2·log(mean squared feature error) plus a constant
+            (n features), so γ·n/2 weighs the log error: 0.31 at the default for 28x28 images
+            (n = 6,272). Defaults to 1e-4, measured on mnist-5k from the shipped VAE (3 epochs,
+            5,000 samples): prior-sample FD 147 / 131 / 110 / 86 / 57 at γ = 1 / 1e-3 / 3e-4 /
+            1e-4 / 1e-5 against the VAE's 147, reconstruction FD 9.2 / 9.3 / 9.4 / 10.4 / 13.7
+            against its 11.0: smaller γ buys realistic samples with faithful reconstructions.
         feature_scale: `"fitted"` or a float > 0: σ of the feature likelihood. A float fixes it
             (1 is the paper's identity covariance); `"fitted"` sets it, every step, to its
             maximum-likelihood value for the batch, the root-mean-square feature error (held
@@ -92,6 +95,9 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
     # Training never fits p(x|z) to pixels, so importance-weighted log p(x) would not measure this model.
     defines_likelihood = False
 
+    optimizer_names = ("e_optimizer", "g_optimizer", "d_optimizer")
+    what = "a VAE-GAN"
+
     def __init__(
         self,
         encoder,
@@ -102,7 +108,7 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
         likelihood_scale="pixel",
         posterior="diagonal",
         feature_layer=None,
-        gamma=1.0,
+        gamma=1e-4,
         feature_scale="fitted",
         r1_weight=10.0,
         equilibrium_margin=None,
@@ -271,20 +277,6 @@ class VAEGAN(distribute.FirstReplicaBuild, keras.Model):
 
     def _parts(self):
         return self.encoder, self.decoder, self.discriminator
-
-    def get_compile_config(self):
-        return compile_config(self, ("e_optimizer", "g_optimizer", "d_optimizer"))
-
-    def compile_from_config(self, config):
-        self.compile(**compile_arguments(config))
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        check_fit_arguments("a VAE-GAN", kwargs)
-        return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        check_fit_arguments("a VAE-GAN", kwargs)
-        return super().evaluate(x, y, *args, **kwargs)
 
     def compute_losses(self, real, training=False, seed_generator=None):
         """The three parts' losses on a batch of real images, their terms and D's logits.

@@ -22,9 +22,6 @@ from kerasgen.runs.gan import train_gan
 from kerasgen.runs.harness import CONFIG_FILE, check_folder, check_same_run, prepare_folder
 from kerasgen.runs.vae import train_vae
 
-NUM_SAMPLES = 10_000
-
-
 @dataclasses.dataclass(frozen=True)
 class PipelineResult:
     """Where the pipeline put its outputs, and the headline numbers (also in `summary.json`)."""
@@ -45,7 +42,7 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
     except what `config` sets. Output folder (`config.out`): `config.json`, `vae/` and `gan/`
     (training runs, each with `report/`), `classifier/` (when the data needs its own classifier),
     `comparison.png` (VAE and GAN samples from the same latent vectors) and `summary.json`.
-    Sample quality is measured on 10,000 samples of each model with a classifier of the data's
+    Sample quality is measured on `config.num_samples` (10,000) samples of each model with a classifier of the data's
     domain (`runs.domain.choose_classifier`); `summary.json` says which and how accurate. With
     `resume`, a finished training stage is skipped and an interrupted one continues from its
     checkpoint, so a crash or kill costs at most the epoch in progress.
@@ -86,7 +83,7 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
         dataset=config.dataset, data_dir=config.data_dir, validation_size=vae_config.validation_size, seed=config.seed,
         **shared,
     )
-    quality = {"num_samples": NUM_SAMPLES, "seed": config.seed}
+    quality = {"num_samples": config.num_samples, "seed": config.seed}
     stages = (
         ("Training the VAE", lambda: _train(train_vae, vae_config, "vae.keras", config.resume, verbose)),
         ("Training the GAN from the VAE's decoder", lambda: _train(train_gan, gan_config, "gan.keras", config.resume, verbose)),
