@@ -322,7 +322,7 @@ class TrainVAEGANConfig(Config):
     r1_weight: float = _field(10.0, "gamma of the R1 penalty on real images (0: none)", check=NON_NEGATIVE)
     equilibrium_margin: float | None = _field(
         None, "the reference code's equilibrium rule: skip D while it wins by more than this margin around ln 2, "
-        "the decoder while it loses by more (default: off)", check=NON_NEGATIVE,
+        "the decoder while it loses by more (default: off; on mnist-5k it froze the decoder and hurt the samples, see README)", check=NON_NEGATIVE,
     )
     epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
     batch_size: int = _field(64, "images per step", check=POSITIVE)

@@ -77,7 +77,10 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         equilibrium_margin: float >= 0 or None: the "equilibrium" rule of the paper's code. With a
             margin m, D is not updated while its cross-entropy on real or on fake images is below
             ln 2 − m (it is winning), the decoder not while one is above ln 2 + m (it is losing),
-            and both are when the rule would stop both. None (the default) updates both every step.
+            and both are when the rule would stop both. None (the default) updates both every step:
+            measured on mnist-5k (γ = 1e-4, m = 0.35, 3 epochs) the rule froze the decoder in 95%
+            of the steps (with two kinds of fakes an undecided D answers ⅓, so its real-image
+            cross-entropy sits at ln 3 > ln 2 + m) and the samples' FD was 108.7 against 86.2.
         seed: int or None, seeds the noise. Defaults to None.
 
     Example:
