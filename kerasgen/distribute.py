@@ -1,7 +1,7 @@
 """tf.distribute for kerasgen: strategies by name, per-replica randomness, global-batch means, the chief.
 
 Keras runs `train_step` once per replica on that replica's share of the global batch, then sums
-the gradients. Three things a hand-written step must then get right, and this module does once:
+the gradients. What a hand-written step must then get right, and this module does once:
 
 - **Randomness.** A `keras.random.SeedGenerator` keeps its state in a mirrored variable, so every
   replica gets the same seed. `global_batch_rows` gives each replica its own rows of one draw made
@@ -11,6 +11,9 @@ the gradients. Three things a hand-written step must then get right, and this mo
   (`replica_share`), so the summed gradient is the gradient of the global mean, ragged last batch
   and empty shards included. (`tf.nn.compute_average_loss` divides by the local batch size times
   the number of replicas, which is wrong for a ragged batch.)
+- **Decisions.** A value every replica must agree on (the VAE-GAN's equilibrium rule) is a mean
+  over the global batch (`global_mean`), and an optimizer update taken conditionally runs its
+  condition in the cross-replica context (`apply_if`): a `tf.cond` around an update fails there.
 - **Writes.** Only the chief writes a run's files (`is_chief`); the other workers of a
   multi-worker job write into temporary folders, as tf.distribute expects (`worker_folder`).
 

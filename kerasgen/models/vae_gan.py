@@ -292,11 +292,13 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         seed_generator = seed_generator or (self.seed_generator if training else self.eval_seed_generator)
         batch_size = ops.shape(real)[0]
         posterior = self.posterior_distribution(real, training=training)
+        # ε for z ~ q(z|x) and z_p ~ p(z): this replica's rows of one draw for the global batch.
         seed = distribute.next_seed(seed_generator)
         noise = distribute.global_batch_rows(
             lambda n: tf.random.stateless_normal((n, 2, self.latent_dim), seed=seed), batch_size
         )
         z = posterior.bijector.forward(noise[:, 0])
+        # Both kinds of fakes through one decoder pass and one D pass: reconstructions, then prior samples.
         fakes = self._images(ops.concatenate([z, noise[:, 1]], axis=0), training=training)
         real_features, real_logits, r1 = self._real_features_logits_and_r1(real, training)
         fake_features, fake_logits = self._features_and_logits(fakes, training)
