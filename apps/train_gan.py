@@ -23,6 +23,8 @@ from kerasgen.export import export_gan  # noqa: E402
 from kerasgen.images import image_grid, save_png  # noqa: E402
 
 EPOCHS = int(os.environ.get("EPOCHS", 30))
+# For a quick look: STEPS_PER_EPOCH=10 trains on 10 batches per epoch.
+STEPS_PER_EPOCH = int(os.environ["STEPS_PER_EPOCH"]) if os.environ.get("STEPS_PER_EPOCH") else None
 VAE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "saved_models", "vae-mnist-5k")
 OUT = "runs/app_gan"
 
@@ -61,6 +63,7 @@ held-out digits to the logs every 5 epochs. `DivergenceGuard` stops training if 
 gan.fit(
     data.train,
     epochs=EPOCHS,
+    steps_per_epoch=STEPS_PER_EPOCH,
     callbacks=[
         SampleQuality(load_classifier(None, gan.image_shape), heldout, every=5),
         SampleGrid(OUT, every=5, logdir=f"{OUT}/logs"),

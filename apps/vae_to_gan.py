@@ -24,6 +24,8 @@ from kerasgen.plots import plot_same_latents  # noqa: E402
 
 VAE_EPOCHS = int(os.environ.get("VAE_EPOCHS", 50))
 GAN_EPOCHS = int(os.environ.get("GAN_EPOCHS", 30))
+# For a quick look: STEPS_PER_EPOCH=10 trains both stages on 10 batches per epoch.
+STEPS_PER_EPOCH = int(os.environ["STEPS_PER_EPOCH"]) if os.environ.get("STEPS_PER_EPOCH") else None
 OUT = "runs/app_vae_to_gan"
 
 """
@@ -39,7 +41,7 @@ binary = load_dataset("mnist-5k", batch_size=128, binarize="dynamic", validation
 vae = VAE(image_shape=binary.image_shape, latent_dim=8, likelihood="bernoulli", seed=0)
 steps = VAE_EPOCHS * -(-binary.num_train // 128)
 vae.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps, alpha=0.05)))
-vae.fit(binary.train, validation_data=binary.validation, epochs=VAE_EPOCHS, verbose=2)
+vae.fit(binary.train, validation_data=binary.validation, epochs=VAE_EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, verbose=2)
 
 """
 ## Stage 2: the GAN from the VAE's decoder
@@ -55,7 +57,7 @@ gan.compile(
     g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
 )
 quality = SampleQuality(load_classifier(None, gan.image_shape), heldout, every=10)
-gan.fit(grey.train, epochs=GAN_EPOCHS, callbacks=[quality], verbose=2)
+gan.fit(grey.train, epochs=GAN_EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, callbacks=[quality], verbose=2)
 
 """
 ## What adversarial training changed

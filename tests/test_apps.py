@@ -20,7 +20,7 @@ def _run(app, tmp_path, **epochs):
 
 @pytest.mark.slow
 def test_train_gan_app_trains_saves_and_exports(tmp_path):
-    out = _run("train_gan.py", tmp_path, EPOCHS=1)
+    out = _run("train_gan.py", tmp_path, EPOCHS=1, STEPS_PER_EPOCH=5)
     run = tmp_path / "runs" / "app_gan"
     for name in ("gan.keras", "saved_model/saved_model.pb", "samples.png", "history.csv", "samples/epoch_000.png"):
         assert (run / name).exists(), name
@@ -31,7 +31,7 @@ def test_train_gan_app_trains_saves_and_exports(tmp_path):
 
 @pytest.mark.slow
 def test_vae_to_gan_app_reports_what_the_gan_changed(tmp_path):
-    out = _run("vae_to_gan.py", tmp_path, VAE_EPOCHS=1, GAN_EPOCHS=1)
+    out = _run("vae_to_gan.py", tmp_path, VAE_EPOCHS=1, GAN_EPOCHS=1, STEPS_PER_EPOCH=5)
     assert "GAN epoch   0: Fréchet distance" in out and "% lower" in out
     assert (tmp_path / "runs" / "app_vae_to_gan" / "comparison.png").exists()
 

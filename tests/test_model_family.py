@@ -52,19 +52,19 @@ def _weights(path):
 def test_train_vaegan_from_scratch_on_unlabelled_colour_images(tmp_path, colour_npz, capsys):
     out = tmp_path / "vaegan"
     args = ["train-vaegan", "--dataset", colour_npz, *TINY, "--batch-size", "16", "--grid-every", "1"]
-    assert main([*args, "--epochs", "2", "--out", str(out)]) == 0
+    assert main([*args, "--epochs", "1", "--out", str(out)]) == 0
     for name in ("vaegan.keras", "config.json", "history.csv", "history.png", "checkpoint/state.json",
-                 "saved_model/saved_model.pb", "samples/epoch_002.png", "reconstructions/epoch_002.png"):
+                 "saved_model/saved_model.pb", "samples/epoch_001.png", "reconstructions/epoch_001.png"):
         assert (out / name).exists(), name
     history = (out / "history.csv").read_text().splitlines()
     for column in ("kl", "reconstruction", "d_loss", "g_loss", "r1", "d_real", "d_fake", "d_reconstruction", "val_kl"):
         assert column in history[0].split(","), column
     assert json.loads((out / "config.json").read_text())["image_shape"] == [8, 12, 3]
 
-    # Resumed for a third epoch, it ends where a straight three-epoch run ends: three optimizers and the noise restored.
-    assert main([*args, "--epochs", "3", "--out", str(out), "--resume"]) == 0
+    # Resumed for a second epoch, it ends where a straight two-epoch run ends: three optimizers and the noise restored.
+    assert main([*args, "--epochs", "2", "--out", str(out), "--resume"]) == 0
     straight = tmp_path / "straight"
-    assert main([*args, "--epochs", "3", "--out", str(straight)]) == 0
+    assert main([*args, "--epochs", "2", "--out", str(straight)]) == 0
     for a, b in zip(_weights(out / "vaegan.keras"), _weights(straight / "vaegan.keras")):
         np.testing.assert_array_equal(a, b)
 
@@ -105,12 +105,8 @@ def test_train_aae_from_scratch_with_a_mixture_prior_and_a_gaussian_encoder(tmp_
     out = tmp_path / "aae"
     args = ["train-aae", "--dataset", colour_npz, *TINY, "--likelihood", "gaussian", "--encoder", "gaussian",
             "--prior", "mixture", "--prior-components", "3", "--batch-size", "16", "--grid-every", "1"]
-    assert main([*args, "--epochs", "1", "--out", str(out)]) == 0
-    assert main([*args, "--epochs", "2", "--out", str(out), "--resume"]) == 0
-    straight = tmp_path / "straight"
-    assert main([*args, "--epochs", "2", "--out", str(straight)]) == 0
-    for a, b in zip(_weights(out / "aae.keras"), _weights(straight / "aae.keras")):
-        np.testing.assert_array_equal(a, b)
+    # (Resuming is the harness's, shown bit for bit for the VAE-GAN above.)
+    assert main([*args, "--epochs", "2", "--out", str(out)]) == 0
     for name in ("history.png", "samples/epoch_002.png", "reconstructions/epoch_002.png", "saved_model/saved_model.pb"):
         assert (out / name).exists(), name
     config = json.loads((out / "config.json").read_text())
