@@ -64,6 +64,8 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     folders = {name: os.path.join(args.out, key) for name, key in zip(MODELS, ("vae", "gan", "vaegan", "aae"))}
+    # Reports always go under OUT, even for a given --vae or --gan (a shipped folder stays as it is).
+    reports = {name: os.path.join(folder, "report") for name, folder in folders.items()}
     folders["VAE"] = args.vae or folders["VAE"]
     folders["GAN from VAE"] = args.gan or folders["GAN from VAE"]
     every = {"quality_every": args.every, "seed": args.seed, "resume": True}
@@ -99,7 +101,7 @@ def main():
             continue
         print(f"\n=== Evaluating the {name} ===", flush=True)
         report = evaluate(EvaluateConfig(model=folders[name], k=args.k, num_samples=args.num_samples, seed=args.seed,
-                                         report=os.path.join(folders[name], "report")))
+                                         report=reports[name]))
         results[name] = {"outcome": "trained", **summarize(report.metrics, folders[name])}
 
     vae_fd = results["VAE"].get("sample_fd")
