@@ -9,6 +9,7 @@ from kerasgen import distribute, distributions
 from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, weighted_mean
 from kerasgen.models.adversarial import (
     SeveralOptimizers,
+    apply_gradients,
     compile_optimizers,
     load_vae,
     real_images,
@@ -328,7 +329,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             z = self._codes(self.posterior_distribution(x, training=True), noise)
             reconstruction = self._reconstruction_loss(x, z, training=True)
             scaled_loss = self.optimizer.scale_loss(reconstruction * share)
-        _apply(self.optimizer, tape.gradient(scaled_loss, variables), variables)
+        apply_gradients(self.optimizer, tape.gradient(scaled_loss, variables), variables)
 
         # 2. Regularization, discriminator: prior draws against the codes of the updated encoder.
         real = self._prior_draws(batch_size, self.seed_generator)
@@ -340,7 +341,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             fake_logits = self._logits(fake, training=True)
             d_loss = discriminator_loss(real_logits, fake_logits)
             scaled_loss = self.d_optimizer.scale_loss(d_loss * share)
-        _apply(self.d_optimizer, tape.gradient(scaled_loss, variables), variables)
+        apply_gradients(self.d_optimizer, tape.gradient(scaled_loss, variables), variables)
 
         # 3. Regularization, generator: the encoder alone, on the same codes (same noise), against
         # the updated discriminator.
@@ -349,7 +350,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             z = self._codes(self.posterior_distribution(x, training=True), noise)
             g_loss = non_saturating_generator_loss(self._logits(z, training=True))
             scaled_loss = self.g_optimizer.scale_loss(g_loss * share)
-        _apply(self.g_optimizer, tape.gradient(scaled_loss, variables), variables)
+        apply_gradients(self.g_optimizer, tape.gradient(scaled_loss, variables), variables)
         return self._update_metrics(reconstruction, d_loss, g_loss, real_logits, fake_logits)
 
     def test_step(self, data):
@@ -446,17 +447,6 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         for key in ("image_shape", "num_filters", "discriminator_units"):
             config[key] = tuple(config[key])
         return cls(**config)
-
-
-def _apply(optimizer, gradients, variables):
-    """`optimizer.apply` on the variables that have a gradient.
-
-    Weights that do not change a loss get None (a Gaussian decoder's pixel scale under a fixed σ
-    is not even trainable, but a custom network may hold such weights); they are left out.
-    """
-    pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
-    if pairs:
-        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
 
 
 def _stateless_seed(seed):

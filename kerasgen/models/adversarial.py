@@ -10,6 +10,9 @@ set `model.optimizer.learning_rate`).
 import os
 
 import keras
+from keras import ops
+
+from kerasgen import distribute
 
 REFUSED_COMPILE_ARGUMENTS = ("loss", "loss_weights", "metrics", "weighted_metrics")
 
@@ -174,3 +177,32 @@ def real_images(data, what):
     if sample_weight is not None:
         raise ValueError(no_weights_message(what, "sample_weight"))
     return keras.ops.cast(real, "float32")
+
+
+def apply_gradients(optimizer, gradients, variables, gate=None):
+    """`optimizer.apply` on the variables that got a gradient; with `gate`, only where it is true.
+
+    Weights that do not change a loss get None (a Gaussian decoder's pixel scale does not move
+    its mean image); they are left out. `gate`, a bool scalar tensor, goes through
+    `distribute.apply_if`, so a skipped update works under any strategy.
+    """
+    pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+    if not pairs:
+        return
+    gradients, variables = [g for g, _ in pairs], [v for _, v in pairs]
+    if gate is None:
+        optimizer.apply(gradients, variables)
+    else:
+        distribute.apply_if(gate, optimizer, gradients, variables)
+
+
+def r1_metric(r1, weight, discriminator):
+    """The R1 penalty and its weight in the `r1` metric.
+
+    Under float16 a step whose scaled ∇_x D overflowed gives an infinite penalty and is skipped
+    by D's loss-scale optimizer: not an R1 to report, so it gets weight 0.
+    """
+    if discriminator.compute_dtype != "float16":
+        return r1, weight
+    finite = ops.isfinite(r1)
+    return ops.where(finite, r1, 0.0), weight * ops.cast(finite, "float32")

@@ -8,9 +8,11 @@ from kerasgen import distribute, distributions
 from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, r1_penalty, weighted_mean
 from kerasgen.models.adversarial import (
     SeveralOptimizers,
+    apply_gradients,
     clone_in_policy,
     compile_optimizers,
     load_vae,
+    r1_metric,
     real_images,
 )
 from kerasgen.networks import build_discriminator
@@ -283,9 +285,7 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             scaled_loss = self.g_optimizer.scale_loss(g_loss * share)
         g_variables = self.generator.trainable_variables
         gradients = tape.gradient(scaled_loss, g_variables)
-        # Weights that do not change the mean image (a Gaussian decoder's pixel scale) get none.
-        pairs = [(g, v) for g, v in zip(gradients, g_variables) if g is not None]
-        self.g_optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        apply_gradients(self.g_optimizer, gradients, g_variables)
         self._update_ema()
         return self._update_metrics(d_loss, g_loss, r1, real_logits, fake_logits)
 
@@ -319,10 +319,8 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         }
         for name, value in values.items():
             weight = batch_size
-            if name == "r1" and self.discriminator.compute_dtype == "float16":
-                # A step whose scaled ∇_x D overflowed was skipped (see above): not an R1 to report.
-                finite = ops.isfinite(value)
-                value, weight = ops.where(finite, value, 0.0), weight * ops.cast(finite, "float32")
+            if name == "r1":
+                value, weight = r1_metric(value, weight, self.discriminator)
             self.trackers[name].update_state(value, sample_weight=weight)
         return distribute.step_logs({m.name: m.result() for m in self.metrics})
 

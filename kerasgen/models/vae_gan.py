@@ -10,9 +10,11 @@ from kerasgen import distribute, distributions
 from kerasgen.losses import r1_penalty, vaegan_losses, weighted_mean
 from kerasgen.models.adversarial import (
     SeveralOptimizers,
+    apply_gradients,
     clone_in_policy,
     compile_optimizers,
     load_vae,
+    r1_metric,
     real_images,
 )
 from kerasgen.networks import build_discriminator
@@ -363,12 +365,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         for (part, optimizer), network in zip(optimizers.items(), self._parts()):
             variables = network.trainable_variables
             # Each part's loss, differentiated with respect to that part's weights only.
-            pairs = [(g, v) for g, v in zip(tape.gradient(scaled[part], variables), variables) if g is not None]
-            gradients, variables = [g for g, _ in pairs], [v for _, v in pairs]
-            if part in gates:
-                distribute.apply_if(gates[part], optimizer, gradients, variables)
-            else:
-                optimizer.apply(gradients, variables)
+            apply_gradients(optimizer, tape.gradient(scaled[part], variables), variables, gate=gates.get(part))
         del tape
         return self._update_metrics(terms, logits, gates)
 
@@ -406,12 +403,9 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             values["g_trained"] = ops.cast(gates["decoder"], "float32")
         for name, value in values.items():
             weight = batch_size
-            if name == "r1" and self.discriminator.compute_dtype == "float16":
-                # A step whose scaled ∇_x D overflowed was skipped: not an R1 to report.
-                finite = ops.isfinite(value)
-                value, weight = ops.where(finite, value, 0.0), weight * ops.cast(finite, "float32")
-            if name in self.trackers:
-                self.trackers[name].update_state(value, sample_weight=weight)
+            if name == "r1":
+                value, weight = r1_metric(value, weight, self.discriminator)
+            self.trackers[name].update_state(value, sample_weight=weight)
         return distribute.step_logs({m.name: m.result() for m in self.metrics})
 
     @property
