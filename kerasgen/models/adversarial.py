@@ -10,9 +10,11 @@ set `model.optimizer.learning_rate`).
 import os
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from kerasgen import distribute
+from kerasgen.losses import r1_penalty
 
 REFUSED_COMPILE_ARGUMENTS = ("loss", "loss_weights", "metrics", "weighted_metrics")
 
@@ -194,6 +196,38 @@ def apply_gradients(optimizer, gradients, variables, gate=None):
         optimizer.apply(gradients, variables)
     else:
         distribute.apply_if(gate, optimizer, gradients, variables)
+
+
+def outputs_and_r1(forward, real, model):
+    """`forward(real)`'s outputs on real images, and the R1 penalty of their logits (0 when `model.r1_weight` is 0).
+
+    Args:
+        forward: callable from images to a tuple whose last element is D's logits `[B]`.
+        real: float32 images `[B, H, W, C]`.
+        model: the model, with `discriminator`, `r1_weight` and (once compiled) `d_optimizer`.
+
+    Returns:
+        `(*outputs, r1)`.
+    """
+    if not model.r1_weight:
+        return (*forward(real), ops.zeros(()))
+    # Under float16, ∇_x D runs back through half-precision layers, where small gradients
+    # flush to zero: it is scaled like a loss, by D's loss scale, and unscaled in float32.
+    half = model.discriminator.compute_dtype == "float16" and getattr(model, "d_optimizer", None) is not None
+    scale = model.d_optimizer.scale_loss(ops.ones(())) if half else None
+    with tf.GradientTape() as r1_tape:
+        r1_tape.watch(real)
+        outputs = forward(real)
+        # No layer of D mixes images, so the sum's gradient holds each image's own ∇_x D(x).
+        logit_sum = ops.sum(outputs[-1])
+        if half:
+            logit_sum = logit_sum * scale
+    gradients = r1_tape.gradient(logit_sum, real)
+    if half:
+        # An overflow gives an infinite penalty: the loss-scale optimizer then skips the step
+        # and lowers the scale, as it does for any overflowing gradient.
+        gradients = ops.cast(gradients, "float32") / scale
+    return (*outputs, r1_penalty(gradients))
 
 
 def r1_metric(r1, weight, discriminator):

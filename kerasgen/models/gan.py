@@ -5,13 +5,14 @@ import tensorflow as tf
 from keras import ops
 
 from kerasgen import distribute, distributions
-from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, r1_penalty, weighted_mean
+from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, weighted_mean
 from kerasgen.models.adversarial import (
     SeveralOptimizers,
     apply_gradients,
     clone_in_policy,
     compile_optimizers,
     load_vae,
+    outputs_and_r1,
     r1_metric,
     real_images,
 )
@@ -243,25 +244,7 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
 
     def _real_logits_and_r1(self, real, training):
         """D's logits on real images, and the R1 penalty (0 when `r1_weight` is 0)."""
-        if not self.r1_weight:
-            return self._logits(real, training=training), ops.zeros(())
-        # Under float16, ∇_x D runs back through half-precision layers, where small gradients
-        # flush to zero: it is scaled like a loss, by D's loss scale, and unscaled in float32.
-        half = self.discriminator.compute_dtype == "float16" and getattr(self, "d_optimizer", None) is not None
-        scale = self.d_optimizer.scale_loss(ops.ones(())) if half else None
-        with tf.GradientTape() as r1_tape:
-            r1_tape.watch(real)
-            real_logits = self._logits(real, training=training)
-            # No layer of D mixes images, so the sum's gradient holds each image's own ∇_x D(x).
-            logit_sum = ops.sum(real_logits)
-            if half:
-                logit_sum = logit_sum * scale
-        gradients = r1_tape.gradient(logit_sum, real)
-        if half:
-            # An overflow gives an infinite penalty: the loss-scale optimizer then skips the step
-            # and lowers the scale, as it does for any overflowing gradient.
-            gradients = ops.cast(gradients, "float32") / scale
-        return real_logits, r1_penalty(gradients)
+        return outputs_and_r1(lambda x: (self._logits(x, training=training),), real, self)
 
     def train_step(self, data):
         real = real_images(data, "a GAN")

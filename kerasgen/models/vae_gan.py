@@ -7,13 +7,14 @@ import tensorflow as tf
 from keras import ops
 
 from kerasgen import distribute, distributions
-from kerasgen.losses import r1_penalty, vaegan_losses, weighted_mean
+from kerasgen.losses import vaegan_losses, weighted_mean
 from kerasgen.models.adversarial import (
     SeveralOptimizers,
     apply_gradients,
     clone_in_policy,
     compile_optimizers,
     load_vae,
+    outputs_and_r1,
     r1_metric,
     real_images,
 )
@@ -336,22 +337,12 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
 
     def _real_features_logits_and_r1(self, real, training):
         """D_l(x), D's logits on real images, and the R1 penalty (0 when `r1_weight` is 0)."""
-        real = ops.cast(real, "float32")
-        if not self.r1_weight:
-            features, logits = self._features_and_logits(real, training)
-            return features, _flat_logits(logits), ops.zeros(())
-        half = self.discriminator.compute_dtype == "float16" and getattr(self, "d_optimizer", None) is not None
-        scale = self.d_optimizer.scale_loss(ops.ones(())) if half else None
-        with tf.GradientTape() as r1_tape:
-            r1_tape.watch(real)
-            features, logits = self._features_and_logits(real, training)
-            logits = _flat_logits(logits)
-            # Under float16 ∇_x D is scaled like a loss, as in `GAN._real_logits_and_r1`.
-            logit_sum = ops.sum(logits) * scale if half else ops.sum(logits)
-        gradients = r1_tape.gradient(logit_sum, real)
-        if half:
-            gradients = ops.cast(gradients, "float32") / scale
-        return features, logits, r1_penalty(gradients)
+
+        def forward(images):
+            features, logits = self._features_and_logits(images, training)
+            return features, _flat_logits(logits)
+
+        return outputs_and_r1(forward, ops.cast(real, "float32"), self)
 
     def train_step(self, data):
         real = real_images(data, "a VAE-GAN")
