@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasgen.artifacts import atomic_path, read_json, write_json
-from kerasgen.evaluation import sample_quality
+from kerasgen.evaluation import reconstruction, sample_quality
 from kerasgen.images import image_grid, interleave, save_png
 from kerasgen.latent import fixed_latents, images_from_latents
 
@@ -311,6 +311,10 @@ def _optimizers(model):
 class SampleQuality(keras.callbacks.Callback):
     """Fréchet distance and KID of the model's samples every few epochs, on a classifier's features.
 
+    For a model with an encoder (`reconstruct`) it also measures its reconstructions of the real
+    images: their Fréchet distance to the originals and, with `labels`, the classifier's accuracy
+    on them (`evaluation.reconstruction.reconstruction_quality`, as `kerasgen evaluate` reports).
+
     Before the first epoch, after the first, after every `every`-th and after the last, draws
     `num_samples` images with `model.sample` (the same seeds each time, so successive numbers
     differ only by what training changed) and adds `fd` and `kid` to that epoch's logs, where
@@ -319,7 +323,8 @@ class SampleQuality(keras.callbacks.Callback):
     epochs in between read `NA`.
 
     Each measurement is kept in `records`: `{"epoch", "seconds", "fd", "kid", "kid_std",
-    "class_fractions"}`, epoch 0 being the model before training; `seconds` counts from the start
+    "class_fractions"}` (plus `reconstruction_fd` and `reconstruction_accuracy`, None without
+    labels, for a model with an encoder), epoch 0 being the model before training; `seconds` counts from the start
     of training (plus `start_seconds`) and excludes the time spent measuring. With `path`, the
     records are rewritten there (atomically) after every measurement, so a crash keeps them.
 
@@ -337,10 +342,13 @@ class SampleQuality(keras.callbacks.Callback):
             Defaults to None.
         info: dict or None, written into `path` beside the records (which classifier, ...).
             Defaults to None.
+        labels: int array `[N]` or None, the classes of `real_images` for the reconstructions'
+            accuracy. Defaults to None.
     """
 
     def __init__(
-        self, classifier, real_images, every=5, num_samples=5000, seed=0, start_seconds=0.0, path=None, records=None, info=None
+        self, classifier, real_images, every=5, num_samples=5000, seed=0, start_seconds=0.0, path=None, records=None, info=None,
+        labels=None,
     ):
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -348,6 +356,8 @@ class SampleQuality(keras.callbacks.Callback):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
             raise ValueError(f"num_samples must be an int >= 2. Received: num_samples={num_samples!r}")
         self.classifier = classifier
+        self.real_images = real_images
+        self.labels = labels
         self.real_features = sample_quality.compute_features(classifier, real_images)
         self.every = every
         self.num_samples = num_samples
@@ -395,6 +405,10 @@ class SampleQuality(keras.callbacks.Callback):
             "kid_std": kid_std,
             "class_fractions": sample_quality.class_histogram(logits).tolist(),
         }
+        if hasattr(self.model, "reconstruct"):
+            quality = reconstruction.reconstruction_quality(self.model, self.real_images, self.labels, self.classifier)
+            record["reconstruction_fd"] = quality["frechet_distance"]
+            record["reconstruction_accuracy"] = quality["accuracy"]
         self.records.append(record)
         if self.path:
             write_json(self.path, {**self.info, "every": self.every, "records": self.records})

@@ -233,7 +233,8 @@ class TrainVAEConfig(Config):
     logdir: str | None = _logdir()
     grid_every: int = _field(5, "write sample grids every N epochs", check=POSITIVE, resumable=True)
     quality_every: int = _field(
-        0, "measure Fréchet distance and KID of prior samples vs held-out grey images every N epochs (0: never)",
+        0, "measure Fréchet distance and KID of prior samples vs held-out grey images, and the reconstructions' FD and "
+        "accuracy, every N epochs (0: never)",
         check=NON_NEGATIVE, resumable=True,
     )
     classifier: str | None = _classifier("--quality-every")
@@ -313,6 +314,7 @@ class TrainVAEGANConfig(Config):
         "(smaller: more realistic samples, less faithful reconstructions)",
         check=NON_NEGATIVE,
     )
+    beta: float = _field(1.0, "weight of the KL term in the encoder's loss (1: the paper's)", check=NON_NEGATIVE)
     feature_scale: str | float = _field(
         "fitted", "sigma of the Gaussian likelihood of D's features: fitted (each batch's maximum-likelihood value, "
         "the RMS feature error) | a fixed positive number (1: the paper's)", parse=number_or_name, check=POSITIVE,
@@ -332,7 +334,8 @@ class TrainVAEGANConfig(Config):
     beta_1: float = _field(0.5, "Adam's beta_1 for the three optimizers", check=NON_NEGATIVE)
     grid_every: int = _field(5, "write sample and reconstruction grids every N epochs", check=POSITIVE, resumable=True)
     quality_every: int = _field(
-        0, "measure Fréchet distance and KID of prior samples vs held-out images every N epochs (0: never)",
+        0, "measure Fréchet distance and KID of prior samples vs held-out images, and the reconstructions' FD and "
+        "accuracy, every N epochs (0: never)",
         check=NON_NEGATIVE, resumable=True,
     )
     classifier: str | None = _classifier("--quality-every")
@@ -391,7 +394,8 @@ class TrainAAEConfig(Config):
     beta_1: float = _field(0.5, "Adam's beta_1 for the three optimizers", check=NON_NEGATIVE)
     grid_every: int = _field(5, "write sample and reconstruction grids every N epochs", check=POSITIVE, resumable=True)
     quality_every: int = _field(
-        0, "measure Fréchet distance and KID of prior samples vs held-out images every N epochs (0: never)",
+        0, "measure Fréchet distance and KID of prior samples vs held-out images, and the reconstructions' FD and "
+        "accuracy, every N epochs (0: never)",
         check=NON_NEGATIVE, resumable=True,
     )
     classifier: str | None = _classifier("--quality-every")

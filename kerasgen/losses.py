@@ -172,6 +172,7 @@ def vaegan_losses(
     z=None,
     gamma=1.0,
     feature_scale=1.0,
+    beta=1.0,
 ):
     """The losses of the VAE-GAN of Larsen et al. (2016), one per part, and their named terms.
 
@@ -182,7 +183,7 @@ def vaegan_losses(
       to D's features (σ = `feature_scale`; the paper's identity covariance is σ = 1);
     - L_GAN: D's cross-entropy on real x (label 1) and on both kinds of fakes, x̃ and x_p (label 0).
 
-    The encoder minimizes L_prior + L_llike, the decoder γ·L_llike plus the non-saturating loss
+    The encoder minimizes β·L_prior + L_llike (β = 1 in the paper), the decoder γ·L_llike plus the non-saturating loss
     −log σ(D(·)) on both kinds of fakes, the discriminator L_GAN. All terms in nats per image.
 
     Args:
@@ -194,6 +195,7 @@ def vaegan_losses(
         z: optional tensor `[B, D]`, the sample of q behind x̃ (for a KL without a closed form).
         gamma: float, γ, the weight of L_llike in the decoder's loss. Defaults to 1.
         feature_scale: float or scalar tensor > 0, σ. Defaults to 1.
+        beta: float >= 0, β, the weight of L_prior in the encoder's loss. Defaults to 1.
 
     Returns:
         `(losses, terms)`: `losses` has `encoder`, `decoder` and `discriminator`; `terms` has
@@ -208,5 +210,5 @@ def vaegan_losses(
         + weighted_mean(ops.softplus(prior_logits))
     )
     g_loss = non_saturating_generator_loss(reconstruction_logits) + non_saturating_generator_loss(prior_logits)
-    losses = {"encoder": kl + reconstruction, "decoder": gamma * reconstruction + g_loss, "discriminator": d_loss}
+    losses = {"encoder": beta * kl + reconstruction, "decoder": gamma * reconstruction + g_loss, "discriminator": d_loss}
     return losses, {"kl": kl, "reconstruction": reconstruction, "d_loss": d_loss, "g_loss": g_loss}

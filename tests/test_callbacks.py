@@ -227,6 +227,42 @@ def test_sample_quality_columns_reach_the_csv_and_its_records_survive_a_resume(t
     assert [r["epoch"] for r in fresh.records] == [3, 4, 6]
 
 
+class _Autoencoder(_Sampler):
+    """A stand-in with an encoder: `reconstruct` returns `noise`-weighted noise mixed into the input."""
+
+    def __init__(self, pool, noise):
+        super().__init__(pool)
+        self.noise = noise
+
+    def reconstruct(self, x):
+        blur = np.random.default_rng(1).uniform(size=np.shape(x)).astype(np.float32)
+        return (1.0 - self.noise) * np.asarray(x) + self.noise * blur
+
+
+def test_sample_quality_measures_reconstructions_of_a_model_with_an_encoder():
+    from kerasgen.callbacks import SampleQuality
+
+    real = np.random.default_rng(0).uniform(size=(60, 8, 8, 1)).astype(np.float32)
+    classifier = _toy_classifier()
+    labels = np.argmax(classifier(real), axis=1)  # the classifier is right on every original
+    records = {}
+    for noise in (0.0, 0.8):
+        callback = SampleQuality(classifier, real, every=2, num_samples=50, labels=labels)
+        _run_epochs(callback, _Autoencoder(real, noise), epochs=2)
+        records[noise] = callback.records[-1]
+    # A perfect reconstruction: distance 0 and every class kept; a noisy one: neither.
+    assert records[0.0]["reconstruction_fd"] < 1e-6 and records[0.0]["reconstruction_accuracy"] == 1.0
+    assert records[0.8]["reconstruction_fd"] > 1e-3 and records[0.8]["reconstruction_accuracy"] < 1.0
+    # Without labels only the distance; a model without an encoder gets neither key.
+    unlabelled = SampleQuality(classifier, real, every=2, num_samples=50)
+    _run_epochs(unlabelled, _Autoencoder(real, 0.8), epochs=1)
+    assert unlabelled.records[-1]["reconstruction_accuracy"] is None
+    assert unlabelled.records[-1]["reconstruction_fd"] == pytest.approx(records[0.8]["reconstruction_fd"])
+    sampler_only = SampleQuality(classifier, real, every=2, num_samples=50)
+    _run_epochs(sampler_only, _Sampler(real), epochs=1)
+    assert "reconstruction_fd" not in sampler_only.records[-1]
+
+
 @pytest.mark.parametrize("every", [0, 1.5, True])
 def test_sample_quality_rejects_a_bad_schedule(every):
     from kerasgen.callbacks import SampleQuality

@@ -81,7 +81,7 @@ def _softplus(x):
 @pytest.mark.parametrize("feature_scale", [2.0, "fitted"])
 def test_losses_equal_a_hand_computation(feature_scale):
     """The model's three losses, recomputed in numpy from the same noise, the same networks' outputs."""
-    model = _vaegan(gamma=0.3, feature_scale=feature_scale, r1_weight=0.0)
+    model = _vaegan(gamma=0.3, beta=0.7, feature_scale=feature_scale, r1_weight=0.0)
     x = _images(4)
     losses, terms, _ = model.compute_losses(tf.constant(x), seed_generator=keras.random.SeedGenerator(5))
 
@@ -108,7 +108,7 @@ def test_losses_equal_a_hand_computation(feature_scale):
     g_loss = np.mean(_softplus(-logits["reconstruction"])) + np.mean(_softplus(-logits["prior"]))
     np.testing.assert_allclose(terms["reconstruction"], reconstruction, rtol=1e-5)
     np.testing.assert_allclose(terms["kl"], kl, rtol=1e-5)
-    np.testing.assert_allclose(losses["encoder"], kl + reconstruction, rtol=1e-5)
+    np.testing.assert_allclose(losses["encoder"], 0.7 * kl + reconstruction, rtol=1e-5)
     np.testing.assert_allclose(losses["decoder"], 0.3 * reconstruction + g_loss, rtol=1e-5)
     np.testing.assert_allclose(losses["discriminator"], d_loss, rtol=1e-5)
 
@@ -154,7 +154,7 @@ def test_equilibrium_rule_skips_a_winning_discriminator():
 
 
 def test_keras_round_trip_and_compiled_reload(tmp_path):
-    model = _compile(_vaegan(equilibrium_margin=0.2))
+    model = _compile(_vaegan(equilibrium_margin=0.2, beta=0.5))
     x = _images()
     model.fit(x, batch_size=8, epochs=1, verbose=0)
     path = str(tmp_path / "vaegan.keras")
@@ -162,7 +162,7 @@ def test_keras_round_trip_and_compiled_reload(tmp_path):
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(loaded.reconstruct(x), model.reconstruct(x), atol=1e-6)
     np.testing.assert_allclose(loaded.sample(4, seed=1), model.sample(4, seed=1), atol=1e-6)
-    assert loaded.get_config()["equilibrium_margin"] == 0.2 and loaded.feature_layer == model.feature_layer
+    assert loaded.get_config()["equilibrium_margin"] == 0.2 and loaded.beta == 0.5 and loaded.feature_layer == model.feature_layer
     assert [int(o.iterations) for o in (loaded.e_optimizer, loaded.g_optimizer, loaded.d_optimizer)] == [1, 1, 1]
     # Training continues from the reloaded optimizers.
     loaded.fit(x, batch_size=8, epochs=1, verbose=0)
@@ -174,6 +174,8 @@ def test_bad_arguments_name_what_was_received():
         _vaegan(feature_layer="nope")
     with pytest.raises(ValueError, match="gamma must be a number >= 0. Received: gamma=-1"):
         _vaegan(gamma=-1)
+    with pytest.raises(ValueError, match="beta must be a number >= 0. Received: beta='1'"):
+        _vaegan(beta="1")
     with pytest.raises(ValueError, match="equilibrium_margin.*Received: equilibrium_margin=-0.1"):
         _vaegan(equilibrium_margin=-0.1)
     with pytest.raises(ValueError, match="init must be one of 'vae', 'scratch'. Received: init='decoder'"):

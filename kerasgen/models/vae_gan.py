@@ -36,7 +36,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
     Each step makes one forward pass and updates the three parts with their own optimizers, as the
     paper's algorithm does:
 
-    - encoder ← L_prior + L_llike, with L_prior = KL(q(z|x) ‖ p(z));
+    - encoder ← β·L_prior + L_llike, with L_prior = KL(q(z|x) ‖ p(z)) (β = 1 in the paper);
     - decoder ← γ·L_llike − L_GAN, where −L_GAN is the **non-saturating** loss −log σ(D(·)) on the
       reconstructions Dec(z) and on the prior samples Dec(z_p), z_p ~ p(z);
     - discriminator ← its cross-entropy on real images (1) and both kinds of fakes (0), plus the
@@ -70,6 +70,10 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             5,000 samples): prior-sample FD 147 / 131 / 110 / 86 / 57 at γ = 1 / 1e-3 / 3e-4 /
             1e-4 / 1e-5 against the VAE's 147, reconstruction FD 9.2 / 9.3 / 9.4 / 10.4 / 13.7
             against its 11.0: smaller γ buys realistic samples with faithful reconstructions.
+        beta: float >= 0, β: the weight of L_prior in the encoder's loss (1 is the paper's).
+            Measured on mnist-5k from the shipped VAE (γ = 1e-4, 3 epochs): β = 0.5 left the
+            reconstructions as they were at β = 1 (FD 10.3 vs 10.4, 91.4% vs 91.0% classified
+            right) and the samples' FD at 87.5 vs 86.2. Defaults to 1.
         feature_scale: `"fitted"` or a float > 0: σ of the feature likelihood. A float fixes it
             (1 is the paper's identity covariance); `"fitted"` sets it, every step, to its
             maximum-likelihood value for the batch, the root-mean-square feature error (held
@@ -115,6 +119,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         posterior="diagonal",
         feature_layer=None,
         gamma=1e-4,
+        beta=1.0,
         feature_scale="fitted",
         r1_weight=10.0,
         equilibrium_margin=None,
@@ -137,7 +142,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
                 f"A {posterior} q(z|x) over {latent_dim} dimensions takes {expected} parameters, but the encoder "
                 f"emits {encoder.output_shape[-1]}. Received: posterior={posterior!r}, latent_dim={latent_dim}"
             )
-        for name, value, low in (("gamma", gamma, 0), ("r1_weight", r1_weight, 0)):
+        for name, value, low in (("gamma", gamma, 0), ("beta", beta, 0), ("r1_weight", r1_weight, 0)):
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and value >= low):
                 raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
         if feature_scale != "fitted" and (
@@ -160,6 +165,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         self.posterior = posterior
         self.feature_layer = feature_layer or _last_convolution(discriminator)
         self.gamma = float(gamma)
+        self.beta = float(beta)
         self.feature_scale = feature_scale if feature_scale == "fitted" else float(feature_scale)
         self.r1_weight = float(r1_weight)
         self.equilibrium_margin = None if equilibrium_margin is None else float(equilibrium_margin)
@@ -319,6 +325,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             prior_logits,
             z=z,
             gamma=self.gamma,
+            beta=self.beta,
             feature_scale=self._feature_scale(real_features, reconstruction_features),
         )
         losses["discriminator"] = losses["discriminator"] + 0.5 * self.r1_weight * r1
@@ -417,6 +424,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             "posterior": self.posterior,
             "feature_layer": self.feature_layer,
             "gamma": self.gamma,
+            "beta": self.beta,
             "feature_scale": self.feature_scale,
             "r1_weight": self.r1_weight,
             "equilibrium_margin": self.equilibrium_margin,

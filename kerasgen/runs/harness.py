@@ -239,6 +239,8 @@ class Run:
             path=path,
             records=records,
             info={"classifier": choice.describe()},
+            # The reconstructions' accuracy only where the classifier's classes are the data's.
+            labels=heldout_images_and_labels(splits)[1] if choice.heldout_accuracy is not None else None,
         )
 
     # --- Training ------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def train_vaegan(config=TrainVAEGANConfig(), verbose=None):
             discriminator=build_discriminator(splits.image_shape),
             init=config.init if start.vae is not None else "vae",
             gamma=config.gamma,
+            beta=config.beta,
             feature_scale=config.feature_scale,
             feature_layer=config.feature_layer,
             r1_weight=config.r1_weight,
