@@ -157,6 +157,16 @@ def test_aggregated_posterior_mmd_is_seeded_and_sees_a_shifted_posterior(images_
     assert shifted["mmd"] > 0.1 and abs(matched["mmd"]) < 0.1 * shifted["mmd"]
 
 
+def test_repeated_draws_make_the_mmd_less_noisy(images_and_labels):
+    images = np.tile(images_and_labels[0], (5, 1, 1, 1))
+    single = [aggregated_posterior_mmd(_Encoder(shift=-0.5), images, seed=s, repeats=1) for s in range(8)]
+    averaged = [aggregated_posterior_mmd(_Encoder(shift=-0.5), images, seed=s, repeats=8) for s in range(8)]
+    assert all(r["mmd_standard_error"] == 0.0 and r["repeats"] == 1 for r in single)
+    assert all(r["mmd_standard_error"] > 0.0 and r["repeats"] == 8 for r in averaged)
+    # The mean of 8 independent estimates spreads about √8 times less than one estimate.
+    assert np.std([r["mmd"] for r in averaged]) < 0.6 * np.std([r["mmd"] for r in single])
+
+
 def test_a_deterministic_encoder_gives_its_codes(images_and_labels):
     images, _ = images_and_labels
     # The AAE's q(z|x) and a prior that is one point: every draw is known, so is the MMD.
@@ -210,6 +220,7 @@ def test_a_vae_is_evaluated_through_the_same_interface():
         (lambda: aggregated_posterior_mmd(_Encoder(), np.zeros((4, 8, 8, 1)), kernel="rbf"), "Received: kernel='rbf'"),
         (lambda: aggregated_posterior_mmd(_Encoder(), np.zeros((4, 8, 8, 1)), seed=0.5), "Received: seed=0.5"),
         (lambda: aggregated_posterior_mmd(_Encoder(), np.zeros((4, 8, 8, 1)), batch_size=0), "Received: batch_size=0"),
+        (lambda: aggregated_posterior_mmd(_Encoder(), np.zeros((4, 8, 8, 1)), repeats=0), "Received: repeats=0"),
         (lambda: reconstruction_quality(_Encoder(), np.zeros((4, 8, 8, 1)), [0, 1, 1], None), r"labels.shape=\(3,\)"),
         (lambda: reconstruction_quality(_Encoder(), np.zeros((2, 8, 8, 1)), [0, -1], None), "1 negative labels"),
         (lambda: unbiased_mmd_squared(np.zeros((4, 2)), np.zeros((4, 3))), r"codes_a.shape=\(4, 2\), codes_b.shape=\(4, 3\)"),

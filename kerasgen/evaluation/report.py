@@ -275,7 +275,8 @@ def format_table(metrics):
         rows.append((
             "aggregated-posterior MMD",
             f"{aggregated['mmd']:.4f}",
-            f"unbiased MMD²(q(z), p(z)), IMQ kernel, {aggregated['num_codes']} codes; ≈ 0 when matched",
+            f"± {aggregated['mmd_standard_error']:.4f}: unbiased MMD²(q(z), p(z)), IMQ kernel, {aggregated['num_codes']} codes, "
+            f"mean of {aggregated['repeats']} draws; ≈ 0 when matched",
         ))
     rows.append(("time", f"{metrics['seconds']:.0f} s", ""))
     width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
