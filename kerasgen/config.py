@@ -322,6 +322,10 @@ class TrainVAEGANConfig(Config):
     )
     feature_layer: str | None = _field(None, "name of D's layer whose features are compared (default: its last convolution)")
     r1_weight: float = _field(10.0, "gamma of the R1 penalty on real images (0: none)", check=NON_NEGATIVE)
+    ema_decay: float = _field(
+        0.99, "decay of the encoder's and decoder's weight averages used to encode, decode and sample (0: none)",
+        check=NON_NEGATIVE,
+    )
     equilibrium_margin: float | None = _field(
         None, "the reference code's equilibrium rule: skip D while it wins by more than this margin around ln 2, "
         "the decoder while it loses by more (default: off; on mnist-5k it froze the decoder and hurt the samples, see README)", check=NON_NEGATIVE,

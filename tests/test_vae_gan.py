@@ -65,6 +65,28 @@ def test_each_optimizer_moves_only_its_own_part(trained):
     assert _moved(before, _snapshot(model)) == {parts[trained]}
 
 
+def test_encode_decode_and_sample_use_the_weight_averages():
+    """After one step, each average is decay·before + (1 − decay)·after, and the user-facing operations read it."""
+    model = _compile(_vaegan(ema_decay=0.25))
+    x = _images()
+    before = _snapshot(model)
+    model.train_on_batch(x)
+    after = _snapshot(model)
+    for network, average in ((model.encoder, model.ema_encoder), (model.decoder, model.ema_decoder)):
+        expected = [0.25 * b + 0.75 * a for b, a in zip(before[network.name], after[network.name])]
+        for got, want in zip(average.get_weights(), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    z = np.random.default_rng(1).normal(size=(4, 2)).astype("float32")
+    np.testing.assert_allclose(model.decode(z), keras.ops.sigmoid(model.ema_decoder(z)), atol=1e-6)
+    assert not np.allclose(model.decode(z), keras.ops.sigmoid(model.decoder(z)), atol=1e-6)
+    np.testing.assert_allclose(model.encode(x)[0], model.ema_encoder(x)[:, :2], atol=1e-6)
+    # Without averages the trained networks answer.
+    plain = _compile(_vaegan(ema_decay=0.0))
+    plain.train_on_batch(x)
+    assert plain.ema_encoder is None and plain.ema_decoder is None
+    np.testing.assert_allclose(plain.decode(z), keras.ops.sigmoid(plain.decoder(z)), atol=1e-6)
+
+
 def test_the_discriminator_update_leaves_encoder_and_decoder_unchanged():
     model = _compile(_vaegan(), (0.0, 0.0, 0.1))
     before = _snapshot(model)
@@ -174,6 +196,8 @@ def test_bad_arguments_name_what_was_received():
         _vaegan(feature_layer="nope")
     with pytest.raises(ValueError, match="gamma must be a number >= 0. Received: gamma=-1"):
         _vaegan(gamma=-1)
+    with pytest.raises(ValueError, match=r"ema_decay must be a number in \[0, 1\). Received: ema_decay=1"):
+        _vaegan(ema_decay=1)
     with pytest.raises(ValueError, match="beta must be a number >= 0. Received: beta='1'"):
         _vaegan(beta="1")
     with pytest.raises(ValueError, match="equilibrium_margin.*Received: equilibrium_margin=-0.1"):

@@ -240,3 +240,27 @@ def r1_metric(r1, weight, discriminator):
         return r1, weight
     finite = ops.isfinite(r1)
     return ops.where(finite, r1, 0.0), weight * ops.cast(finite, "float32")
+
+
+def weight_average(network):
+    """A frozen copy of `network` (same architecture, same weights) to hold its moving average."""
+    average = keras.models.clone_model(network)
+    average.set_weights(network.get_weights())
+    average.trainable = False
+    return average
+
+
+def update_weight_average(average, network, decay):
+    """v_avg ← decay · v_avg + (1 − decay) · v for `network`'s trainable weights; others are copied."""
+    pairs = [(a.value, v.value, v.trainable) for a, v in zip(average.weights, network.weights)]
+
+    def update(strategy, pairs):
+        # Every replica holds the same weights after the synchronized apply, so the update runs
+        # once per variable through the strategy, as Keras's own optimizer EMA does.
+        for target, variable, trainable in pairs:
+            if trainable:
+                strategy.extended.update(target, lambda a, v: a.assign(decay * a + (1.0 - decay) * v), args=(variable,))
+            else:
+                strategy.extended.update(target, lambda a, v: a.assign(v), args=(variable,))
+
+    tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(), pairs)

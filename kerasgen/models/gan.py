@@ -15,6 +15,8 @@ from kerasgen.models.adversarial import (
     outputs_and_r1,
     r1_metric,
     real_images,
+    update_weight_average,
+    weight_average,
 )
 from kerasgen.networks import build_discriminator
 
@@ -147,9 +149,7 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         self.ema_generator = None
         if self.ema_decay:
             # Same architecture, same starting weights; only the moving average changes it.
-            self.ema_generator = keras.models.clone_model(generator)
-            self.ema_generator.set_weights(generator.get_weights())
-            self.ema_generator.trainable = False
+            self.ema_generator = weight_average(generator)
         self.seed_generator = keras.random.SeedGenerator(seed)
         # Validation and `evaluate` draw their own noise, so whether and how often a run validates
         # does not move the training noise (it did: a run with validation trained another GAN).
@@ -309,26 +309,8 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
 
     def _update_ema(self):
         """v_ema ← decay · v_ema + (1 − decay) · v for the generator's weights."""
-        if self.ema_generator is None:
-            return
-        decay = self.ema_decay
-        pairs = [
-            (average.value, variable.value, variable.trainable)
-            for average, variable in zip(self.ema_generator.weights, self.generator.weights)
-        ]
-
-        def update(strategy, pairs):
-            # Every replica holds the same weights after the synchronized apply, so the update
-            # runs once per variable through the strategy, as Keras's own optimizer EMA does.
-            for average, variable, trainable in pairs:
-                if trainable:
-                    strategy.extended.update(
-                        average, lambda a, v: a.assign(decay * a + (1.0 - decay) * v), args=(variable,)
-                    )
-                else:
-                    strategy.extended.update(average, lambda a, v: a.assign(v), args=(variable,))
-
-        tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(), pairs)
+        if self.ema_generator is not None:
+            update_weight_average(self.ema_generator, self.generator, self.ema_decay)
 
     @property
     def metrics(self):

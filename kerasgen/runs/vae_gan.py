@@ -50,6 +50,7 @@ def train_vaegan(config=TrainVAEGANConfig(), verbose=None):
             init=config.init if start.vae is not None else "vae",
             gamma=config.gamma,
             beta=config.beta,
+            ema_decay=config.ema_decay,
             feature_scale=config.feature_scale,
             feature_layer=config.feature_layer,
             r1_weight=config.r1_weight,
