@@ -221,7 +221,9 @@ class LatentInstruments:
         instruments(validation_images)["active_units"]
     """
 
-    def __init__(self, model, elbo=True, posterior=True, num_mi_samples=10, active_unit_threshold=ACTIVE_UNIT_THRESHOLD, seed=0):
+    def __init__(
+        self, model, elbo=True, posterior=True, num_mi_samples=10, active_unit_threshold=ACTIVE_UNIT_THRESHOLD, seed=0
+    ):
         check_positive_int("num_mi_samples", num_mi_samples)
         if isinstance(active_unit_threshold, bool) or not (
             isinstance(active_unit_threshold, (int, float)) and active_unit_threshold >= 0
@@ -281,7 +283,8 @@ class LatentInstruments:
                     # Batch means; weighting by batch size averages over images.
                     totals[name] = totals.get(name, 0.0) + size * float(statistics[name])
             if "kl_per_dimension" in statistics:
-                totals["kl_per_dimension"] = totals.get("kl_per_dimension", 0.0) + statistics["kl_per_dimension"].numpy().astype(np.float64)
+                kl = statistics["kl_per_dimension"].numpy().astype(np.float64)
+                totals["kl_per_dimension"] = totals.get("kl_per_dimension", 0.0) + kl
             if "posterior_mean" in statistics:
                 means = statistics["posterior_mean"].numpy().astype(np.float64)
                 batch_mean = means.mean(axis=0)
