@@ -1,5 +1,6 @@
-"""Callbacks for generative training: sample grids from fixed latents, sample quality, a crash-safe
-backup of the last epoch, a guard that stops a diverging GAN, a clock and a plain epoch log."""
+"""Callbacks for generative training: sample grids from fixed latents, sample quality, the latent
+instruments (posterior collapse as it happens), a crash-safe backup of the last epoch, a guard that
+stops a diverging GAN, a clock and a plain epoch log."""
 
 import contextlib
 import math
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from kerasgen.artifacts import atomic_path, read_json, write_json
 from kerasgen.evaluation import reconstruction, sample_quality
+from kerasgen.evaluation.instruments import ACTIVE_UNIT_THRESHOLD, LatentInstruments
 from kerasgen.images import image_grid, interleave, save_png
 from kerasgen.latent import fixed_latents, images_from_latents
 
@@ -413,4 +415,121 @@ class SampleQuality(keras.callbacks.Callback):
         if self.path:
             write_json(self.path, {**self.info, "every": self.every, "records": self.records})
         self._measuring += time.perf_counter() - began
+        return record
+
+
+class LatentDiagnostics(keras.callbacks.Callback):
+    """The latent instruments on held-out images, before training and after every epoch.
+
+    Posterior collapse as it happens: KL per latent dimension, active units (Var_x E_q[z_i] >
+    `active_unit_threshold`, Burda et al. 2016), the mutual information I(x; z) (He et al. 2019)
+    and the ELBO split into reconstruction and KL, measured by `evaluation.instruments.LatentInstruments`,
+    the implementation `kerasgen evaluate` reports with, compiled once and run on `images` as one
+    batch: the aggregated posterior of I(x; z) is over all N images, so I(x; z) is at most log N
+    (`mutual_information_bound` in the JSON). The same seeds every time, so successive numbers
+    differ only by what training changed.
+
+    Adds to each epoch's logs, where `CSVLogger` and `TensorBoard` record them (put it before
+    them): `heldout_reconstruction`, `heldout_kl`, `active_units` and `mutual_information`. The D
+    numbers per dimension go to the records only (as history columns they would grow with the
+    latent size), and with `logdir` to TensorBoard as scalars `kl_per_dimension/NN` under
+    `logdir/latent`.
+
+    Each measurement is kept in `records`: `{"epoch", "elbo", "reconstruction", "kl",
+    "kl_per_dimension", "active_units", "active_unit_variances", "mutual_information"}`, epoch 0
+    being the model before training (a resumed run measures its first epoch's start only when no
+    record has it). With `path`, the records are rewritten there (atomically) after every
+    measurement, beside `num_images`, `num_mi_samples`, `active_unit_threshold`,
+    `mutual_information_bound` and `info`.
+
+    Args:
+        images: array `[N, H, W, C]`, N >= 2, the held-out images (binarized as the likelihood
+            needs them).
+        num_mi_samples: int >= 1, draws of z per image for I(x; z). Defaults to 10.
+        active_unit_threshold: float >= 0. Defaults to 0.01.
+        seed: int, seeds the draws. Defaults to 0.
+        path: str or None, a JSON file for the records. Defaults to None.
+        records: list or None, the measurements of the epochs before a resumed run's first.
+            Defaults to None.
+        info: dict or None, written into `path` beside the records. Defaults to None.
+        logdir: str or None, a TensorBoard log directory for the per-dimension KL. Defaults to None.
+    """
+
+    LOGGED = {
+        "heldout_reconstruction": "reconstruction",
+        "heldout_kl": "kl",
+        "active_units": "active_units",
+        "mutual_information": "mutual_information",
+    }
+
+    def __init__(
+        self, images, num_mi_samples=10, active_unit_threshold=ACTIVE_UNIT_THRESHOLD, seed=0, path=None, records=None,
+        info=None, logdir=None,
+    ):
+        super().__init__()
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or len(images) < 2:
+            raise ValueError(
+                f"images must be an array [N, height, width, channels] with N >= 2. Received: images.shape={images.shape}"
+            )
+        self.images = images
+        self.num_mi_samples = num_mi_samples
+        self.active_unit_threshold = float(active_unit_threshold)
+        self.seed = seed
+        self.path = path
+        self.records = list(records or [])
+        self.info = dict(info or {})
+        self.logdir = logdir
+        # Checks the arguments now; the model is bound when training begins.
+        LatentInstruments(None, num_mi_samples=num_mi_samples, active_unit_threshold=active_unit_threshold, seed=seed)
+        self._instruments = None
+        self._writer = None
+        self._first_epoch = True
+
+    def on_train_begin(self, logs=None):
+        if self._instruments is None or self._instruments.model is not self.model:
+            self._instruments = LatentInstruments(
+                self.model, num_mi_samples=self.num_mi_samples, active_unit_threshold=self.active_unit_threshold, seed=self.seed
+            )
+        if self.logdir and self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.logdir, "latent"))
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # The model before training (or, resumed without a record of it, as it was checkpointed).
+        if self._first_epoch and not any(r["epoch"] == epoch for r in self.records):
+            self.measure(epoch)
+        self._first_epoch = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = self.measure(epoch + 1)
+        if logs is not None:
+            logs.update({name: record[key] for name, key in self.LOGGED.items()})
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+
+    def measure(self, epoch):
+        """Measures the model now, as after `epoch` epochs; returns the record."""
+        result = self._instruments(self.images)
+        record = {"epoch": epoch, **{key: result[key] for key in (
+            "elbo", "reconstruction", "kl", "kl_per_dimension", "active_units", "active_unit_variances", "mutual_information",
+        )}}
+        self.records.append(record)
+        if self.path:
+            facts = {
+                "num_images": result["num_images"],
+                "num_mi_samples": self.num_mi_samples,
+                "active_unit_threshold": self.active_unit_threshold,
+                "mutual_information_bound": result["mutual_information_bound"],
+            }
+            if result["kl_per_dimension"] is None:
+                facts["kl_per_dimension_skipped"] = result["kl_per_dimension_skipped"]
+            write_json(self.path, {**self.info, **facts, "records": self.records})
+        if self._writer is not None and record["kl_per_dimension"] is not None:
+            with self._writer.as_default():
+                width = len(str(len(record["kl_per_dimension"]) - 1))
+                for dimension, kl in enumerate(record["kl_per_dimension"]):
+                    tf.summary.scalar(f"kl_per_dimension/{dimension:0{width}d}", kl, step=epoch)
         return record

@@ -70,7 +70,20 @@ def train_vae_command(config):
     print(f"History:             {artifacts.history} and {artifacts.history_plot}")
     print(f"Sample grids:        {artifacts.samples}/ and {artifacts.reconstructions}/")
     _print_quality(artifacts)
+    _print_latent(artifacts)
     print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
+
+
+def _print_latent(artifacts):
+    """One line for a run's latent instruments (`--latent-images`): the last epoch's."""
+    if not artifacts.latent:
+        return
+    last = artifacts.latent[-1]
+    print(
+        f"Latent instruments:  {os.path.join(artifacts.out, 'latent.json')} ({last['active_units']} of "
+        f"{len(last['active_unit_variances'])} units active, I(x; z) {last['mutual_information']:.2f} nats, "
+        f"KL {last['kl']:.2f} after epoch {last['epoch']})"
+    )
 
 
 def train_gan_command(config):

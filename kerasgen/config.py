@@ -238,6 +238,11 @@ class TrainVAEConfig(Config):
         check=NON_NEGATIVE, resumable=True,
     )
     classifier: str | None = _classifier("--quality-every")
+    latent_images: int = _field(
+        500, "validation images on which KL per dimension, active units, I(x; z) and the ELBO split are measured "
+        "before training and after every epoch, into the history and latent.json (0: off)",
+        check=NON_NEGATIVE,
+    )
     resume: bool = _resume()
     overwrite: bool = _overwrite()
 

@@ -1,9 +1,11 @@
-"""Evaluation: likelihood (ELBO, importance-weighted log p(x), posterior diagnostics), sample
+"""Evaluation: likelihood (ELBO, importance-weighted log p(x), posterior diagnostics: one in-graph
+implementation of the latent instruments, `LatentInstruments`, shared with training), sample
 quality on a domain classifier's features (Fréchet distance, KID, classifier score), reconstructions
 and the aggregated posterior of encoder models (classifier accuracy and Fréchet distance of
 reconstructions, MMD between q(z) and p(z)), and the `kerasgen evaluate` report that puts them
 together with the plots."""
 
+from kerasgen.evaluation.instruments import LatentInstruments
 from kerasgen.evaluation.likelihood import elbo, importance_weighted_log_likelihood, posterior_diagnostics
 from kerasgen.evaluation.reconstruction import (
     aggregated_posterior_mmd,
@@ -21,6 +23,7 @@ from kerasgen.evaluation.sample_quality import (
 
 __all__ = [
     "KID",
+    "LatentInstruments",
     "aggregated_posterior_mmd",
     "classifier_score",
     "compute_features",

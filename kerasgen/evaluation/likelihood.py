@@ -24,11 +24,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasgen.losses import log_importance_weights, negative_elbo
-
-# Separate random streams per purpose, so that (for example) the ELBO's samples do not change
-# when the importance-sampling code draws more or fewer samples.
-_ELBO_STREAM, _IMPORTANCE_STREAM, _MUTUAL_INFORMATION_STREAM = range(3)
+from kerasgen.evaluation.instruments import (
+    ACTIVE_UNIT_THRESHOLD,
+    IMPORTANCE_STREAM,
+    LatentInstruments,
+    base_seed,
+    check_positive_int,
+    fold_in,
+)
+from kerasgen.losses import log_importance_weights
 
 
 def elbo(model, dataset, seed=0):
@@ -36,7 +40,8 @@ def elbo(model, dataset, seed=0):
 
     ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)), estimated per image with one
     reparameterized sample of z (and the analytic KL where TFP has it), by the same
-    `kerasgen.losses.negative_elbo` that training uses.
+    `kerasgen.losses.negative_elbo` that training uses, through `instruments.LatentInstruments`
+    (the `LatentDiagnostics` callback's numbers during training).
 
     Args:
         model: a model with `posterior_distribution`, `likelihood_distribution`, `prior` and
@@ -56,32 +61,8 @@ def elbo(model, dataset, seed=0):
         splits = load_dataset("mnist-5k", binarize="static")
         elbo(vae, splits.validation)["elbo"]
     """
-    base_seed = _base_seed(seed, _ELBO_STREAM)
-    _check_not_empty(dataset)
-
-    def batch_terms(x, batch_seed):
-        posterior = model.posterior_distribution(x)
-        z = posterior.sample(seed=batch_seed)
-        likelihood = model.likelihood_distribution(z)
-        _, terms = negative_elbo(x, likelihood, posterior, model.prior(), z=z)
-        return terms["reconstruction"], terms["kl"]
-
-    step = None
-    totals = np.zeros(2)
-    num_images = 0
-    for index, x in enumerate(_images(dataset)):
-        if step is None:
-            step = _compile(batch_terms, x, tf.TensorSpec([2], tf.int32))
-        batch_size = int(tf.shape(x)[0])
-        if batch_size == 0:
-            continue
-        reconstruction, kl = step(x, _fold_in(base_seed, index))
-        # negative_elbo averages over its batch; weighting by batch size averages over images.
-        totals += batch_size * np.array([float(reconstruction), float(kl)])
-        num_images += batch_size
-    _check_num_images(num_images)
-    reconstruction, kl = (float(total) for total in totals / num_images)
-    return {"elbo": -(reconstruction + kl), "reconstruction": reconstruction, "kl": kl, "num_images": num_images}
+    # The ELBO split of `instruments`, which the training-time `LatentDiagnostics` shares.
+    return LatentInstruments(model, posterior=False, seed=seed)(dataset)
 
 
 def importance_weighted_log_likelihood(model, dataset, num_samples=500, chunk_size=100, seed=0, progress=True):
@@ -136,9 +117,9 @@ def importance_weighted_log_likelihood(model, dataset, num_samples=500, chunk_si
         result = importance_weighted_log_likelihood(vae, splits.test, num_samples=5000)
         print(f"log p(x) >= {result['log_likelihood']:.2f} ± {result['standard_error']:.2f} nats")
     """
-    _check_positive_int("num_samples", num_samples)
-    _check_positive_int("chunk_size", chunk_size)
-    base_seed = _base_seed(seed, _IMPORTANCE_STREAM)
+    check_positive_int("num_samples", num_samples)
+    check_positive_int("chunk_size", chunk_size)
+    seed_pair = base_seed(seed, IMPORTANCE_STREAM)
     _check_not_empty(dataset)
     chunk_size = min(chunk_size, num_samples)
 
@@ -147,7 +128,7 @@ def importance_weighted_log_likelihood(model, dataset, num_samples=500, chunk_si
         posterior = model.posterior_distribution(x)
         # One seed per sample index, not per chunk, so the draws do not depend on chunk_size.
         z = tf.map_fn(
-            lambda k: posterior.sample(seed=_fold_in(batch_seed, k)),
+            lambda k: posterior.sample(seed=fold_in(batch_seed, k)),
             tf.range(start, start + size),
             fn_output_signature=posterior.dtype,
         )  # [size, B, D]
@@ -177,7 +158,7 @@ def importance_weighted_log_likelihood(model, dataset, num_samples=500, chunk_si
         batch_size = int(tf.shape(x)[0])
         if batch_size == 0:
             continue
-        batch_seed = _fold_in(base_seed, index)
+        batch_seed = fold_in(seed_pair, index)
         running = tf.fill([batch_size], -np.inf)
         for start in range(0, num_samples, chunk_size):
             size = min(chunk_size, num_samples - start)
@@ -201,36 +182,33 @@ def importance_weighted_log_likelihood(model, dataset, num_samples=500, chunk_si
     }
 
 
-def posterior_diagnostics(model, dataset, num_mi_samples=10, active_unit_threshold=0.01, seed=0):
+def posterior_diagnostics(model, dataset, num_mi_samples=10, active_unit_threshold=ACTIVE_UNIT_THRESHOLD, seed=0):
     """How much the posterior q(z|x) uses each latent dimension, and how much it says about x.
+
+    The posterior half of `instruments.LatentInstruments`, the implementation that the
+    `LatentDiagnostics` callback also measures with during training (see `evaluation.instruments`
+    for the estimators):
 
     - KL per dimension: the mean over images of KL(q(z_i|x) || p(z_i)) between the marginals of
       dimension i, analytic for Gaussians from `.mean()` and `.stddev()` of q and p, so it works
       for diagonal and full-covariance posteriors. For a diagonal q and p the dimensions sum to
-      the full KL; with correlations the full KL is larger.
+      the full KL; with correlations the full KL is larger. Left out (None) for a pair without
+      Gaussian marginals (a mixture prior), with the reason.
     - Active units (Burda et al., 2016): dimension i is active when Cov_x(E_q(z|x)[z_i]), the
       variance over the dataset of the posterior mean, exceeds `active_unit_threshold`. An
       inactive dimension's posterior mean ignores x (posterior collapse).
     - Mutual information I(x; z) under the encoder's joint q(x, z) = p_data(x) q(z|x), the
-      estimate of Hoffman & Johnson (2016) and He et al. (2019):
-
-          I = E_x E_q(z|x)[log q(z|x)] - E_x E_q(z|x)[log q(z)],
-
-      with the aggregate posterior q(z) ≈ (1/N) Σ_n q(z|x_n) over a batch of N images. For each
-      image x_m of a batch and `num_mi_samples` draws z ~ q(z|x_m) the term is
-      log q(z|x_m) - log[(1/N) Σ_n q(z|x_n)]; these are averaged over draws and images. The
-      first term uses the same draws rather than the analytic entropy He et al. use (equal in
-      expectation), so that every term is at most log N exactly, x_m being one of the N images
-      (reported as `mutual_information_bound`: a large I needs large batches to be seen), and a
-      q(z|x) that ignores x gives exactly 0. In expectation it is the InfoNCE lower bound on I
-      (Poole et al., 2019): it approaches I from below as N grows. Memory per batch grows as
+      estimate of Hoffman & Johnson (2016) and He et al. (2019),
+      I = E_x E_q(z|x)[log q(z|x)] - E_x E_q(z|x)[log q(z)], with the aggregate posterior
+      q(z) ≈ (1/N) Σ_n q(z|x_n) over a batch of N images: at most log N (reported as
+      `mutual_information_bound`: a large I needs large batches to be seen), exactly 0 for a
+      q(z|x) that ignores x, and approaching I from below as N grows. Memory per batch grows as
       N² · D.
 
     Args:
-        model: a model with `posterior_distribution`, `prior` and `latent_dim` (see the module
-            docstring); the prior and the posterior's marginals are taken as Gaussian.
-        dataset: `tf.data.Dataset` (or iterable) of `(images, labels)` batches; the batch size is
-            the N of the mutual-information estimate.
+        model: a model with `posterior_distribution` and `prior` (see the module docstring).
+        dataset: `tf.data.Dataset` (or iterable) of `(images, labels)` batches, or an array
+            `[N, H, W, C]` (one batch); the batch size is the N of the mutual-information estimate.
         num_mi_samples: int >= 1, draws of z per image for the mutual information. Defaults to 10.
         active_unit_threshold: float >= 0, the variance above which a dimension is active.
             Defaults to 0.01 (Burda et al., 2016).
@@ -238,7 +216,8 @@ def posterior_diagnostics(model, dataset, num_mi_samples=10, active_unit_thresho
 
     Returns:
         dict with
-        - `kl_per_dimension`: list of D floats, nats;
+        - `kl_per_dimension`: list of D floats, nats; or None, with `kl_per_dimension_skipped`
+          saying why;
         - `active_units`: int, how many dimensions are active;
         - `active_unit_variances`: list of D floats, Cov_x(E_q[z_i]) (the population variance over
           images);
@@ -251,78 +230,10 @@ def posterior_diagnostics(model, dataset, num_mi_samples=10, active_unit_thresho
     Raises:
         ValueError: an argument is invalid or the dataset yields no images.
     """
-    _check_positive_int("num_mi_samples", num_mi_samples)
-    if isinstance(active_unit_threshold, bool) or not (
-        isinstance(active_unit_threshold, (int, float)) and active_unit_threshold >= 0
-    ):
-        raise ValueError(
-            f"active_unit_threshold must be a number >= 0. Received: active_unit_threshold={active_unit_threshold!r}"
-        )
-    base_seed = _base_seed(seed, _MUTUAL_INFORMATION_STREAM)
-    _check_not_empty(dataset)
-
-    def batch_statistics(x, batch_seed):
-        posterior = model.posterior_distribution(x)
-        prior = model.prior()
-        mean, stddev = posterior.mean(), posterior.stddev()  # [N, D]: the marginals of q
-        prior_mean, prior_stddev = prior.mean(), prior.stddev()
-        kl = (
-            tf.math.log(prior_stddev / stddev)
-            + (tf.square(stddev) + tf.square(mean - prior_mean)) / (2.0 * tf.square(prior_stddev))
-            - 0.5
-        )
-        log_n = tf.math.log(tf.cast(tf.shape(x)[0], posterior.dtype))
-
-        def mutual_information_terms(sample_index):
-            z = posterior.sample(seed=_fold_in(batch_seed, sample_index))  # [N, D], z_m ~ q(z|x_m)
-            # [m, n] = log q(z_m | x_n): the [N, 1, D] latents broadcast against the batch [N].
-            log_q = posterior.log_prob(z[:, None, :])
-            # The own density is read from the same matrix, so a posterior that ignores x gives
-            # exactly log q - (log q + log N) + log N = 0.
-            return tf.linalg.diag_part(log_q) - (tf.reduce_logsumexp(log_q, axis=1) - log_n)
-
-        terms = tf.map_fn(mutual_information_terms, tf.range(num_mi_samples), fn_output_signature=posterior.dtype)
-        return mean, tf.reduce_sum(kl, axis=0), tf.reduce_mean(terms)
-
-    step = None
-    num_images = 0
-    kl_total = 0.0
-    mutual_information_total = 0.0
-    bound_total = 0.0
-    # Streaming mean and sum of squared deviations of the posterior means (Chan et al.), in float64.
-    mean_of_means, squared_deviations = 0.0, 0.0
-    for index, x in enumerate(_images(dataset)):
-        if step is None:
-            step = _compile(batch_statistics, x, tf.TensorSpec([2], tf.int32))
-        batch_size = int(tf.shape(x)[0])
-        if batch_size == 0:
-            continue
-        means, kl_sum, mutual_information = step(x, _fold_in(base_seed, index))
-        means = means.numpy().astype(np.float64)
-        batch_mean = means.mean(axis=0)
-        delta = batch_mean - mean_of_means
-        total = num_images + batch_size
-        squared_deviations = (
-            squared_deviations
-            + ((means - batch_mean) ** 2).sum(axis=0)
-            + delta**2 * num_images * batch_size / total
-        )
-        mean_of_means = mean_of_means + delta * batch_size / total
-        kl_total = kl_total + kl_sum.numpy().astype(np.float64)
-        mutual_information_total += batch_size * float(mutual_information)
-        bound_total += batch_size * math.log(batch_size)
-        num_images = total
-    _check_num_images(num_images)
-    variances = squared_deviations / num_images
-    return {
-        "kl_per_dimension": [float(v) for v in kl_total / num_images],
-        "active_units": int(np.sum(variances > active_unit_threshold)),
-        "active_unit_variances": [float(v) for v in variances],
-        "active_unit_threshold": float(active_unit_threshold),
-        "mutual_information": mutual_information_total / num_images,
-        "mutual_information_bound": bound_total / num_images,
-        "num_images": num_images,
-    }
+    instruments = LatentInstruments(
+        model, elbo=False, num_mi_samples=num_mi_samples, active_unit_threshold=active_unit_threshold, seed=seed
+    )
+    return instruments(dataset)
 
 
 def _images(dataset):
@@ -336,23 +247,6 @@ def _compile(function, x, *specs):
     """`function` as one graph for any batch size, so a smaller last batch does not retrace it."""
     image_spec = tf.TensorSpec([None, *x.shape[1:]], tf.float32)
     return tf.function(function, input_signature=[image_spec, *specs])
-
-
-def _base_seed(seed, stream):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int. Received: seed={seed!r}")
-    # TFP's stateless samplers take an int32 pair; the stream keeps the purposes independent.
-    return tf.constant([int(seed) % 2**31, stream], tf.int32)
-
-
-def _fold_in(seed, data):
-    """A new stateless seed pair from `seed` and an integer, the same in and out of graphs."""
-    return tf.cast(tf.random.experimental.stateless_fold_in(seed, data), tf.int32)
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
 
 
 def _check_not_empty(dataset):

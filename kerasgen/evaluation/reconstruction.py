@@ -31,7 +31,7 @@ Example:
 import numpy as np
 from keras import ops
 
-from kerasgen.evaluation.likelihood import _base_seed, _fold_in
+from kerasgen.evaluation.instruments import base_seed, fold_in
 from kerasgen.evaluation.sample_quality import compute_features, compute_logits, frechet_distance
 
 # Random streams of their own, after the three of `evaluation.likelihood`, so these draws do not
@@ -166,16 +166,16 @@ def aggregated_posterior_mmd(model, images, seed=0, batch_size=256, kernel="imq"
     _check_batch_size(batch_size)
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ValueError(f"repeats must be a positive int. Received: repeats={repeats!r}")
-    posterior_seed, prior_seed = _base_seed(seed, _POSTERIOR_STREAM), _base_seed(seed, _PRIOR_STREAM)
+    posterior_seed, prior_seed = base_seed(seed, _POSTERIOR_STREAM), base_seed(seed, _PRIOR_STREAM)
     # Each batch's q(z|x) once; every repeat samples it again.
     posteriors = [model.posterior_distribution(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
     estimates = []
     for repeat in range(int(repeats)):
-        repeat_seed = _fold_in(posterior_seed, repeat)
+        repeat_seed = fold_in(posterior_seed, repeat)
         codes = np.concatenate(
-            [ops.convert_to_numpy(q.sample(seed=_fold_in(repeat_seed, index))) for index, q in enumerate(posteriors)]
+            [ops.convert_to_numpy(q.sample(seed=fold_in(repeat_seed, index))) for index, q in enumerate(posteriors)]
         )
-        prior_codes = ops.convert_to_numpy(model.prior().sample(len(images), seed=_fold_in(prior_seed, repeat)))
+        prior_codes = ops.convert_to_numpy(model.prior().sample(len(images), seed=fold_in(prior_seed, repeat)))
         if codes.ndim != 2 or codes.shape != prior_codes.shape:
             raise ValueError(
                 f"q(z|x) and p(z) must give codes [N, D] of one D: batch shape [B] and event shape [D]. "

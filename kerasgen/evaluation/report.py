@@ -175,7 +175,7 @@ def _plots(model, config, data, metrics, folder, report_dir, title):
         plots.plot_interpolations(model, pairs, path("interpolations.png"), title=title)
         if model.latent_dim == 2:
             plots.plot_latent_manifold(model, path("latent_manifold.png"), title=title)
-    if "posterior" in metrics:
+    if "posterior" in metrics and metrics["posterior"]["kl_per_dimension"] is not None:
         posterior = metrics["posterior"]
         plots.plot_kl_per_dimension(
             posterior["kl_per_dimension"],
@@ -221,7 +221,7 @@ def format_table(metrics):
                 f"{iwae['log_likelihood']:.2f} ± {iwae['standard_error']:.2f}",
                 f"importance-weighted, K={iwae['num_samples']}",
             ),
-            ("active units", f"{posterior['active_units']} / {len(posterior['kl_per_dimension'])}", "Cov_x(E_q[z]) > 0.01"),
+            ("active units", f"{posterior['active_units']} / {len(posterior['active_unit_variances'])}", "Cov_x(E_q[z]) > 0.01"),
             (
                 "mutual information I(x; z)",
                 f"{posterior['mutual_information']:.2f}",

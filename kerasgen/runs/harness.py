@@ -8,9 +8,9 @@ compiles its model and hands both to a `Run`, which does the rest the same way f
 - `config.json`: the flags and what the run derived from them; on `--resume` every model and
   data flag must equal the checkpoint's (training-length and output flags may change);
 - resume: `checkpoint/` holds the last finished epoch (weights, every optimizer, the random-number
-  states); the data order and noise, the history, the grids, the quality records and the clock
+  states); the data order and noise, the history, the grids, the quality and latent records and the clock
   all continue from it, so a resumed run ends where the uninterrupted one would;
-- callbacks: the clock, sample quality, NaN and divergence checks, the history CSV, sample grids,
+- callbacks: the clock, sample quality, the latent instruments, NaN and divergence checks, the history CSV, sample grids,
   TensorBoard, one plain line per epoch when stdout is not a terminal, and the checkpoint last;
 - after `fit`: the finite check, the model saved atomically without optimizer state, the
   SavedModel export and the history plot.
@@ -30,7 +30,7 @@ import keras
 
 from kerasgen import distribute
 from kerasgen.artifacts import atomic_path, inference_copy, read_json, write_json
-from kerasgen.callbacks import Backup, ElapsedTime, EpochLog, SampleGrid, SampleQuality
+from kerasgen.callbacks import Backup, ElapsedTime, EpochLog, LatentDiagnostics, SampleGrid, SampleQuality
 from kerasgen.config import show_flag
 from kerasgen.evaluation.sample_quality import load_classifier
 from kerasgen.plots import plot_history
@@ -50,6 +50,7 @@ class RunResult:
         final_metrics: the last epoch's logs.
         quality: the `SampleQuality` records (empty without `--quality-every`).
         classifier: which classifier scored the samples (`runs.domain.ClassifierChoice.describe()`), or None.
+        latent: the `LatentDiagnostics` records (empty for a run without them).
     """
 
     out: str
@@ -58,6 +59,7 @@ class RunResult:
     final_metrics: dict
     quality: list = dataclasses.field(default_factory=list)
     classifier: dict | None = None
+    latent: list = dataclasses.field(default_factory=list)
 
     @property
     def config(self):
@@ -243,9 +245,27 @@ class Run:
             labels=heldout_images_and_labels(splits)[1] if choice.heldout_accuracy is not None else None,
         )
 
+    def latent_diagnostics(self, images):
+        """The `LatentDiagnostics` callback of `--latent-images` (None when 0), writing `latent.json`.
+
+        It measures the first `--latent-images` of `images` (all, when there are fewer) as one
+        batch; a resumed run keeps its earlier records.
+        """
+        count = getattr(self.config, "latent_images", 0)
+        if not count:
+            return None
+        path = self.path("latent.json")
+        return LatentDiagnostics(
+            images[:count],
+            seed=self.config.seed,
+            path=path,
+            records=quality_records_before(path, self.initial_epoch),
+            logdir=self.logdir,
+        )
+
     # --- Training ------------------------------------------------------------------------------
 
-    def fit(self, model, splits, *, validation=True, callbacks=(), grid=True, grid_images=None, quality=None):
+    def fit(self, model, splits, *, validation=True, callbacks=(), grid=True, grid_images=None, quality=None, latent=None):
         """`model.fit` on `splits` with the run's callbacks, from the checkpointed epoch on.
 
         Args:
@@ -257,6 +277,7 @@ class Run:
             grid: bool, write sample grids (`SampleGrid`). Defaults to True.
             grid_images: array or None, inputs to show beside their reconstructions.
             quality: a `SampleQuality` (from `quality`) or None.
+            latent: a `LatentDiagnostics` (from `latent_diagnostics`) or None.
 
         Returns:
             The `History`.
@@ -267,6 +288,7 @@ class Run:
         callback_list = [
             ElapsedTime(getattr(self, "_start_seconds", 0.0)),
             *([quality] if quality is not None else []),
+            *([latent] if latent is not None else []),
             keras.callbacks.TerminateOnNaN(),
             *callbacks,
             keras.callbacks.CSVLogger(self.path("history.csv"), append=self.initial_epoch > 0),
@@ -324,8 +346,8 @@ class Run:
             plot_history(self.path("history.csv"), self.path("history.png"), title=plot_title)
         return final, model_path, saved_model
 
-    def result(self, final, model_path, saved_model, quality=None):
-        """The `RunResult` of this run, from what `finish` returned and the `quality` callback."""
+    def result(self, final, model_path, saved_model, quality=None, latent=None):
+        """The `RunResult` of this run, from what `finish` returned and the `quality` and `latent` callbacks."""
         return RunResult(
             out=self.out,
             model=model_path,
@@ -333,6 +355,7 @@ class Run:
             final_metrics=final,
             quality=quality.records if quality is not None else [],
             classifier=self.classifier_choice.describe() if self.classifier_choice else None,
+            latent=latent.records if latent is not None else [],
         )
 
 
@@ -458,7 +481,7 @@ def _plain(value):
 
 
 def quality_records_before(path, initial_epoch):
-    """A resumed run's earlier `SampleQuality` records from `path`, up to the checkpointed epoch.
+    """A resumed run's earlier `SampleQuality` (or `LatentDiagnostics`) records from `path`, up to the checkpointed epoch.
 
     Measurements taken after the checkpoint (the epochs a crash lost) are dropped; a fresh run
     (`initial_epoch` 0) or a missing file gives none.

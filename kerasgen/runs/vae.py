@@ -44,6 +44,9 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
     `reconstructions/epoch_NNN.png`, `checkpoint/` and TensorBoard logs. With `quality_every`,
     the Fréchet distance and KID of 5,000 prior samples against the grey held-out images go into
     the history and `quality.json`, scored by a classifier of the data's domain (`runs.domain`).
+    With `latent_images` (500 by default), the latent instruments on that many validation images
+    (KL per dimension, active units, I(x; z), the ELBO split) go into the history, `latent.json`
+    and TensorBoard before training and after every epoch (`callbacks.LatentDiagnostics`).
 
     Returns:
         `RunResult`.
@@ -86,9 +89,10 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
     run.restore(vae)
     # The VAE's samples are mean images (Bernoulli probabilities, say): compared with grey images.
     quality = run.quality(splits, splits.unbinarized_heldout, _classifier_config(config), splits.image_shape)
-    history = run.fit(vae, splits, grid_images=validation_images[:32], quality=quality)
+    latent = run.latent_diagnostics(validation_images)
+    history = run.fit(vae, splits, grid_images=validation_images[:32], quality=quality, latent=latent)
     final, model, saved_model = run.finish(vae, history, export=export_vae, plot_title=f"VAE on {config.dataset}")
-    return run.result(final, model, saved_model, quality)
+    return run.result(final, model, saved_model, quality, latent)
 
 
 def _classifier_config(config):
