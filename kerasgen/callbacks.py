@@ -3,6 +3,7 @@ instruments (posterior collapse as it happens), a crash-safe backup of the last 
 stops a diverging GAN, a clock and a plain epoch log."""
 
 import contextlib
+import csv
 import math
 import os
 import re
@@ -169,6 +170,52 @@ class ElapsedTime(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["seconds"] = self.start_seconds + time.perf_counter() - self._start
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """The epochs' logs as a CSV file (`epoch` and the metrics, sorted), rewritten atomically each epoch.
+
+    Keras's `CSVLogger` fixes its columns at the first logs it sees and appends rows under
+    whatever header the file already has, so a resumed run that logs a column more (or one
+    fewer), or a metric that first appears later, writes values under the wrong names. This keeps
+    every column ever logged: a new one is added to the header, with `NA` in the earlier rows,
+    and an epoch without a value reads `NA`. The file is small (a row per epoch); a crash
+    mid-write leaves the previous one.
+
+    Args:
+        path: str, the CSV file.
+        append: bool, keep the rows already in `path` (a resumed run; `truncate_history` drops
+            those of epochs that run again). Otherwise the file starts empty. Defaults to False.
+    """
+
+    def __init__(self, path, append=False):
+        super().__init__()
+        self.path = os.fspath(path)
+        self.append = bool(append)
+
+    def on_train_begin(self, logs=None):
+        self._rows = []
+        if self.append and os.path.isfile(self.path):
+            with open(self.path, newline="") as f:
+                self._rows = [dict(row) for row in csv.DictReader(f)]
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": str(epoch)}
+        row.update((name, _csv_value(value)) for name, value in (logs or {}).items())
+        self._rows = [kept for kept in self._rows if kept.get("epoch") != row["epoch"]] + [row]
+        names = sorted({name for kept in self._rows for name in kept} - {"epoch"})
+        with atomic_path(self.path) as tmp:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, ["epoch", *names], restval="NA", lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(self._rows)
+
+
+def _csv_value(value):
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return str(value)
 
 
 class EpochLog(keras.callbacks.Callback):

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from kerasgen import VAE
 from kerasgen.artifacts import atomic_path
-from kerasgen.callbacks import Backup, SampleGrid
+from kerasgen.callbacks import Backup, HistoryCSV, SampleGrid
 from kerasgen.images import image_grid, interleave
 
 
@@ -170,6 +170,36 @@ def _run_epochs(callbacks, model, epochs, initial_epoch=0):
     return logs_per_epoch
 
 
+def test_history_csv_keeps_every_column_under_its_name_across_a_resume(tmp_path):
+    from kerasgen.plots import read_history
+    from kerasgen.runs.harness import truncate_history
+
+    path = str(tmp_path / "history.csv")
+
+    class Logs(keras.callbacks.Callback):
+        def __init__(self, change):
+            super().__init__()
+            self.change = change
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.change(epoch, logs)
+
+    # A metric that first appears at epoch 1 (Keras's CSVLogger would refuse or drop it).
+    _run_epochs([Logs(lambda e, logs: logs.update({"fd": 10.0 + e} if e else {})), HistoryCSV(path)], None, epochs=3)
+    assert read_history(path)["fd"][1:] == [11.0, 12.0] and np.isnan(read_history(path)["fd"][0])
+    # Killed after epoch 2's row, checkpoint after epoch 1; resumed with a column more and one fewer.
+    truncate_history(path, 2)
+    _run_epochs([Logs(lambda e, logs: logs.update(active_units=3.0) or logs.pop("g_loss")), HistoryCSV(path, append=True)], None,
+                epochs=4, initial_epoch=2)
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+    assert header == ["epoch", "active_units", "fd", "g_loss"]
+    history = read_history(path)
+    assert history["epoch"] == [0.0, 1.0, 2.0, 3.0] and history["fd"][1] == 11.0
+    assert np.isnan(history["active_units"][:2]).all() and history["active_units"][2:] == [3.0, 3.0]
+    assert history["g_loss"][:2] == [1.0, 1.0] and np.isnan(history["fd"][2:]).all()
+
+
 def test_sample_quality_measures_on_schedule_and_tells_real_from_noise():
     from kerasgen.callbacks import SampleQuality
 
@@ -202,7 +232,7 @@ def test_sample_quality_columns_reach_the_csv_and_its_records_survive_a_resume(t
     real = np.random.default_rng(0).uniform(size=(100, 8, 8, 1)).astype(np.float32)
     classifier, model, path, csv = _toy_classifier(), _Sampler(real), str(tmp_path / "q.json"), str(tmp_path / "h.csv")
     first = SampleQuality(classifier, real, every=3, num_samples=50, path=path)
-    _run_epochs([first, keras.callbacks.CSVLogger(csv)], model, epochs=4)
+    _run_epochs([first, HistoryCSV(csv)], model, epochs=4)
     history = read_history(csv)
     measured = [not np.isnan(fd) for fd in history["fd"]]
     assert measured == [True, False, True, True]  # epochs 1, 3 and 4 (the last); NA in between
@@ -214,7 +244,7 @@ def test_sample_quality_columns_reach_the_csv_and_its_records_survive_a_resume(t
     kept = quality_records_before(path, initial_epoch=4)
     assert kept == first.records and quality_records_before(path, initial_epoch=0) == []
     resumed = SampleQuality(classifier, real, every=3, num_samples=50, path=path, records=kept)
-    _run_epochs([resumed, keras.callbacks.CSVLogger(csv, append=True)], model, epochs=6, initial_epoch=4)
+    _run_epochs([resumed, HistoryCSV(csv, append=True)], model, epochs=6, initial_epoch=4)
     assert [r["epoch"] for r in resumed.records] == [0, 1, 3, 4, 5, 6]
     assert [r["seconds"] for r in resumed.records] == sorted(r["seconds"] for r in resumed.records)
     history = read_history(csv)

@@ -30,7 +30,7 @@ import keras
 
 from kerasgen import distribute
 from kerasgen.artifacts import atomic_path, inference_copy, read_json, write_json
-from kerasgen.callbacks import Backup, ElapsedTime, EpochLog, LatentDiagnostics, SampleGrid, SampleQuality
+from kerasgen.callbacks import Backup, ElapsedTime, EpochLog, HistoryCSV, LatentDiagnostics, SampleGrid, SampleQuality
 from kerasgen.config import show_flag
 from kerasgen.evaluation.sample_quality import load_classifier
 from kerasgen.plots import plot_history
@@ -291,7 +291,7 @@ class Run:
             *([latent] if latent is not None else []),
             keras.callbacks.TerminateOnNaN(),
             *callbacks,
-            keras.callbacks.CSVLogger(self.path("history.csv"), append=self.initial_epoch > 0),
+            HistoryCSV(self.path("history.csv"), append=self.initial_epoch > 0),
             *([SampleGrid(self.out, images=grid_images, every=every, seed=self.config.seed, logdir=self.logdir)] if grid else []),
             keras.callbacks.TensorBoard(self.logdir),
             *([EpochLog()] if verbose == 0 and self.verbose is None else []),
