@@ -12,7 +12,8 @@ nats per image.
   KL(q(z|x) ‖ p(z)) (analytic where TFP has it), by the same `kerasgen.losses.negative_elbo` that
   training uses.
 - KL per dimension: KL(q(z_i|x) ‖ p(z_i)) between the 1-D marginals, in closed form for Gaussian
-  marginals (`kl_per_dimension`). For a diagonal q and p the dimensions sum to the full KL; with
+  marginals (`kl_per_dimension`, defined in `kerasgen.distributions`, where the free-bits
+  objective uses it too). For a diagonal q and p the dimensions sum to the full KL; with
   a full-covariance q they sum to less (the correlations' KL is in no single dimension). Other
   families (a point-mass posterior, a mixture prior) have no closed form: the function refuses
   them and `LatentInstruments` leaves the entry out, saying why, rather than report a moment-matched
@@ -32,11 +33,9 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
+from kerasgen.distributions import kl_per_dimension, kl_per_dimension_refusal
 from kerasgen.losses import negative_elbo
-
-tfd = tfp.distributions
 
 # Separate random streams per purpose, so that (for example) the ELBO's samples do not change
 # when the importance-sampling code draws more or fewer samples.
@@ -63,45 +62,6 @@ def elbo_terms(model, x, seed):
     z = posterior.sample(seed=seed)
     _, terms = negative_elbo(x, model.likelihood_distribution(z), posterior, model.prior(), z=z)
     return terms["reconstruction"], terms["kl"]
-
-
-def kl_per_dimension(posterior, prior):
-    """KL(q(z_i|x) ‖ p(z_i)) for every image and dimension, in closed form between Gaussian marginals.
-
-    With q(z_i|x) = N(μ, s²) and p(z_i) = N(m, σ²): log(σ / s) + (s² + (μ − m)²) / (2σ²) − ½.
-    The marginals come from `.mean()` and `.stddev()`, so a full-covariance q or p works too.
-
-    Args:
-        posterior: q(z|x), a multivariate normal (`MultivariateNormalDiag`, `...TriL`, ...) or
-            independent normals, batch shape `[B]`, event shape `[D]`.
-        prior: p(z), the same kinds of distribution, event shape `[D]`.
-
-    Returns:
-        Tensor `[B, D]`, nats.
-
-    Raises:
-        ValueError: q or p has no Gaussian marginals (a point mass, a mixture): their per-dimension
-            KL has no closed form (a point mass's is infinite).
-
-    Example:
-
-        q = tfd.MultivariateNormalDiag([[0.2, 4.0]], [[1.2**0.5, 3**0.5]])
-        kl_per_dimension(q, tfd.MultivariateNormalDiag(tf.zeros(2), tf.ones(2)))  # [[0.0288, 8.4506]]
-    """
-    refusal = kl_per_dimension_refusal(posterior, prior)
-    if refusal:
-        raise ValueError(
-            "kl_per_dimension has a closed form only between Gaussian marginals (a multivariate normal or "
-            f"independent normals); {refusal}. Received: posterior={type(posterior).__name__}, "
-            f"prior={type(prior).__name__}"
-        )
-    mean, stddev = posterior.mean(), posterior.stddev()
-    prior_mean, prior_stddev = prior.mean(), prior.stddev()
-    return (
-        tf.math.log(prior_stddev / stddev)
-        + (tf.square(stddev) + tf.square(mean - prior_mean)) / (2.0 * tf.square(prior_stddev))
-        - 0.5
-    )
 
 
 def mutual_information(posterior, seed, num_samples=10):
@@ -171,26 +131,6 @@ def batch_statistics(model, x, elbo_seed, posterior_seed, num_mi_samples=10, elb
         if refusal is None:
             statistics["kl_per_dimension"] = tf.reduce_sum(kl_per_dimension(q, prior), axis=0)
     return statistics, refusal
-
-
-def kl_per_dimension_refusal(posterior, prior):
-    """Why `kl_per_dimension` refuses this pair of distributions, or None when it has a closed form."""
-    for name, distribution in (("posterior", posterior), ("prior", prior)):
-        reason = _not_gaussian(distribution)
-        if reason:
-            return f"the {name} is a {type(distribution).__name__}: {reason}"
-    return None
-
-
-def _not_gaussian(distribution):
-    """None when every 1-D marginal of `distribution` is Gaussian, else why not."""
-    if isinstance(distribution, tfd.MultivariateNormalLinearOperator):
-        return None
-    if isinstance(distribution, tfd.Independent) and isinstance(distribution.distribution, tfd.Normal):
-        return None
-    if isinstance(distribution, tfd.Independent) and isinstance(distribution.distribution, tfd.Deterministic):
-        return "a point mass, whose KL to a density is infinite"
-    return "its marginals are not Gaussian, so their KL has no closed form"
 
 
 # --- Over a dataset ------------------------------------------------------------------------
