@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from kerasgen.distributions import feature_gaussian, kl_divergence
+from kerasgen.distributions import diagonal_gaussian_refusal, feature_gaussian, kl_divergence, kl_per_dimension
 
 
 def weighted_mean(values, sample_weight=None):
@@ -25,11 +25,17 @@ def weighted_mean(values, sample_weight=None):
     return ops.divide_no_nan(ops.sum(sample_weight * values), ops.sum(sample_weight))
 
 
-def negative_elbo(x, likelihood, posterior, prior, z=None, beta=1.0, sample_weight=None):
+def negative_elbo(
+    x, likelihood, posterior, prior, z=None, beta=1.0, sample_weight=None, free_bits=0.0, dimension_mean=None
+):
     """The β-weighted negative ELBO, averaged over the batch, with its named terms.
 
     -ELBO = -E_q[log p(x|z)] + KL(q(z|x) || p(z)), estimated with the sample `z` that produced
     `likelihood`. All terms are in nats per image.
+
+    With `free_bits` λ > 0 the loss's KL is floored per latent dimension (see `free_bits_kl`):
+    loss = reconstruction + β · Σ_d max(λ, mean over the batch of KL_d). The floor changes only
+    what is minimized: the returned `kl`, `reconstruction` and `elbo` stay the true values.
 
     Args:
         x: tensor `[B, H, W, C]`, the images.
@@ -37,18 +43,73 @@ def negative_elbo(x, likelihood, posterior, prior, z=None, beta=1.0, sample_weig
         posterior: `tfd.Distribution`, q(z|x), batch shape `[B]`.
         prior: `tfd.Distribution`, p(z).
         z: optional tensor `[B, D]`, the sample, used when the KL has no closed form.
-        beta: float or scalar tensor, the weight on the KL term in the returned loss. The
-            reported `elbo` term always uses weight 1.
+        beta: float or scalar tensor, the weight on the KL term in the returned loss (on the
+            floored KL with `free_bits`). The reported `elbo` term always uses weight 1.
         sample_weight: optional tensor `[B]`, one weight per image; every term is then the
             weighted mean over images (see `weighted_mean`). Defaults to None.
+        free_bits: float >= 0, λ, nats per latent dimension; 0 (the default) is no floor. Needs
+            diagonal Gaussian q and p.
+        dimension_mean: optional callable, see `free_bits_kl`. Defaults to None.
 
     Returns:
         `(loss, terms)` where `terms` has `reconstruction`, `kl` and `elbo`.
     """
     reconstruction = weighted_mean(-likelihood.log_prob(x), sample_weight)
     kl = weighted_mean(kl_divergence(posterior, prior, z), sample_weight)
-    loss = reconstruction + beta * kl
+    objective_kl = kl
+    if free_bits:
+        objective_kl = free_bits_kl(posterior, prior, free_bits, sample_weight, dimension_mean)
+    loss = reconstruction + beta * objective_kl
     return loss, {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
+
+
+def free_bits_kl(posterior, prior, free_bits, sample_weight=None, dimension_mean=None):
+    """The free-bits KL of Kingma et al. (2016): Σ_d max(λ, mean over the batch of KL_d).
+
+    The batch-averaged form of the IAF code and of He et al.'s (2019) code: each latent
+    dimension's KL(q(z_d|x) ‖ p(z_d)) is averaged over the batch first, then floored at λ. A
+    dimension whose average is below λ adds the constant λ, so its gradient is zero: the
+    optimizer stops pushing that dimension's posterior onto the prior, which counters posterior
+    collapse. (The per-example form, the mean of Σ_d max(λ, KL_d), would floor each image's KL.)
+
+    Args:
+        posterior: q(z|x), a diagonal Gaussian (`MultivariateNormalDiag` or independent normals),
+            batch shape `[B]`, event shape `[D]`.
+        prior: p(z), a diagonal Gaussian, event shape `[D]` (N(0, I) for the VAE).
+        free_bits: float > 0, λ, in nats per dimension.
+        sample_weight: optional tensor `[B]`, one weight per image: the batch averages are
+            weighted means. Defaults to None.
+        dimension_mean: optional callable from this batch's per-dimension averages `[D]` to the
+            averages the floor is compared with: under a distribution strategy, the global
+            batch's (the VAE passes one), so that every replica floors the same dimensions and
+            N replicas train as one device. Defaults to None (this batch's own).
+
+    Returns:
+        A scalar tensor. On one replica it equals Σ_d max(λ, KL_d); under a strategy, the
+        replicas' values weighted by their shares of the global batch sum to it.
+
+    Raises:
+        ValueError: q or p is not a diagonal Gaussian, so the per-dimension KLs do not sum to the KL.
+    """
+    refusal = diagonal_gaussian_refusal(posterior, prior)
+    if refusal:
+        raise ValueError(
+            "free bits needs a diagonal Gaussian posterior and prior, whose per-dimension KLs sum to the KL; "
+            f"{refusal}. Received: posterior={type(posterior).__name__}, prior={type(prior).__name__}"
+        )
+    local = _weighted_mean_over_batch(kl_per_dimension(posterior, prior), sample_weight)
+    pooled = local if dimension_mean is None else dimension_mean(local)
+    # The floor's branch is a constant, so a dimension under it gets no gradient. Comparing the
+    # pooled average but keeping the local one makes the replicas' shares add up to the floored mean.
+    return ops.sum(ops.where(pooled > free_bits, local, ops.cast(free_bits, local.dtype)))
+
+
+def _weighted_mean_over_batch(values, sample_weight=None):
+    """`weighted_mean` of `[B, D]` values along the batch, `[D]`."""
+    if sample_weight is None:
+        return ops.divide_no_nan(ops.sum(values, axis=0), ops.cast(ops.shape(values)[0], values.dtype))
+    sample_weight = ops.cast(sample_weight, values.dtype)
+    return ops.divide_no_nan(ops.sum(sample_weight[:, None] * values, axis=0), ops.sum(sample_weight))
 
 
 def log_importance_weights(x, z, posterior, prior, likelihood_fn):

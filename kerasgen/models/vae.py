@@ -15,8 +15,8 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
 
     The encoder maps an image to the parameters of q(z|x), the decoder maps z to the parameters
     of p(x|z); both distributions are `tfd` objects, so one `log_prob` serves training and
-    evaluation. Metrics, all in nats per image: `loss` (the β-weighted objective), `elbo`,
-    `reconstruction` (−E_q[log p(x|z)]) and `kl`.
+    evaluation. Metrics, all in nats per image: `loss` (the objective minimized: β-weighted, with
+    `free_bits` floored), `elbo`, `reconstruction` (−E_q[log p(x|z)]) and `kl` (always the true KL).
 
     Keras's training arguments, as an autoencoder user would expect them:
 
@@ -44,6 +44,23 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         beta: float, the weight on the KL term (β-VAE). Defaults to 1.
         kl_warmup_steps: int, the KL weight grows linearly from 0 to `beta` over this many
             optimizer steps (0 disables warm-up). Defaults to 0.
+        kl_cycle_steps: int, C: cyclical KL annealing (Fu et al. 2019), exclusive with
+            `kl_warmup_steps`. At optimizer step t (from 0) the KL weight is
+            `beta * min(1, (t mod C) / (R * C))`: 0 at the start of every cycle, rising linearly
+            to `beta` over the cycle's first R·C steps and held there for the rest. 0 disables
+            it; otherwise at least 2. The learning rate is not restarted with each cycle (the
+            reference code restarts it): it follows the optimizer's own schedule over the whole
+            run (`kerasgen train-vae`'s `--lr-schedule`). Defaults to 0.
+        kl_cycle_ratio: float in (0, 1], R, the share of each cycle over which the weight
+            rises. Defaults to 0.5 (the paper's).
+        free_bits: float >= 0, λ in nats per latent dimension (Kingma et al. 2016), in the
+            batch-averaged form of the IAF and He et al. (2019) code: the objective's KL is
+            Σ_d max(λ, mean over the batch of KL(q(z_d|x) ‖ p(z_d))), so a dimension whose
+            average KL is under λ gets no gradient towards the prior. The KL weight (`beta`,
+            warm-up, cycles) multiplies this floored KL. Only the objective (`loss`, and so the
+            gradient) changes: `kl`, `reconstruction` and `elbo` stay the true values. Needs
+            `posterior="diagonal"` and the single-sample ELBO (`num_importance_samples=1`).
+            0 disables it. Defaults to 0.
         num_importance_samples: int, K. Above 1, training maximizes the K-sample
             importance-weighted bound of Burda et al. (2016) (the IWAE objective), tighter than the
             ELBO, at K times the decoding cost; `elbo` stays the single-sample ELBO. Defaults to 1.
@@ -72,6 +89,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         hidden_dim=256,
         beta=1.0,
         kl_warmup_steps=0,
+        kl_cycle_steps=0,
+        kl_cycle_ratio=0.5,
+        free_bits=0.0,
         num_importance_samples=1,
         seed=None,
         **kwargs,
@@ -93,6 +113,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             raise ValueError(
                 f"num_importance_samples must be a positive int. Received: num_importance_samples={num_importance_samples!r}"
             )
+        _check_remedies(kl_warmup_steps, kl_cycle_steps, kl_cycle_ratio, free_bits, posterior, num_importance_samples)
         self.image_shape = check_image_shape(image_shape, len(num_filters))
         self.latent_dim = latent_dim
         self.likelihood = likelihood
@@ -102,6 +123,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         self.hidden_dim = hidden_dim
         self.beta = float(beta)
         self.kl_warmup_steps = kl_warmup_steps
+        self.kl_cycle_steps = kl_cycle_steps
+        self.kl_cycle_ratio = float(kl_cycle_ratio)
+        self.free_bits = float(free_bits)
         self.num_importance_samples = num_importance_samples
         self.seed = seed
 
@@ -170,10 +194,14 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
     # --- Training ----------------------------------------------------------------------------
 
     def kl_weight(self):
-        """The KL weight at the current optimizer step: `beta`, ramped linearly during warm-up."""
+        """The KL weight at the current optimizer step: `beta`, ramped by warm-up or in cycles (see the class)."""
         # An uncompiled model (a reloaded inference copy) has no optimizer, hence no step count.
-        if not self.kl_warmup_steps or getattr(self, "optimizer", None) is None:
+        if not (self.kl_warmup_steps or self.kl_cycle_steps) or getattr(self, "optimizer", None) is None:
             return self.beta
+        if self.kl_cycle_steps:
+            # The step's place in its cycle, t mod C, is taken in integers: exact for any t.
+            position = ops.cast(ops.mod(self.optimizer.iterations, self.kl_cycle_steps), "float32")
+            return self.beta * ops.minimum(1.0, position / (self.kl_cycle_ratio * self.kl_cycle_steps))
         step = ops.cast(self.optimizer.iterations + 1, "float32")
         return self.beta * ops.minimum(1.0, step / self.kl_warmup_steps)
 
@@ -182,6 +210,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
 
         The β-weighted negative ELBO, or with `num_importance_samples` K > 1 the negative
         K-sample importance-weighted bound; with `sample_weight` `[B]`, weighted means over images.
+        With `free_bits`, the loss's KL is floored per dimension; the returned terms are the true ones.
         """
         x = ops.cast(x, "float32")
         posterior = self.posterior_distribution(x, training=training)
@@ -192,8 +221,17 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
                 beta=self.kl_weight(), sample_weight=sample_weight,
             )
         likelihood = self.likelihood_distribution(z, training=training)
+        dimension_mean = None
+        if self.free_bits:
+            # Floors the global batch's per-dimension KL on every replica (one device: this batch's).
+            share = distribute.replica_share(_total_weight(x, sample_weight))
+
+            def dimension_mean(local):
+                return distribute.global_mean(local, share)
+
         return negative_elbo(
-            x, likelihood, posterior, self.prior(), z=z, beta=self.kl_weight(), sample_weight=sample_weight
+            x, likelihood, posterior, self.prior(), z=z, beta=self.kl_weight(), sample_weight=sample_weight,
+            free_bits=self.free_bits, dimension_mean=dimension_mean,
         )
 
     def _sample_latents(self, posterior, batch_size, training):
@@ -226,8 +264,8 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             if value is not None:
                 raise ValueError(
                     f"VAE.compile does not take {name}: the VAE minimizes its own negative ELBO "
-                    "(reported as loss, reconstruction and kl); use beta, kl_warmup_steps or "
-                    f"num_importance_samples to change it. Received: {name}={value!r}"
+                    "(reported as loss, reconstruction and kl); use beta, kl_warmup_steps, kl_cycle_steps, "
+                    f"free_bits or num_importance_samples to change it. Received: {name}={value!r}"
                 )
         super().compile(optimizer=optimizer, **kwargs)
 
@@ -299,6 +337,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             "hidden_dim": self.hidden_dim,
             "beta": self.beta,
             "kl_warmup_steps": self.kl_warmup_steps,
+            "kl_cycle_steps": self.kl_cycle_steps,
+            "kl_cycle_ratio": self.kl_cycle_ratio,
+            "free_bits": self.free_bits,
             "num_importance_samples": self.num_importance_samples,
             "seed": self.seed,
         }
@@ -309,6 +350,37 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         config["image_shape"] = tuple(config["image_shape"])
         config["num_filters"] = tuple(config["num_filters"])
         return cls(**config)
+
+
+def _check_remedies(kl_warmup_steps, kl_cycle_steps, kl_cycle_ratio, free_bits, posterior, num_importance_samples):
+    """Refuses bad cyclical-annealing and free-bits arguments, naming what was received."""
+    if isinstance(kl_cycle_steps, bool) or not isinstance(kl_cycle_steps, int) or kl_cycle_steps < 0:
+        raise ValueError(f"kl_cycle_steps must be an int >= 0. Received: kl_cycle_steps={kl_cycle_steps!r}")
+    if kl_cycle_steps == 1:
+        raise ValueError(
+            "kl_cycle_steps must be 0 (off) or at least 2: a one-step cycle keeps the KL weight at 0 throughout. "
+            "Received: kl_cycle_steps=1"
+        )
+    if isinstance(kl_cycle_ratio, bool) or not (isinstance(kl_cycle_ratio, (int, float)) and 0 < kl_cycle_ratio <= 1):
+        raise ValueError(f"kl_cycle_ratio must be a number in (0, 1]. Received: kl_cycle_ratio={kl_cycle_ratio!r}")
+    if kl_cycle_steps and kl_warmup_steps:
+        raise ValueError(
+            "kl_cycle_steps and kl_warmup_steps are two schedules of the KL weight; use one. "
+            f"Received: kl_warmup_steps={kl_warmup_steps!r}, kl_cycle_steps={kl_cycle_steps!r}"
+        )
+    if isinstance(free_bits, bool) or not (isinstance(free_bits, (int, float)) and 0 <= free_bits < float("inf")):
+        raise ValueError(f"free_bits must be a finite number >= 0. Received: free_bits={free_bits!r}")
+    if free_bits and posterior != "diagonal":
+        raise ValueError(
+            "free_bits needs posterior='diagonal': a full-covariance q's KL is not the sum of its dimensions'. "
+            f"Received: free_bits={free_bits!r}, posterior={posterior!r}"
+        )
+    if free_bits and num_importance_samples > 1:
+        raise ValueError(
+            "free_bits floors the ELBO's KL term, which the importance-weighted bound does not have; use "
+            f"num_importance_samples=1 with it. Received: free_bits={free_bits!r}, "
+            f"num_importance_samples={num_importance_samples!r}"
+        )
 
 
 def _image_weights(sample_weight):
