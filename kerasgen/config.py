@@ -219,6 +219,18 @@ class TrainVAEConfig(Config):
     hidden_dim: int = _field(256, "width of the dense layer next to z", check=POSITIVE)
     beta: float = _field(1.0, "weight of the KL term", check=NON_NEGATIVE)
     kl_warmup_epochs: int = _field(0, "epochs over which the KL weight grows linearly from 0 to beta", check=NON_NEGATIVE)
+    kl_cycles: int = _field(
+        0, "cyclical KL annealing (Fu et al. 2019): this many cycles over the whole run, in each the KL weight "
+        "rises linearly from 0 to beta, then stays there; the learning rate is not restarted (0: off; not with "
+        "--kl-warmup-epochs)",
+        check=NON_NEGATIVE,
+    )
+    kl_cycle_ratio: float = _field(0.5, "the share of each KL cycle over which the weight rises, in (0, 1]", check=POSITIVE)
+    free_bits: float = _field(
+        0.0, "free bits (Kingma et al. 2016): nats per latent dimension below which the batch-averaged KL is "
+        "floored in the objective; kl and elbo stay the true values (0: off; diagonal posterior, one importance sample)",
+        check=NON_NEGATIVE,
+    )
     importance_samples: int = _field(1, "K > 1 trains on the K-sample importance-weighted bound (IWAE)", check=POSITIVE)
     epochs: int = _field(50, "training epochs", check=POSITIVE, resumable=True)
     batch_size: int = _field(128, "images per step", check=POSITIVE)
@@ -245,6 +257,27 @@ class TrainVAEConfig(Config):
     )
     resume: bool = _resume()
     overwrite: bool = _overwrite()
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.kl_cycle_ratio > 1:
+            raise ValueError(f"--kl-cycle-ratio must be <= 1. Received: {show_flag('kl_cycle_ratio', self.kl_cycle_ratio)}")
+        if self.kl_cycles and self.kl_warmup_epochs:
+            raise ValueError(
+                "--kl-cycles and --kl-warmup-epochs are two schedules of the KL weight; use one. Received: "
+                f"{show_flag('kl_warmup_epochs', self.kl_warmup_epochs)}, {show_flag('kl_cycles', self.kl_cycles)}"
+            )
+        if self.free_bits and self.posterior != "diagonal":
+            raise ValueError(
+                "--free-bits needs --posterior diagonal: a full-covariance q's KL is not the sum of its dimensions'. "
+                f"Received: {show_flag('free_bits', self.free_bits)}, {show_flag('posterior', self.posterior)}"
+            )
+        if self.free_bits and self.importance_samples > 1:
+            raise ValueError(
+                "--free-bits floors the ELBO's KL term, which the importance-weighted bound does not have; use "
+                f"--importance-samples 1 with it. Received: {show_flag('free_bits', self.free_bits)}, "
+                f"{show_flag('importance_samples', self.importance_samples)}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,27 @@ def check_pixels(splits, likelihood, binarize):
     return validation_images
 
 
+def kl_cycle_length(config, steps_per_epoch):
+    """The optimizer steps per KL cycle, C = ceil(epochs · steps_per_epoch / kl_cycles); 0 without cycles.
+
+    Like the cosine learning rate, the cycles span the whole run: a resumed run with more
+    `--epochs` stretches the cycles still to come.
+
+    Raises:
+        ValueError: more cycles than the run has steps for two per cycle.
+    """
+    if not config.kl_cycles:
+        return 0
+    total_steps = config.epochs * steps_per_epoch
+    cycle_steps = math.ceil(total_steps / config.kl_cycles)
+    if cycle_steps < 2:
+        raise ValueError(
+            f"--kl-cycles asks for cycles of {cycle_steps} step, but a cycle needs at least 2 (the KL weight starts "
+            f"each at 0); this run has {total_steps} steps. Received: {show_flag('kl_cycles', config.kl_cycles)}"
+        )
+    return cycle_steps
+
+
 def train_vae(config=TrainVAEConfig(), verbose=None):
     """Trains a VAE as `config` says; the run harness writes the rest.
 
@@ -68,6 +89,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
     run.check_classifier(splits, splits.image_shape)
 
     steps_per_epoch = math.ceil(splits.num_train / config.batch_size)
+    kl_cycle_steps = kl_cycle_length(config, steps_per_epoch)
     keras.utils.set_random_seed(config.seed)
     with run.scope():
         vae = VAE(
@@ -80,6 +102,9 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
             hidden_dim=config.hidden_dim,
             beta=config.beta,
             kl_warmup_steps=config.kl_warmup_epochs * steps_per_epoch,
+            kl_cycle_steps=kl_cycle_steps,
+            kl_cycle_ratio=config.kl_cycle_ratio,
+            free_bits=config.free_bits,
             num_importance_samples=config.importance_samples,
             seed=config.seed,
         )
