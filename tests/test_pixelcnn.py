@@ -213,3 +213,36 @@ def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path):
 def test_bad_vae_arguments_name_what_was_received(kwargs, match):
     with pytest.raises(ValueError, match=match):
         _tiny_vae(**kwargs)
+
+
+def test_saved_model_serves_seeded_binary_samples_and_the_encoder(tmp_path):
+    from kerasgen.export import export_vae
+
+    vae = _tiny_vae()
+    assert export_vae(vae, tmp_path / "saved") == ["decode", "sample", "encode", "reconstruct"]
+    served = tf.saved_model.load(str(tmp_path / "saved")).signatures
+    first = served["sample"](n=tf.constant(3), seed=tf.constant(5))
+    images = first["images"].numpy()
+    assert images.shape == (3, 8, 8, 1) and set(np.unique(images)) == {0.0, 1.0}
+    np.testing.assert_array_equal(served["sample"](n=tf.constant(3), seed=tf.constant(5))["images"], images)
+    # The served sampler is the model's: the same z and pixel seed give the same images.
+    np.testing.assert_array_equal(vae.decode(first["z"], seed=tf.constant([5, 1])), images)
+    x = _binary(2)
+    np.testing.assert_allclose(served["encode"](images=x)["loc"], vae.encode(x)[0], rtol=1e-5)
+    assert served["decode"](z=first["z"])["images"].shape == (3, 8, 8, 1)
+
+
+def test_train_vae_flags_choose_the_pixelcnn_decoder():
+    from kerasgen.cli import build_parser
+    from kerasgen.config import TrainVAEConfig, from_arguments
+
+    def parse(*flags):
+        return from_arguments(TrainVAEConfig, build_parser().parse_args(["train-vae", *flags]))
+
+    config = parse("--decoder", "pixelcnn", "--pixelcnn-layers", "6", "--pixelcnn-filters", "16")
+    assert (config.decoder, config.pixelcnn_layers, config.pixelcnn_filters) == ("pixelcnn", 6, 16)
+    assert parse().decoder == "conv"
+    with pytest.raises(ValueError, match="needs --likelihood bernoulli. Received: --decoder pixelcnn, --likelihood gaussian"):
+        parse("--decoder", "pixelcnn", "--likelihood", "gaussian")
+    with pytest.raises(ValueError, match="--pixelcnn-layers must be > 0. Received: --pixelcnn-layers 0"):
+        parse("--pixelcnn-layers", "0")
