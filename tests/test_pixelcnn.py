@@ -246,3 +246,12 @@ def test_train_vae_flags_choose_the_pixelcnn_decoder():
         parse("--decoder", "pixelcnn", "--likelihood", "gaussian")
     with pytest.raises(ValueError, match="--pixelcnn-layers must be > 0. Received: --pixelcnn-layers 0"):
         parse("--pixelcnn-layers", "0")
+
+
+def test_models_warm_started_from_a_vae_refuse_a_pixelcnn_decoder():
+    from kerasgen import GAN, VAEGAN
+
+    vae = _tiny_vae()
+    for model in (GAN, VAEGAN):
+        with pytest.raises(ValueError, match="decoder='conv'. Received: a VAE with decoder='pixelcnn'"):
+            model.from_vae(vae)
