@@ -50,7 +50,8 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         num_importance_samples: int, K. Above 1, training maximizes the K-sample
             importance-weighted bound of Burda et al. (2016) (the IWAE objective), tighter than the
             ELBO, at K times the decoding cost; `elbo` stays the single-sample ELBO. Defaults to 1.
-        seed: int or None, seeds the reparameterization noise. Defaults to None.
+        seed: int or None, seeds the reparameterization noise (and the PixelCNN's sampling).
+            Defaults to None.
         decoder: str, `"conv"` (p(x|z) factorizes over pixels given z) or `"pixelcnn"`: an
             autoregressive Gated PixelCNN p(x|z) = Π p(x_ij | x_<ij, z) (`kerasgen.pixelcnn`),
             conditioned on z through the deconvolutional decoder's `pixelcnn_filters`-channel
