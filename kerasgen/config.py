@@ -108,6 +108,7 @@ def number_or_name(text):
 DATASET_HELP = "'mnist-5k', 'tfds:NAME', or a path to an .npz, an IDX folder or an image folder"
 BINARIZATIONS = ("none", "static", "dynamic")
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+DECODERS = ("conv", "pixelcnn")
 LR_SCHEDULES = ("constant", "cosine")
 GENERATOR_INITS = ("decoder", "scratch")
 POSITIVE, NON_NEGATIVE = (">", 0), (">=", 0)
@@ -217,6 +218,13 @@ class TrainVAEConfig(Config):
     latent_dim: int = _field(16, "size of z", check=POSITIVE)
     num_filters: tuple[int, ...] = _field((32, 64), "filters per downsampling level", check=POSITIVE)
     hidden_dim: int = _field(256, "width of the dense layer next to z", check=POSITIVE)
+    decoder: str = _field(
+        "conv", "p(x|z): conv (pixels independent given z) | pixelcnn (a Gated PixelCNN conditioned on z, which can "
+        "model the image without z; needs --likelihood bernoulli; samples are drawn pixel by pixel)",
+        choices=DECODERS,
+    )
+    pixelcnn_layers: int = _field(4, "the PixelCNN's gated layers: more see more of the image and need z less", check=POSITIVE)
+    pixelcnn_filters: int = _field(32, "the PixelCNN's width and the channels of its conditioning map", check=POSITIVE)
     beta: float = _field(1.0, "weight of the KL term", check=NON_NEGATIVE)
     kl_warmup_epochs: int = _field(0, "epochs over which the KL weight grows linearly from 0 to beta", check=NON_NEGATIVE)
     kl_cycles: int = _field(
@@ -277,6 +285,11 @@ class TrainVAEConfig(Config):
                 "--free-bits floors the ELBO's KL term, which the importance-weighted bound does not have; use "
                 f"--importance-samples 1 with it. Received: {show_flag('free_bits', self.free_bits)}, "
                 f"{show_flag('importance_samples', self.importance_samples)}"
+            )
+        if self.decoder == "pixelcnn" and self.likelihood != "bernoulli":
+            raise ValueError(
+                "--decoder pixelcnn models binary pixels and needs --likelihood bernoulli. Received: "
+                f"{show_flag('decoder', self.decoder)}, {show_flag('likelihood', self.likelihood)}"
             )
 
 

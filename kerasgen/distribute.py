@@ -195,6 +195,24 @@ def next_seed(seed_generator):
     return tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), tf.int32)
 
 
+def stateless_seed(seed):
+    """`seed` as the int32 pair that stateless sampling takes, as `keras.random` derives it.
+
+    An int gives `[seed, 0]` (modulo 2³¹ − 2, as Keras casts it), a `SeedGenerator` its next
+    seed, and None a seed drawn from `keras.random`'s global stream, which
+    `keras.utils.set_random_seed` makes reproducible.
+    """
+    if isinstance(seed, keras.random.SeedGenerator):
+        return next_seed(seed)
+    if seed is None:
+        return keras.random.randint((2,), 0, tf.int32.max - 1, dtype="int32")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(
+            f"seed must be an int, a keras.random.SeedGenerator or None. Received: seed={seed!r}"
+        )
+    return tf.constant([seed % (tf.int32.max - 1), 0], tf.int32)
+
+
 def replica_share(weight):
     """This replica's share of the global batch: its examples' total weight over all replicas' total.
 

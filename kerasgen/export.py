@@ -66,6 +66,10 @@ def export_autoencoder(vae, path):
       `[B, D, D]` (full covariance).
     - `reconstruct(images)` → `images`: decoded at the posterior mean.
 
+    A VAE with `decoder="pixelcnn"` has no tractable mean image: its `decode` and `reconstruct`
+    return binary samples of p(x|z) drawn from the model's own sampling stream, and `sample`
+    draws its pixels with a seed derived from `seed` as well, so a seed fixes its images too.
+
     The write is atomic: `path` is either the old export or the complete new one.
 
     Args:
@@ -87,6 +91,8 @@ def export_autoencoder(vae, path):
             z = vae.prior().sample(n, seed=tf.stack([seed, 0]))
         else:
             z = tf.random.stateless_normal([n, vae.latent_dim], seed=tf.stack([seed, 0]))
+        if getattr(vae, "pixelcnn", None) is not None:
+            return {"images": vae.decode(z, seed=tf.stack([seed, 1])), "z": z}
         return {"images": vae.decode(z), "z": z}
 
     def encode(images):

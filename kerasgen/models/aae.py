@@ -276,7 +276,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
 
     def sample(self, n, seed=None):
         """`n` mean images decoded from z ~ p(z); `seed` is an int, a `SeedGenerator` or None."""
-        return self.decode(self.prior().sample(n, seed=_stateless_seed(seed)))
+        return self.decode(self.prior().sample(n, seed=distribute.stateless_seed(seed)))
 
     def reconstruct(self, x):
         """The mean image of p(x|z) at the posterior mean of z."""
@@ -447,21 +447,3 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         for key in ("image_shape", "num_filters", "discriminator_units"):
             config[key] = tuple(config[key])
         return cls(**config)
-
-
-def _stateless_seed(seed):
-    """`seed` as the int32 pair that stateless sampling takes, as `keras.random` derives it.
-
-    An int gives `[seed, 0]` (modulo 2³¹ − 2, as Keras casts it), a `SeedGenerator` its next
-    seed, and None a seed drawn from `keras.random`'s global stream, which
-    `keras.utils.set_random_seed` makes reproducible.
-    """
-    if isinstance(seed, keras.random.SeedGenerator):
-        return distribute.next_seed(seed)
-    if seed is None:
-        return keras.random.randint((2,), 0, tf.int32.max - 1, dtype="int32")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(
-            f"seed must be an int, a keras.random.SeedGenerator or None. Received: seed={seed!r}"
-        )
-    return tf.constant([seed % (tf.int32.max - 1), 0], tf.int32)

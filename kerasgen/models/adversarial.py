@@ -23,7 +23,7 @@ def load_vae(vae_or_path):
     """A `kerasgen.VAE` from itself, a train-vae output folder or a `.keras` file.
 
     Raises:
-        ValueError: the object or the file is not a kerasgen VAE.
+        ValueError: the object or the file is not a kerasgen VAE, or its decoder is a PixelCNN.
         FileNotFoundError: no model at the path.
     """
     # Imported here: kerasgen.models imports this module.
@@ -40,6 +40,12 @@ def load_vae(vae_or_path):
             )
     elif not isinstance(vae, VAE):
         raise ValueError(f"vae_or_path must be a kerasgen VAE or a path to one. Received: {type(vae_or_path).__name__}")
+    if vae.decoder_type != "conv":
+        # A PixelCNN VAE's decoder maps z to the PixelCNN's conditioning map, not to images.
+        raise ValueError(
+            "from_vae needs a VAE whose decoder maps z to images, decoder='conv'. "
+            f"Received: a VAE with decoder={vae.decoder_type!r}"
+        )
     return vae
 
 

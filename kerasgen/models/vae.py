@@ -7,6 +7,9 @@ from keras import ops
 from kerasgen import distribute, distributions
 from kerasgen.losses import negative_elbo, negative_iwae_bound
 from kerasgen.networks import build_decoder, build_encoder, check_image_shape
+from kerasgen.pixelcnn import AutoregressiveBernoulli, build_pixelcnn
+
+DECODERS = ("conv", "pixelcnn")
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -64,7 +67,19 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         num_importance_samples: int, K. Above 1, training maximizes the K-sample
             importance-weighted bound of Burda et al. (2016) (the IWAE objective), tighter than the
             ELBO, at K times the decoding cost; `elbo` stays the single-sample ELBO. Defaults to 1.
-        seed: int or None, seeds the reparameterization noise. Defaults to None.
+        seed: int or None, seeds the reparameterization noise (and the PixelCNN's sampling).
+            Defaults to None.
+        decoder: str, `"conv"` (p(x|z) factorizes over pixels given z) or `"pixelcnn"`: an
+            autoregressive Gated PixelCNN p(x|z) = Π p(x_ij | x_<ij, z) (`kerasgen.pixelcnn`),
+            conditioned on z through the deconvolutional decoder's `pixelcnn_filters`-channel
+            feature map. The PixelCNN can model the image without z, which makes posterior
+            collapse possible; it needs `likelihood="bernoulli"`. Its p(x|z) has no tractable
+            mean, so `decode`, `sample` and `reconstruct` return binary samples of p(x|z),
+            generated pixel by pixel (H·W network passes). Defaults to `"conv"`.
+        pixelcnn_layers: int >= 1, the PixelCNN's gated layers; more layers see more of the
+            image, so they need z less. Ignored by `"conv"`. Defaults to 4.
+        pixelcnn_filters: int >= 1, the PixelCNN's width and the conditioning map's channels.
+            Ignored by `"conv"`. Defaults to 32.
 
     Example:
 
@@ -94,6 +109,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         free_bits=0.0,
         num_importance_samples=1,
         seed=None,
+        decoder="conv",
+        pixelcnn_layers=4,
+        pixelcnn_filters=32,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,6 +132,16 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
                 f"num_importance_samples must be a positive int. Received: num_importance_samples={num_importance_samples!r}"
             )
         _check_remedies(kl_warmup_steps, kl_cycle_steps, kl_cycle_ratio, free_bits, posterior, num_importance_samples)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be 'conv' or 'pixelcnn'. Received: decoder={decoder!r}")
+        if decoder == "pixelcnn" and likelihood != "bernoulli":
+            raise ValueError(
+                "decoder='pixelcnn' models binarized images and needs likelihood='bernoulli'. "
+                f"Received: likelihood={likelihood!r}"
+            )
+        for name, value in (("pixelcnn_layers", pixelcnn_layers), ("pixelcnn_filters", pixelcnn_filters)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
         self.image_shape = check_image_shape(image_shape, len(num_filters))
         self.latent_dim = latent_dim
         self.likelihood = likelihood
@@ -128,6 +156,10 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         self.free_bits = float(free_bits)
         self.num_importance_samples = num_importance_samples
         self.seed = seed
+        # `self.decoder` is the network, so the `decoder` argument is kept as `decoder_type`.
+        self.decoder_type = decoder
+        self.pixelcnn_layers = pixelcnn_layers
+        self.pixelcnn_filters = pixelcnn_filters
 
         self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale)
         self._posterior = distributions.make_posterior(posterior)
@@ -137,13 +169,21 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             hidden_dim,
             distributions.posterior_parameter_size(posterior, latent_dim),
         )
-        self.decoder = build_decoder(
-            latent_dim,
-            self.image_shape,
-            self.num_filters,
-            hidden_dim,
-            head=self._likelihood.decoder_head(self.image_shape),
-        )
+        if decoder == "pixelcnn":
+            # The deconvolutional decoder maps z to the PixelCNN's conditioning map h, [B, H, W, C_h].
+            self.decoder = build_decoder(latent_dim, (*self.image_shape[:2], pixelcnn_filters), self.num_filters, hidden_dim)
+            self.pixelcnn = build_pixelcnn(self.image_shape, pixelcnn_filters, pixelcnn_layers, pixelcnn_filters)
+            # Pixel-by-pixel sampling draws its own noise, apart from training's and evaluation's.
+            self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 2)
+        else:
+            self.decoder = build_decoder(
+                latent_dim,
+                self.image_shape,
+                self.num_filters,
+                hidden_dim,
+                head=self._likelihood.decoder_head(self.image_shape),
+            )
+            self.pixelcnn = None
         self.seed_generator = keras.random.SeedGenerator(seed)
         # Validation and `evaluate` draw their own noise, so whether and how often a run validates
         # does not move the training noise.
@@ -166,8 +206,15 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         return self._posterior(ops.cast(self.encoder(x, training=training), "float32"))
 
     def likelihood_distribution(self, z, training=False):
-        """p(x|z) for a batch of latents, as a `tfd.Distribution` over whole images."""
-        return self._likelihood.distribution(ops.cast(self.decoder(z, training=training), "float32"))
+        """p(x|z) for a batch of latents, as a `tfd.Distribution` over whole images.
+
+        With `decoder="pixelcnn"` an `AutoregressiveBernoulli`, whose `log_prob(x)` runs the
+        PixelCNN on x (teacher forcing): one decoder pass and one PixelCNN pass per batch.
+        """
+        params = ops.cast(self.decoder(z, training=training), "float32")
+        if self.pixelcnn is not None:
+            return AutoregressiveBernoulli(self.pixelcnn, params)
+        return self._likelihood.distribution(params)
 
     # --- The user-facing operations ----------------------------------------------------------
 
@@ -176,16 +223,37 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         posterior = self.posterior_distribution(x)
         return posterior.mean(), distributions.posterior_scale(posterior)
 
-    def decode(self, z):
-        """The mean image of p(x|z)."""
+    def decode(self, z, seed=None):
+        """The mean image of p(x|z); with `decoder="pixelcnn"`, a binary sample of p(x|z).
+
+        `seed` only matters for the PixelCNN: an int, a `SeedGenerator`, a stateless int32 pair,
+        or None (the model's own sampling stream, seeded by `seed` at construction).
+        """
+        if self.pixelcnn is not None:
+            return self.likelihood_distribution(z).sample(seed=self._sampling_seed(seed))
         return self._likelihood.mean(ops.cast(self.decoder(z), "float32"))
 
     def sample(self, n, seed=None):
-        """`n` mean images decoded from z ~ p(z); `seed` is an int, a `SeedGenerator` or None."""
+        """`n` images decoded from z ~ p(z); `seed` is an int, a `SeedGenerator` or None.
+
+        Mean images, or with `decoder="pixelcnn"` binary samples of p(x|z).
+        """
+        if self.pixelcnn is not None:
+            seed = self._sampling_seed(seed)
+            z = tf.random.stateless_normal((n, self.latent_dim), seed=tf.random.experimental.stateless_fold_in(seed, 0))
+            return self.decode(z, seed=tf.random.experimental.stateless_fold_in(seed, 1))
         return self.decode(keras.random.normal((n, self.latent_dim), seed=seed))
 
+    def _sampling_seed(self, seed):
+        """A stateless int32 pair for the PixelCNN's sampling; None takes the model's own stream."""
+        if seed is None:
+            seed = self.sample_seed_generator
+        if isinstance(seed, (int, keras.random.SeedGenerator)):
+            return distribute.stateless_seed(seed)
+        return tf.cast(seed, tf.int32)
+
     def reconstruct(self, x):
-        """The mean image of p(x|z) at the posterior mean of z."""
+        """The mean image of p(x|z) at the posterior mean of z (a sample of it for the PixelCNN)."""
         return self.decode(self.posterior_distribution(x).mean())
 
     def call(self, x, training=False):
@@ -342,6 +410,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             "free_bits": self.free_bits,
             "num_importance_samples": self.num_importance_samples,
             "seed": self.seed,
+            "decoder": self.decoder_type,
+            "pixelcnn_layers": self.pixelcnn_layers,
+            "pixelcnn_filters": self.pixelcnn_filters,
         }
 
     @classmethod

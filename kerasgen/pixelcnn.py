@@ -1,0 +1,246 @@
+"""A Gated PixelCNN decoder (van den Oord et al. 2016) and the autoregressive p(x|z) it defines.
+
+`build_pixelcnn` returns a network from `(images, conditioning)` to one Bernoulli logit per
+pixel and channel, where the logit at pixel (i, j) depends only on the pixels before (i, j) in
+raster order (row by row, left to right) and on the conditioning map. `AutoregressiveBernoulli`
+turns that network and a conditioning map into a `tfd.Distribution` over whole images:
+`log_prob(x)` is one parallel pass (teacher forcing), `sample()` generates pixel by pixel in one
+compiled `tf.while_loop`.
+
+The channels of one pixel are conditionally independent given the earlier pixels and the
+conditioning: the network never looks at pixel (i, j) itself, in any channel, so the channels of
+(i, j) are drawn together. For binarized single-channel images (MNIST) this is the full model.
+"""
+
+import weakref
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+from keras import layers, ops
+
+tfd = tfp.distributions
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class GatedActivation(keras.layers.Layer):
+    """The gated unit tanh(a) ⊙ σ(b), with `[a, b]` the two halves of the last axis."""
+
+    def call(self, inputs):
+        a, b = ops.split(inputs, 2, axis=-1)
+        return ops.tanh(a) * ops.sigmoid(b)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] // 2)
+
+
+def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters=32, kernel_size=3, name="pixelcnn"):
+    """A conditional Gated PixelCNN with vertical and horizontal stacks (no blind spot).
+
+    The vertical stack sees the rows above a pixel (a `(kernel_size // 2 + 1) × kernel_size`
+    convolution over the current and earlier rows of the stack below), the horizontal stack the
+    pixels to its left in the same row (a `1 × (kernel_size // 2 + 1)` convolution) plus the
+    vertical stack through a 1×1 convolution. In the first layer the 'A' mask is a one-pixel shift
+    of the image (down for the vertical stack, right for the horizontal), so a pixel never sees
+    itself; later layers are 'B': they see their own position in the stack below, which already
+    excludes the pixel. Each layer's pre-activations get the conditioning map through 1×1
+    convolutions, go through the gate tanh(a) ⊙ σ(b), and the horizontal stack has a residual
+    connection from the second layer on (in the first it would carry the pixel itself).
+
+    Each layer widens the receptive field by `kernel_size // 2` pixels left, right and up, so
+    `num_layers` is the knob between a decoder that relies on z and one that can model the image
+    alone.
+
+    Args:
+        image_shape: tuple `(height, width, channels)`.
+        conditioning_channels: int, the channels of the conditioning map `[B, H, W, C_h]`.
+        num_layers: int >= 1, gated layers. Defaults to 4.
+        num_filters: int >= 1, feature maps per stack. Defaults to 32.
+        kernel_size: odd int >= 3. Defaults to 3.
+        name: str. Defaults to `"pixelcnn"`.
+
+    Returns:
+        A functional `keras.Model` from `[images, conditioning]` to logits `[B, H, W, channels]`.
+    """
+    for argument, value, minimum in (
+        ("conditioning_channels", conditioning_channels, 1),
+        ("num_layers", num_layers, 1),
+        ("num_filters", num_filters, 1),
+        ("kernel_size", kernel_size, 3),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{argument} must be an int >= {minimum}. Received: {argument}={value!r}")
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd. Received: kernel_size={kernel_size!r}")
+    height, width, channels = image_shape
+    half = kernel_size // 2
+    images = keras.Input(shape=image_shape, name="images")
+    conditioning = keras.Input(shape=(height, width, conditioning_channels), name="conditioning")
+    # Mask 'A': shifted by one pixel, neither stack's first layer sees the pixel it predicts.
+    vertical = layers.Cropping2D(((0, 1), (0, 0)))(layers.ZeroPadding2D(((1, 0), (0, 0)))(images))
+    horizontal = layers.Cropping2D(((0, 0), (0, 1)))(layers.ZeroPadding2D(((0, 0), (1, 0)))(images))
+    for index in range(num_layers):
+        prefix = f"layer_{index}_"
+        padded = layers.ZeroPadding2D(((half, 0), (half, half)))(vertical)
+        vertical_pre = layers.Add()(
+            [
+                layers.Conv2D(2 * num_filters, (half + 1, kernel_size), name=prefix + "vertical")(padded),
+                layers.Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "vertical_condition")(conditioning),
+            ]
+        )
+        padded = layers.ZeroPadding2D(((0, 0), (half, 0)))(horizontal)
+        horizontal_pre = layers.Add()(
+            [
+                layers.Conv2D(2 * num_filters, (1, half + 1), name=prefix + "horizontal")(padded),
+                # The vertical stack at (i, j) has seen only rows above i, so it may feed (i, j).
+                layers.Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "link")(vertical_pre),
+                layers.Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "horizontal_condition")(conditioning),
+            ]
+        )
+        vertical = GatedActivation()(vertical_pre)
+        output = layers.Conv2D(num_filters, 1, name=prefix + "horizontal_output")(GatedActivation()(horizontal_pre))
+        horizontal = output if index == 0 else layers.Add()([horizontal, output])
+    x = layers.Conv2D(num_filters, 1, activation="relu")(layers.Activation("relu")(horizontal))
+    logits = layers.Conv2D(channels, 1, name="logits")(x)
+    return keras.Model([images, conditioning], logits, name=name)
+
+
+class AutoregressiveBernoulli(tfd.Distribution):
+    """p(x|h) = Π_(i,j) Bernoulli(x_ij | logits(x_<ij, h)_ij) over whole binary images.
+
+    The distribution of a `build_pixelcnn` network with its conditioning map `h` `[B, H, W, C_h]`
+    (the VAE's decoder output for z): batch shape `[B]`, event shape `[H, W, C]`, so `log_prob`
+    gives one number per image, as the other kerasgen likelihoods do.
+
+    - `log_prob(x)`: one network pass on x (teacher forcing), the sum over pixels and channels
+      of the Bernoulli log-probabilities; x may carry sample dimensions in front of `[B]`.
+    - `sample(n, seed=...)`: pixel by pixel in raster order inside one compiled `tf.while_loop`,
+      one network pass per pixel, H·W passes in all. Pixel (i, j, c) of the images is 1 when
+      u < σ(logit), with u `tf.random.stateless_uniform([n * B, H, W, C], seed)` and `seed` the
+      stateless pair of `tfp.random.sanitize_seed`, so a seed fixes the sample.
+    - `experimental_sample_and_log_prob`: the sample and its log-probability accumulated during
+      generation (no extra pass).
+    - `mean()` is not tractable for an autoregressive model and raises `NotImplementedError`.
+
+    Args:
+        network: a `build_pixelcnn` model.
+        conditioning: float tensor `[B, H, W, C_h]`.
+        validate_args: bool. Defaults to False.
+        allow_nan_stats: bool. Defaults to True.
+        name: str. Defaults to `"AutoregressiveBernoulli"`.
+    """
+
+    def __init__(self, network, conditioning, validate_args=False, allow_nan_stats=True, name="AutoregressiveBernoulli"):
+        parameters = dict(locals())
+        with tf.name_scope(name):
+            self._network = network
+            self._conditioning = tf.convert_to_tensor(conditioning, tf.float32)
+            self._image_shape = tuple(network.output.shape[1:])
+        super().__init__(
+            dtype=tf.float32,
+            reparameterization_type=tfd.NOT_REPARAMETERIZED,
+            validate_args=validate_args,
+            allow_nan_stats=allow_nan_stats,
+            parameters=parameters,
+            name=name,
+        )
+
+    @property
+    def network(self):
+        return self._network
+
+    @property
+    def conditioning(self):
+        return self._conditioning
+
+    def logits(self, x):
+        """The logits `[..., B, H, W, C]` of every pixel given the pixels of `x` before it: one pass."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        sample_shape = tf.shape(x)[:-4]
+        flat = tf.reshape(x, [-1, *self._image_shape])
+        num_samples = tf.shape(flat)[0] // tf.shape(self._conditioning)[0]
+        conditioning = tf.tile(self._conditioning, [num_samples, 1, 1, 1])
+        logits = ops.cast(self._network([flat, conditioning]), "float32")
+        return tf.reshape(logits, tf.concat([sample_shape, tf.shape(x)[-4:]], 0))
+
+    def _pixels(self, logits):
+        return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=tf.float32), 3)
+
+    def _log_prob(self, x):
+        return self._pixels(self.logits(x)).log_prob(x)
+
+    def _sample_n(self, n, seed=None):
+        return self._generate(n, seed)[0]
+
+    def _sample_and_log_prob(self, sample_shape, seed):
+        images, log_prob = self._generate(tf.reduce_prod(sample_shape), seed)
+        return (
+            tf.reshape(images, tf.concat([sample_shape, tf.shape(images)[1:]], 0)),
+            tf.reshape(log_prob, tf.concat([sample_shape, tf.shape(log_prob)[1:]], 0)),
+        )
+
+    def _generate(self, n, seed):
+        """`n` samples `[n, B, H, W, C]` and their log-probabilities `[n, B]`."""
+        seed = tfp.random.sanitize_seed(seed)
+        batch_size = tf.shape(self._conditioning)[0]
+        conditioning = tf.tile(self._conditioning, [n, 1, 1, 1])  # sample-major: [n * B, ...]
+        noise = tf.random.stateless_uniform([n * batch_size, *self._image_shape], seed=seed)
+        images, log_prob = _sampling_loop(self._network)(conditioning, noise)
+        return (
+            tf.reshape(images, [n, batch_size, *self._image_shape]),
+            tf.reshape(log_prob, [n, batch_size]),
+        )
+
+    def _mean(self):
+        raise NotImplementedError(
+            "The mean of an autoregressive Bernoulli is not tractable: every pixel's probability "
+            "depends on the pixels drawn before it. Use sample() instead."
+        )
+
+    def _batch_shape(self):
+        return self._conditioning.shape[:1]
+
+    def _batch_shape_tensor(self):
+        return tf.shape(self._conditioning)[:1]
+
+    def _event_shape(self):
+        return tf.TensorShape(self._image_shape)
+
+    def _event_shape_tensor(self):
+        return tf.constant(self._image_shape, tf.int32)
+
+
+# One compiled loop per network, traced once per input shape; keyed weakly so it dies with it.
+_SAMPLING_LOOPS = weakref.WeakKeyDictionary()
+
+
+def _sampling_loop(network):
+    """The compiled pixel-by-pixel sampler of `network`: `(conditioning, noise) -> (images, log_prob)`."""
+    if network not in _SAMPLING_LOOPS:
+        # A weak reference, so the loop (the dictionary's value) does not keep its key alive.
+        reference = weakref.ref(network)
+        height, width, channels = network.output.shape[1:]
+
+        @tf.function(reduce_retracing=True)
+        def loop(conditioning, noise):
+            network = reference()
+            pixels = tf.reshape(tf.eye(height * width), [height * width, height, width, 1])
+
+            def body(k, images, log_prob):
+                i, j = k // width, k % width
+                logits = ops.cast(network([images, conditioning], training=False), "float32")[:, i, j, :]
+                pixel = tf.cast(noise[:, i, j, :] < tf.sigmoid(logits), tf.float32)
+                # log Bernoulli(pixel | logits), as tfd.Bernoulli computes it in `log_prob`.
+                log_prob -= tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=pixel, logits=logits), axis=-1)
+                images += pixels[k] * pixel[:, None, None, :]
+                return k + 1, images, log_prob
+
+            _, images, log_prob = tf.while_loop(
+                lambda k, *_: k < height * width,
+                body,
+                (tf.constant(0), tf.zeros_like(noise), tf.zeros(tf.shape(noise)[:1])),
+            )
+            return images, log_prob
+
+        _SAMPLING_LOOPS[network] = loop
+    return _SAMPLING_LOOPS[network]

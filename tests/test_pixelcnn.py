@@ -1,0 +1,257 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from kerasgen import VAE
+from kerasgen.losses import log_importance_weights
+from kerasgen.pixelcnn import AutoregressiveBernoulli, build_pixelcnn
+
+
+def _network(image_shape=(8, 8, 1), num_layers=4, conditioning_channels=3, num_filters=8):
+    keras.utils.set_random_seed(0)
+    return build_pixelcnn(image_shape, conditioning_channels, num_layers=num_layers, num_filters=num_filters)
+
+
+def _conditioning(batch_size, image_shape=(8, 8, 1), channels=3, seed=0):
+    return tf.random.stateless_normal((batch_size, *image_shape[:2], channels), seed=(seed, 1))
+
+
+def _binary(batch_size, image_shape=(8, 8, 1), seed=0):
+    images = np.random.default_rng(seed).uniform(size=(batch_size, *image_shape)) < 0.5
+    return tf.constant(images, tf.float32)
+
+
+def _jacobian(network, image_shape):
+    """d logits / d image for one image, `[H*W, C, H*W, C]` in raster order."""
+    height, width, channels = image_shape
+    x = tf.random.stateless_uniform((1, *image_shape), seed=(1, 2))
+    h = _conditioning(1, image_shape)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = network([x, h])
+    jacobian = tape.jacobian(logits, x).numpy()
+    return jacobian.reshape(height * width, channels, height * width, channels)
+
+
+def _tiny_vae(**kwargs):
+    keras.utils.set_random_seed(0)
+    defaults = dict(image_shape=(8, 8, 1), latent_dim=2, num_filters=(4,), hidden_dim=8, seed=0, decoder="pixelcnn")
+    return VAE(**{**defaults, "pixelcnn_layers": 2, "pixelcnn_filters": 8, **kwargs})
+
+
+# --- The network: causal, no blind spot, conditioned -----------------------------------------
+
+
+def test_each_logit_sees_exactly_the_earlier_pixels_with_no_blind_spot():
+    # 4 layers of 3x3: pixel (5, 4) of an 8x8 image reaches every earlier pixel, the up-right
+    # ones a plain masked PixelCNN misses included.
+    jacobian = _jacobian(_network(num_layers=4), (8, 8, 1))[:, 0, :, 0]
+    seen = jacobian != 0
+    # Never the pixel itself nor a later one, for every pixel.
+    assert not np.triu(seen).any()
+    k = 5 * 8 + 4
+    np.testing.assert_array_equal(seen[k], np.arange(64) < k)
+
+
+def test_one_layer_sees_two_rows_above_and_two_pixels_to_the_left():
+    seen = _jacobian(_network(num_layers=1), (8, 8, 1))[:, 0, :, 0] != 0
+    expected = np.zeros((8, 8), bool)
+    expected[2:4, 3:6] = True  # rows i-2, i-1; columns j-1 .. j+1 (the up-right pixel too)
+    expected[4, 2:4] = True  # row i: columns j-2, j-1
+    np.testing.assert_array_equal(seen[4 * 8 + 4].reshape(8, 8), expected)
+
+
+def test_no_channel_of_a_pixel_sees_any_channel_of_itself():
+    jacobian = _jacobian(_network((6, 6, 2), num_layers=3), (6, 6, 2)) != 0
+    assert not np.triu(jacobian.any(axis=(1, 3))).any()  # [output pixel, input pixel]
+    # With 3 layers pixel (3, 3) sees both channels of every earlier pixel, in both its channels.
+    k = 3 * 6 + 3
+    assert jacobian[k, :, :k, :].all()
+
+
+def test_the_conditioning_map_moves_the_logits_and_alone_sets_the_first_pixel():
+    network = _network()
+    x = _binary(2)
+    h = _conditioning(1)
+    logits = network([x, tf.concat([h, h], 0)]).numpy()
+    # The first pixel has no earlier pixels: its logit is the same for any image.
+    assert logits[0, 0, 0, 0] == logits[1, 0, 0, 0]
+    assert not np.allclose(logits[0], logits[1])
+    other = network([x, _conditioning(2, seed=5)]).numpy()
+    assert np.all(other[:, 0, 0, 0] != logits[:, 0, 0, 0])
+    assert np.abs(other - logits).min() > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_layers=0), "Received: num_layers=0"),
+        (dict(kernel_size=4), "kernel_size must be odd. Received: kernel_size=4"),
+        (dict(num_filters=1.5), "Received: num_filters=1.5"),
+    ],
+)
+def test_bad_network_arguments_name_what_was_received(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_pixelcnn((8, 8, 1), 3, **kwargs)
+
+
+# --- The distribution: one parallel log_prob, a sequential sampler that agrees with it ----------
+
+
+def test_log_prob_is_the_sum_of_the_pixels_bernoulli_log_probabilities():
+    network = _network()
+    h = _conditioning(3)
+    x = _binary(3)
+    logits = network([x, h]).numpy().astype("float64")
+    x = x.numpy()
+    by_hand = np.sum(x * -np.logaddexp(0, -logits) + (1 - x) * -np.logaddexp(0, logits), axis=(1, 2, 3))
+    distribution = AutoregressiveBernoulli(network, h)
+    assert distribution.batch_shape == [3] and distribution.event_shape == [8, 8, 1]
+    np.testing.assert_allclose(distribution.log_prob(x), by_hand, rtol=1e-5)
+    # Sample dimensions in front: [2, B] log-probabilities, each row its own images.
+    stacked = distribution.log_prob(np.stack([x, x[::-1]]))
+    assert stacked.shape == (2, 3)
+    np.testing.assert_allclose(stacked[0], by_hand, rtol=1e-5)
+    np.testing.assert_allclose(stacked[1], distribution.log_prob(x[::-1]), rtol=1e-6)
+
+
+def test_sampling_loop_equals_a_pixel_by_pixel_python_reference():
+    network = _network((4, 4, 1), num_layers=2)
+    h = _conditioning(3, (4, 4, 1))
+    distribution = AutoregressiveBernoulli(network, h)
+    seed = tf.constant([7, 11], tf.int32)
+    images = distribution.sample(seed=seed).numpy()
+    # The documented rule: pixel (i, j) is 1 when u < sigmoid(logit), u drawn once from the seed.
+    noise = tf.random.stateless_uniform((3, 4, 4, 1), seed=seed).numpy()
+    reference = np.zeros((3, 4, 4, 1), "float32")
+    for i in range(4):
+        for j in range(4):
+            logits = network([tf.constant(reference), h]).numpy()[:, i, j, :]
+            reference[:, i, j, :] = noise[:, i, j, :] < tf.sigmoid(logits).numpy()
+    np.testing.assert_array_equal(images, reference)
+    assert 0 < reference.mean() < 1
+
+
+def test_a_samples_log_prob_in_one_pass_equals_the_sum_accumulated_while_generating():
+    distribution = AutoregressiveBernoulli(_network(), _conditioning(4))
+    images, generated = distribution.experimental_sample_and_log_prob(2, seed=(3, 4))
+    assert images.shape == (2, 4, 8, 8, 1) and generated.shape == (2, 4)
+    assert set(np.unique(images)) == {0.0, 1.0}
+    np.testing.assert_allclose(distribution.log_prob(images), generated, rtol=1e-5)
+
+
+def test_a_seed_fixes_the_sample_and_the_mean_is_refused():
+    distribution = AutoregressiveBernoulli(_network(), _conditioning(2))
+    first = distribution.sample(3, seed=(1, 2)).numpy()
+    np.testing.assert_array_equal(distribution.sample(3, seed=(1, 2)), first)
+    assert not np.array_equal(distribution.sample(3, seed=(1, 3)), first)
+    with pytest.raises(NotImplementedError, match="not tractable"):
+        distribution.mean()
+
+
+# --- The VAE with decoder="pixelcnn" ----------------------------------------------------------
+
+
+def test_a_pixelcnn_vae_trains_with_a_finite_decreasing_loss(binary_images):
+    vae = _tiny_vae(image_shape=(16, 16, 1))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = vae.fit(binary_images, epochs=6, batch_size=8, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    # The reported reconstruction is the PixelCNN's log-likelihood.
+    z = vae.posterior_distribution(binary_images).mean()
+    assert isinstance(vae.likelihood_distribution(z), AutoregressiveBernoulli)
+
+
+def test_importance_weights_decode_each_sample_against_its_own_image():
+    # evaluation.likelihood decodes K samples per image as one [K * B] batch against the images
+    # tiled sample-major: each row of the autoregressive p(x|z) must meet its own image.
+    vae = _tiny_vae()
+    x = _binary(3)
+    posterior = vae.posterior_distribution(x)
+    z = posterior.sample(2, seed=(0, 1))
+    _, log_likelihood = log_importance_weights(x, z, posterior, vae.prior(), vae.likelihood_distribution)
+    for k in range(2):
+        np.testing.assert_allclose(log_likelihood[k], vae.likelihood_distribution(z[k]).log_prob(x), rtol=1e-5)
+
+
+def test_vae_samples_are_binary_and_seeded():
+    vae = _tiny_vae()
+    images = vae.sample(3, seed=3).numpy()
+    assert images.shape == (3, 8, 8, 1) and set(np.unique(images)) == {0.0, 1.0}
+    np.testing.assert_array_equal(vae.sample(3, seed=3), images)
+    assert not np.array_equal(vae.sample(3, seed=4), images)
+    # Unseeded draws come from the model's own stream: a twin built with the same seed repeats them.
+    np.testing.assert_array_equal(_tiny_vae().sample(3), _tiny_vae().sample(3))
+
+
+def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path):
+    vae = _tiny_vae(pixelcnn_layers=3, pixelcnn_filters=6)
+    x = _binary(8)
+    vae.compile(optimizer="adam")
+    vae.fit(x, epochs=1, batch_size=8, verbose=0)
+    vae.save(tmp_path / "vae.keras")
+    restored = keras.saving.load_model(tmp_path / "vae.keras")
+    assert restored.get_config() == vae.get_config()
+    assert (restored.decoder_type, restored.pixelcnn_layers, restored.pixelcnn_filters) == ("pixelcnn", 3, 6)
+    z = np.random.default_rng(0).standard_normal((8, 2)).astype("float32")
+    np.testing.assert_array_equal(restored.likelihood_distribution(z).log_prob(x), vae.likelihood_distribution(z).log_prob(x))
+    np.testing.assert_array_equal(restored.decode(z, seed=5), vae.decode(z, seed=5))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(decoder="made"), "decoder must be 'conv' or 'pixelcnn'. Received: decoder='made'"),
+        (dict(likelihood="gaussian"), "needs likelihood='bernoulli'. Received: likelihood='gaussian'"),
+        (dict(pixelcnn_layers=0), "Received: pixelcnn_layers=0"),
+        (dict(pixelcnn_filters=True), "Received: pixelcnn_filters=True"),
+    ],
+)
+def test_bad_vae_arguments_name_what_was_received(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _tiny_vae(**kwargs)
+
+
+def test_saved_model_serves_seeded_binary_samples_and_the_encoder(tmp_path):
+    from kerasgen.export import export_vae
+
+    vae = _tiny_vae()
+    assert export_vae(vae, tmp_path / "saved") == ["decode", "sample", "encode", "reconstruct"]
+    served = tf.saved_model.load(str(tmp_path / "saved")).signatures
+    first = served["sample"](n=tf.constant(3), seed=tf.constant(5))
+    images = first["images"].numpy()
+    assert images.shape == (3, 8, 8, 1) and set(np.unique(images)) == {0.0, 1.0}
+    np.testing.assert_array_equal(served["sample"](n=tf.constant(3), seed=tf.constant(5))["images"], images)
+    # The served sampler is the model's: the same z and pixel seed give the same images.
+    np.testing.assert_array_equal(vae.decode(first["z"], seed=tf.constant([5, 1])), images)
+    x = _binary(2)
+    np.testing.assert_allclose(served["encode"](images=x)["loc"], vae.encode(x)[0], rtol=1e-5)
+    assert served["decode"](z=first["z"])["images"].shape == (3, 8, 8, 1)
+
+
+def test_train_vae_flags_choose_the_pixelcnn_decoder():
+    from kerasgen.cli import build_parser
+    from kerasgen.config import TrainVAEConfig, from_arguments
+
+    def parse(*flags):
+        return from_arguments(TrainVAEConfig, build_parser().parse_args(["train-vae", *flags]))
+
+    config = parse("--decoder", "pixelcnn", "--pixelcnn-layers", "6", "--pixelcnn-filters", "16")
+    assert (config.decoder, config.pixelcnn_layers, config.pixelcnn_filters) == ("pixelcnn", 6, 16)
+    assert parse().decoder == "conv"
+    with pytest.raises(ValueError, match="needs --likelihood bernoulli. Received: --decoder pixelcnn, --likelihood gaussian"):
+        parse("--decoder", "pixelcnn", "--likelihood", "gaussian")
+    with pytest.raises(ValueError, match="--pixelcnn-layers must be > 0. Received: --pixelcnn-layers 0"):
+        parse("--pixelcnn-layers", "0")
+
+
+def test_models_warm_started_from_a_vae_refuse_a_pixelcnn_decoder():
+    from kerasgen import GAN, VAEGAN
+
+    vae = _tiny_vae()
+    for model in (GAN, VAEGAN):
+        with pytest.raises(ValueError, match="decoder='conv'. Received: a VAE with decoder='pixelcnn'"):
+            model.from_vae(vae)
