@@ -11,7 +11,7 @@ from kerasgen import _backend
 _backend.prepare()
 
 __version__ = "0.1.0"
-__all__ = ["AAE", "Classifier", "GAN", "VAE", "VAEGAN"]
+__all__ = ["AAE", "AggressiveVAE", "Classifier", "GAN", "VAE", "VAEGAN"]
 
 
 def __getattr__(name):

@@ -580,3 +580,59 @@ class LatentDiagnostics(keras.callbacks.Callback):
                 for dimension, kl in enumerate(record["kl_per_dimension"]):
                     tf.summary.scalar(f"kl_per_dimension/{dimension:0{width}d}", kl, step=epoch)
         return record
+
+
+class AggressivePhase(keras.callbacks.Callback):
+    """Ends an `AggressiveVAE`'s aggressive phase for good once I(x; z) on held-out images stops rising.
+
+    He et al.'s (2019) rule for images: after `patience` epochs without a new best I(x; z), the
+    model trains both parts jointly from then on. It reads `mutual_information` from the epoch's
+    logs, which `LatentDiagnostics` writes (put it after that callback); without one, it measures
+    I(x; z) on `images` itself. The best value and the epochs since it are the model's weights
+    (`best_mutual_information`, `epochs_without_gain`), so a resumed run counts on.
+
+    Args:
+        patience: int >= 1, epochs without a new best I(x; z) before the phase ends. Defaults to 5.
+        images: array `[N, H, W, C]` or None, held-out images on which to measure I(x; z) when the
+            logs have no `mutual_information`. Defaults to None.
+        seed: int, seeds that measurement. Defaults to 0.
+    """
+
+    def __init__(self, patience=5, images=None, seed=0):
+        super().__init__()
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive int. Received: patience={patience!r}")
+        self.patience = patience
+        self.images = None if images is None else np.asarray(images, dtype=np.float32)
+        self.seed = seed
+        self._instruments = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        model = self.model
+        if not int(keras.ops.convert_to_numpy(model.aggressive_phase)):
+            return
+        information = self._mutual_information(logs or {})
+        if information > float(keras.ops.convert_to_numpy(model.best_mutual_information)):
+            model.best_mutual_information.assign(information)
+            model.epochs_without_gain.assign(0)
+            return
+        model.epochs_without_gain.assign_add(1)
+        if int(keras.ops.convert_to_numpy(model.epochs_without_gain)) >= self.patience:
+            model.aggressive_phase.assign(0)
+            print(
+                f"\nAggressivePhase: I(x; z) has not risen for {self.patience} epochs; training encoder and decoder "
+                f"jointly from epoch {epoch + 2} on.",
+                flush=True,
+            )
+
+    def _mutual_information(self, logs):
+        if "mutual_information" in logs:
+            return float(logs["mutual_information"])
+        if self.images is None:
+            raise ValueError(
+                "AggressivePhase needs I(x; z) on held-out images: put a LatentDiagnostics callback before it, "
+                "or give it images. Received: no mutual_information in the logs and images=None"
+            )
+        if self._instruments is None or self._instruments.model is not self.model:
+            self._instruments = LatentInstruments(self.model, elbo=False, seed=self.seed)
+        return float(self._instruments(self.images)["mutual_information"])
