@@ -240,6 +240,15 @@ class TrainVAEConfig(Config):
         check=NON_NEGATIVE,
     )
     importance_samples: int = _field(1, "K > 1 trains on the K-sample importance-weighted bound (IWAE)", check=POSITIVE)
+    aggressive: bool = _field(
+        False, "aggressive inference-network training (He et al. 2019): before each decoder step, encoder-only steps "
+        "on fresh batches until a 10-step window's mean loss stops falling (at most 100), until I(x; z) on the "
+        "--latent-images stops rising; slower epochs while it lasts (one device, no XLA)",
+    )
+    aggressive_patience: int = _field(
+        5, "with --aggressive: epochs without a new best I(x; z) after which encoder and decoder train jointly",
+        check=POSITIVE,
+    )
     epochs: int = _field(50, "training epochs", check=POSITIVE, resumable=True)
     batch_size: int = _field(128, "images per step", check=POSITIVE)
     learning_rate: float = _field(2e-3, "Adam's initial learning rate", check=POSITIVE)
@@ -290,6 +299,16 @@ class TrainVAEConfig(Config):
             raise ValueError(
                 "--decoder pixelcnn models binary pixels and needs --likelihood bernoulli. Received: "
                 f"{show_flag('decoder', self.decoder)}, {show_flag('likelihood', self.likelihood)}"
+            )
+        if self.aggressive and not self.latent_images:
+            raise ValueError(
+                "--aggressive ends its phase when I(x; z) on held-out images stops rising, which --latent-images "
+                f"measures; give it images (500 by default). Received: --aggressive, {show_flag('latent_images', 0)}"
+            )
+        if self.aggressive and self.jit_compile == "on":
+            raise ValueError(
+                "--aggressive cannot be XLA-compiled: the encoder's inner loop reads a tf.data iterator. Use "
+                f"--jit-compile off or auto. Received: --aggressive, {show_flag('jit_compile', self.jit_compile)}"
             )
 
 

@@ -8,7 +8,8 @@ import numpy as np
 from kerasgen.config import TrainClassifierConfig, TrainVAEConfig, shared_flags, show_flag
 from kerasgen.data import load_dataset
 from kerasgen.export import export_vae
-from kerasgen.models import VAE
+from kerasgen.callbacks import AggressivePhase
+from kerasgen.models import VAE, AggressiveVAE
 from kerasgen.runs.harness import Run
 from kerasgen.runs.schedules import learning_rate
 
@@ -57,6 +58,11 @@ def kl_cycle_length(config, steps_per_epoch):
     return cycle_steps
 
 
+# The encoder's fresh batches under --aggressive are the training data's passes from this epoch on:
+# epochs a run never reaches, so their order (a function of the seed and the epoch) is not training's.
+ENCODER_DATA_FIRST_EPOCH = 1_000_000
+
+
 def train_vae(config=TrainVAEConfig(), verbose=None):
     """Trains a VAE as `config` says; the run harness writes the rest.
 
@@ -92,7 +98,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
     kl_cycle_steps = kl_cycle_length(config, steps_per_epoch)
     keras.utils.set_random_seed(config.seed)
     with run.scope():
-        vae = VAE(
+        vae = (AggressiveVAE if config.aggressive else VAE)(
             image_shape=splits.image_shape,
             latent_dim=config.latent_dim,
             likelihood=config.likelihood,
@@ -111,14 +117,25 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
             num_importance_samples=config.importance_samples,
             seed=config.seed,
         )
-        vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)), **run.compile_options())
+        options = run.compile_options()
+        if config.aggressive:
+            # The encoder's optimizer is a copy of this one; the inner loop's iterator rules out XLA.
+            options["jit_compile"] = False
+        vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)), **options)
 
     run.open({"binarize": binarize, "image_shape": splits.image_shape})
     run.restore(vae)
     # The VAE's samples are mean images (Bernoulli probabilities, say): compared with grey images.
     quality = run.quality(splits, splits.unbinarized_heldout, _classifier_config(config), splits.image_shape)
     latent = run.latent_diagnostics(validation_images)
-    history = run.fit(vae, splits, grid_images=validation_images[:32], quality=quality, latent=latent)
+    callbacks = []
+    if config.aggressive:
+        # A resumed run draws the encoder's batches afresh; its phase is the checkpoint's.
+        vae.set_encoder_data(splits.train_from(ENCODER_DATA_FIRST_EPOCH + run.initial_epoch))
+        callbacks.append(AggressivePhase(config.aggressive_patience))
+    history = run.fit(
+        vae, splits, grid_images=validation_images[:32], quality=quality, latent=latent, callbacks=callbacks
+    )
     final, model, saved_model = run.finish(vae, history, export=export_vae, plot_title=f"VAE on {config.dataset}")
     return run.result(final, model, saved_model, quality, latent)
 
