@@ -607,6 +607,13 @@ class AggressivePhase(keras.callbacks.Callback):
         self.seed = seed
         self._instruments = None
 
+    def on_train_begin(self, logs=None):
+        if not hasattr(self.model, "aggressive_phase"):
+            raise ValueError(
+                "AggressivePhase ends the aggressive phase of an AggressiveVAE (train-vae --aggressive). "
+                f"Received: a {type(self.model).__name__}"
+            )
+
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
         if not int(keras.ops.convert_to_numpy(model.aggressive_phase)):

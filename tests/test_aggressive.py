@@ -191,6 +191,12 @@ def test_phase_callback_measures_information_itself_or_says_what_it_needs():
     assert np.isfinite(float(vae.best_mutual_information)) and int(vae.aggressive_phase) == 1
     with pytest.raises(ValueError, match="patience must be a positive int. Received: patience=0"):
         AggressivePhase(patience=0)
+    from kerasgen.models import VAE
+
+    callback = AggressivePhase()
+    callback.set_model(VAE(image_shape=(8, 8, 1), latent_dim=2, num_filters=(4,), hidden_dim=8))
+    with pytest.raises(ValueError, match="of an AggressiveVAE .* Received: a VAE"):
+        callback.on_train_begin()
 
 
 # --- Saved and resumed -------------------------------------------------------------------------

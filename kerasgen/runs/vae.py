@@ -5,10 +5,10 @@ import math
 import keras
 import numpy as np
 
+from kerasgen.callbacks import AggressivePhase
 from kerasgen.config import TrainClassifierConfig, TrainVAEConfig, shared_flags, show_flag
 from kerasgen.data import load_dataset
 from kerasgen.export import export_vae
-from kerasgen.callbacks import AggressivePhase
 from kerasgen.models import VAE, AggressiveVAE
 from kerasgen.runs.harness import Run
 from kerasgen.runs.schedules import learning_rate
@@ -74,6 +74,9 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
     With `latent_images` (500 by default), the latent instruments on that many validation images
     (KL per dimension, active units, I(x; z), the ELBO split) go into the history, `latent.json`
     and TensorBoard before training and after every epoch (`callbacks.LatentDiagnostics`).
+    With `aggressive`, an `AggressiveVAE` (He et al. 2019) whose phase `callbacks.AggressivePhase`
+    ends once that I(x; z) has had no new best for `aggressive_patience` epochs; the history gets
+    `aggressive` and `encoder_steps`.
 
     Returns:
         `RunResult`.
