@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from kerasgen.layers import Conv2D, Conv2DTranspose
+
 
 def check_image_shape(image_shape, num_levels):
     """Validates `image_shape` for a network that halves the resolution `num_levels` times.
@@ -34,8 +36,8 @@ def build_encoder(image_shape, num_filters, hidden_dim, output_size, activation=
     inputs = keras.Input(shape=image_shape, name="images")
     x = inputs
     for filters in num_filters:
-        x = layers.Conv2D(filters, 4, strides=2, padding="same", activation=activation)(x)
-        x = layers.Conv2D(filters, 3, padding="same", activation=activation)(x)
+        x = Conv2D(filters, 4, strides=2, padding="same", activation=activation)(x)
+        x = Conv2D(filters, 3, padding="same", activation=activation)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(hidden_dim, activation=activation)(x)
     outputs = layers.Dense(output_size, name="posterior_parameters")(x)
@@ -55,9 +57,9 @@ def build_decoder(latent_dim, image_shape, num_filters, hidden_dim, head=None, a
     x = layers.Dense((height // factor) * (width // factor) * num_filters[-1], activation=activation)(x)
     x = layers.Reshape((height // factor, width // factor, num_filters[-1]))(x)
     for filters in reversed(num_filters):
-        x = layers.Conv2D(filters, 3, padding="same", activation=activation)(x)
-        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", activation=activation)(x)
-    x = layers.Conv2D(channels, 3, padding="same", name="pixel_parameters")(x)
+        x = Conv2D(filters, 3, padding="same", activation=activation)(x)
+        x = Conv2DTranspose(filters, 4, strides=2, padding="same", activation=activation)(x)
+    x = Conv2D(channels, 3, padding="same", name="pixel_parameters")(x)
     if head is not None:
         x = head(x)
     return keras.Model(inputs, x, name=name)
@@ -91,7 +93,7 @@ def build_discriminator(image_shape, num_filters=(64, 128), activation="leaky_re
     inputs = keras.Input(shape=image_shape, name="images")
     x = inputs
     for filters in num_filters:
-        x = layers.Conv2D(filters, 4, strides=2, padding="same", activation=activation)(x)
+        x = Conv2D(filters, 4, strides=2, padding="same", activation=activation)(x)
     x = layers.Flatten()(x)
     if dropout:
         x = layers.Dropout(dropout)(x)

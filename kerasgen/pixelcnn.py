@@ -19,6 +19,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import layers, ops
 
+from kerasgen.layers import Conv2D
+
 tfd = tfp.distributions
 
 
@@ -84,24 +86,24 @@ def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters
         padded = layers.ZeroPadding2D(((half, 0), (half, half)))(vertical)
         vertical_pre = layers.Add()(
             [
-                layers.Conv2D(2 * num_filters, (half + 1, kernel_size), name=prefix + "vertical")(padded),
-                layers.Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "vertical_condition")(conditioning),
+                Conv2D(2 * num_filters, (half + 1, kernel_size), name=prefix + "vertical")(padded),
+                Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "vertical_condition")(conditioning),
             ]
         )
         padded = layers.ZeroPadding2D(((0, 0), (half, 0)))(horizontal)
         horizontal_pre = layers.Add()(
             [
-                layers.Conv2D(2 * num_filters, (1, half + 1), name=prefix + "horizontal")(padded),
+                Conv2D(2 * num_filters, (1, half + 1), name=prefix + "horizontal")(padded),
                 # The vertical stack at (i, j) has seen only rows above i, so it may feed (i, j).
-                layers.Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "link")(vertical_pre),
-                layers.Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "horizontal_condition")(conditioning),
+                Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "link")(vertical_pre),
+                Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "horizontal_condition")(conditioning),
             ]
         )
         vertical = GatedActivation()(vertical_pre)
-        output = layers.Conv2D(num_filters, 1, name=prefix + "horizontal_output")(GatedActivation()(horizontal_pre))
+        output = Conv2D(num_filters, 1, name=prefix + "horizontal_output")(GatedActivation()(horizontal_pre))
         horizontal = output if index == 0 else layers.Add()([horizontal, output])
-    x = layers.Conv2D(num_filters, 1, activation="relu")(layers.Activation("relu")(horizontal))
-    logits = layers.Conv2D(channels, 1, name="logits")(x)
+    x = Conv2D(num_filters, 1, activation="relu")(layers.Activation("relu")(horizontal))
+    logits = Conv2D(channels, 1, name="logits")(x)
     return keras.Model([images, conditioning], logits, name=name)
 
 

@@ -155,3 +155,40 @@ def test_a_mirrored_run_resumes_under_its_strategy_to_the_uninterrupted_result(t
     weights = [keras.saving.load_model(os.path.join(run, "vae.keras")).get_weights() for run in (straight, resumed)]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_an_empty_shard_gets_the_layers_own_shapes_and_zero_gradients():
+    """A global batch of 1 image over 2 replicas: the empty replica's outputs have the network's
+    shape and its gradients are zeros of the weights' shapes. With the stock layers and oneDNN on
+    (x86 CPUs), `Conv2D` gave an empty batch the input's shape and `MaxPool`'s gradient aborted."""
+    import keras
+    import tensorflow as tf
+
+    from kerasgen import distribute
+    from kerasgen.layers import Conv2D, Conv2DTranspose, MaxPooling2D
+
+    strategy = distribute.get_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    with strategy.scope():
+        network = keras.Sequential([
+            keras.Input((8, 8, 1)),
+            Conv2D(4, 4, strides=2, padding="same", activation="swish"),
+            MaxPooling2D(2, padding="same"),
+            Conv2DTranspose(3, 4, strides=2, padding="same", activation="swish"),
+            Conv2D(2, 3, padding="same"),
+        ])
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            y = network(x)
+            loss = tf.reduce_sum(y**2)
+        return tf.shape(y), tape.gradient(loss, network.trainable_variables)
+
+    images = tf.data.Dataset.from_tensor_slices(np.ones((1, 8, 8, 1), "float32")).batch(1)
+    shapes, gradients = strategy.run(tf.function(step), args=(next(iter(strategy.experimental_distribute_dataset(images))),))
+    assert [list(s) for s in strategy.experimental_local_results(shapes)] == [[1, 4, 4, 2], [0, 4, 4, 2]]
+    for gradient, variable in zip(gradients, network.trainable_variables):
+        full, empty = (np.asarray(g) for g in strategy.experimental_local_results(gradient))
+        assert full.shape == empty.shape == tuple(variable.shape)
+        assert not np.any(empty)
+    assert any(np.any(np.asarray(strategy.experimental_local_results(g)[0])) for g in gradients)

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from kerasgen import VAE
+from kerasgen import VAE, distribute
 from kerasgen.config import TrainVAEConfig, from_arguments
 from kerasgen.distributions import kl_per_dimension, standard_normal_prior
 from kerasgen.losses import free_bits_kl, negative_elbo
@@ -214,7 +214,10 @@ def test_two_replicas_floor_the_global_batch_as_one_device_does():
     assert halves[:, dimension].min() < free_bits < whole[dimension]
 
     results = []
-    for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+    # The process's one mirrored strategy (conftest's 2 logical CPUs), not a new MirroredStrategy:
+    # every MirroredStrategy numbers its collectives from the same keys, so a second one over the
+    # same devices collides with an earlier test's ("Shape mismatch in the collective instance").
+    for strategy in (tf.distribute.get_strategy(), distribute.get_strategy("mirrored")):
         with strategy.scope():
             vae = _tiny_vae(free_bits=free_bits)
             vae.compile(optimizer=keras.optimizers.Adam(1e-2))

@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from kerasgen import distribute
+from kerasgen.layers import Conv2D, MaxPooling2D
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -153,9 +154,9 @@ def _build_embedding(image_shape, num_filters, feature_dim, name="embedding"):
     inputs = keras.Input(shape=image_shape, name="images")
     x = inputs
     for filters in num_filters:
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = layers.MaxPooling2D(2, padding="same")(x)
+        x = Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = MaxPooling2D(2, padding="same")(x)
     x = layers.Flatten()(x)
     outputs = layers.Dense(feature_dim, activation="relu", name="features")(x)
     return keras.Model(inputs, outputs, name=name)
