@@ -230,7 +230,7 @@ COMMANDS = {
     "export": (
         ExportConfig,
         export_command,
-        "write a SavedModel for serving from a kerasgen .keras file or run folder (VAE, GAN or classifier)",
+        "write a SavedModel for serving from a kerasgen .keras file or run folder (VAE, GAN, VAE-GAN, AAE or classifier)",
     ),
     "train-classifier": (
         TrainClassifierConfig,

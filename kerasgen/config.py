@@ -529,7 +529,7 @@ class TrainClassifierConfig(Config):
 class EvaluateConfig(Config):
     """Everything `kerasgen evaluate` needs; the defaults finish in minutes on mnist-5k."""
 
-    model: str = _field(None, "a train-vae or train-gan output folder, or a .keras file", required=True)
+    model: str = _field(None, "a train-vae, train-gan, train-vaegan or train-aae output folder, or a .keras file", required=True)
     dataset: str | None = _field(None, "the data to evaluate on (default: the run's own, from its config.json)")
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)")
     k: int = _field(500, "importance samples per image for log p(x) (5000 for paper-grade numbers)", check=POSITIVE)
@@ -581,7 +581,7 @@ class PipelineConfig(Config):
 class SampleConfig(Config):
     """Everything `kerasgen sample` needs."""
 
-    model: str = _field(None, "a train-vae or train-gan output folder, or a .keras file", required=True)
+    model: str = _field(None, "a train-vae, train-gan, train-vaegan or train-aae output folder, or a .keras file", required=True)
     n: int = _field(64, "how many samples", check=POSITIVE)
     out: str = _field("samples.png", "the PNG grid to write")
     seed: int = _field(0, "seeds the latent vectors", check=NON_NEGATIVE)
@@ -592,7 +592,7 @@ class ExportConfig(Config):
     """Everything `kerasgen export` needs."""
 
     model: str = _field(
-        None, "a kerasgen run folder or .keras file (VAE, GAN or classifier)", required=True, positional="RUN_OR_KERAS_FILE"
+        None, "a kerasgen run folder or .keras file (VAE, GAN, VAE-GAN, AAE or classifier)", required=True, positional="RUN_OR_KERAS_FILE"
     )
     out: str = _field(None, "the SavedModel folder to write", required=True)
 
