@@ -137,11 +137,11 @@ def main(argv=None):
 
     trained = [key for key, row in results.items() if row["outcome"] == "trained"]
     if trained:
-        heldout = heldout_images(args, results[trained[0]]["folder"])
-        classifier = sample_classifier(args, results[trained[0]]["folder"])
+        all_heldout, heldout, data = heldout_images(args, results[trained[0]]["folder"])
+        classifier = sample_classifier(args, data, results[trained[0]]["folder"])
         for key in trained:
             print(f"\n=== Measuring the {results[key]['label']} ===", flush=True)
-            results[key].update(measure(results[key]["folder"], heldout, classifier, args))
+            results[key].update(measure(results[key]["folder"], heldout, all_heldout, classifier, args))
 
     summary = {
         "dataset": args.dataset,
@@ -166,32 +166,30 @@ def warmup_epochs(args):
 
 
 def heldout_images(args, folder):
-    """The held-out images as the runs saw them (binarized once with the split seed), a seeded random subset.
-
-    The fixed binarization's test set is stored by class, so its first N images are no sample of it.
-    """
+    """The held-out images as the runs saw them (binarized once with the split seed): all of them, and a
+    seeded random subset of --eval-images (the fixed binarization's test set is stored by class, so its
+    first N images are no sample of it)."""
     run = read_json(os.path.join(folder, "config.json"))
     data = load_dataset(args.dataset, batch_size=100, validation_size=run["validation_size"], binarize=run["binarize"],
                         seed=run["seed"])
     images = np.concatenate([x for x, _ in data.heldout.as_numpy_iterator()])
     order = np.random.default_rng(args.seed).permutation(len(images))[: args.eval_images]
-    return images[np.sort(order)]
+    return images, images[np.sort(order)], data
 
 
-def sample_classifier(args, folder):
-    """The digit classifier for prior samples' Fréchet distance (never trained here), or None with the reason."""
+def sample_classifier(args, data, folder):
+    """The digit classifier for the prior samples' Fréchet distance (never trained here), or None with the reason."""
     if not args.num_samples:
         return None, "--num-samples 0"
-    run = read_json(os.path.join(folder, "config.json"))
-    grey = load_dataset(args.dataset, batch_size=100, validation_size=run["validation_size"], binarize="none", seed=run["seed"])
-    choice, reason = choose_classifier(None, grey, folder, None, grey.image_shape)
+    choice, reason = choose_classifier(None, data, folder, None, data.image_shape)
     if choice is None:
         return None, reason
-    return (choice, choice.load(grey.image_shape), grey.unbinarized_heldout), reason
+    return (choice, choice.load(data.image_shape)), reason
 
 
-def measure(folder, images, classifier, args):
-    """One variant's numbers on the held-out `images`; reused from `folder/collapse_eval.json` when its settings match."""
+def measure(folder, images, all_heldout, classifier, args):
+    """One variant's numbers on the held-out `images`, its prior samples against `all_heldout`; reused from
+    `folder/collapse_eval.json` when their settings match."""
     settings = {"k": args.k, "eval_images": len(images), "num_samples": args.num_samples, "seed": args.seed}
     path = os.path.join(folder, EVAL_FILE)
     model_time = os.path.getmtime(os.path.join(folder, "vae.keras"))
@@ -231,7 +229,9 @@ def measure(folder, images, classifier, args):
     if chosen is None:
         metrics["samples"] = {"skipped": reason}
     else:
-        choice, loaded, real = chosen
+        choice, loaded = chosen
+        # PixelCNN samples are binary: compared with the binarized held-out images, not the grey ones.
+        real = all_heldout
         started = time.perf_counter()
         generated = sample_quality.sample_images(model, args.num_samples, batch_size=250, seed=args.seed)
         features = sample_quality.compute_features(loaded, generated)
@@ -301,7 +301,7 @@ def markdown_table(results, args):
         f"I(x; z) is estimated in batches of up to 500 images, at most log N = {bound}. KL(q(z) ‖ p(z)) = KL − I(x; z), "
         "the aggregated posterior's marginal KL (Hoffman & Johnson 2016), an overestimate by as much as I(x; z) is "
         "underestimated. MMD² ≈ 0 when q(z) matches p(z) (unbiased, IMQ kernel). "
-        + (f"Sample FD: {samples['num_generated']} prior samples against {samples['num_real']} grey held-out images "
+        + (f"Sample FD: {samples['num_generated']} prior samples against {samples['num_real']} binarized held-out images "
            "on the digit classifier's features." if samples else "Sample FD: not measured.")
         + " Train s: wall-clock training seconds (sample grids and latent instruments included).",
         "",
