@@ -303,7 +303,8 @@ def markdown_table(results, args):
         "underestimated. MMD² ≈ 0 when q(z) matches p(z) (unbiased, IMQ kernel). "
         + (f"Sample FD: {samples['num_generated']} prior samples against {samples['num_real']} binarized held-out images "
            "on the digit classifier's features." if samples else "Sample FD: not measured.")
-        + " Train s: wall-clock training seconds (sample grids and latent instruments included).",
+        + " Train s: wall-clock training seconds (sample grids and latent instruments included). −ELBO is the "
+        "β = 1 bound for every variant. Each variant's prior samples: VARIANT/samples/epoch_NNN.png.",
         "",
         ANCHORS,
     ]
@@ -311,21 +312,25 @@ def markdown_table(results, args):
 
 
 def plot_curves(results, png_path, title):
-    """Active units, KL and I(x; z) on the validation images after every epoch of every variant (history.csv)."""
-    panels = (("active_units", "active units"), ("heldout_kl", "KL(q(z|x) ‖ p(z)) (nats)"),
-              ("mutual_information", "I(x; z) (nats)"))
+    """Active units, KL and I(x; z) on the validation images after every epoch of every variant
+    (each run's history.csv), from before training (epoch 0, the run's latent.json)."""
+    panels = (("active_units", "active_units", "active units"), ("heldout_kl", "kl", "KL(q(z|x) ‖ p(z)) (nats)"),
+              ("mutual_information", "mutual_information", "I(x; z) (nats)"))
     figure, axes = plt.subplots(1, len(panels), figsize=(15, 3.8))
     for row in results.values():
         path = os.path.join(row["folder"], "history.csv")
         if row["outcome"] != "trained" or not os.path.isfile(path):
             continue
         history = read_history(path)
-        epochs = [int(e) + 1 for e in history["epoch"]]
-        for axis, (name, _) in zip(axes, panels):
-            if name in history:
-                axis.plot(epochs, history[name], "o-", markersize=3, label=row["label"])
-    for axis, (_, label) in zip(axes, panels):
+        latent = os.path.join(row["folder"], "latent.json")
+        before = [r for r in read_json(latent)["records"] if r["epoch"] == 0] if os.path.isfile(latent) else []
+        for axis, (column, key, _) in zip(axes, panels):
+            if column in history:
+                epochs = [0] * len(before[:1]) + [int(e) + 1 for e in history["epoch"]]
+                axis.plot(epochs, [r[key] for r in before[:1]] + history[column], "o-", markersize=3, label=row["label"])
+    for axis, (_, _, label) in zip(axes, panels):
         axis.set(xlabel="epoch", ylabel=label)
+        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     axes[1].set_yscale("symlog", linthresh=1.0)  # the autoencoder's KL dwarfs the others
