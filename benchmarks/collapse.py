@@ -58,6 +58,7 @@ from kerasgen.evaluation import (  # noqa: E402
 )
 from kerasgen.plots import _save, plt, read_history  # noqa: E402
 from kerasgen.runs.domain import choose_classifier  # noqa: E402
+from kerasgen.runs.harness import check_same_run  # noqa: E402
 from kerasgen.runs.vae import resolve_binarize, train_vae  # noqa: E402
 
 # key: (label, TrainVAEConfig fields given the parsed arguments)
@@ -125,10 +126,11 @@ def main(argv=None):
             row["outcome"] = f"skipped: TrainVAEConfig has no {', '.join(missing)} field in this version"
             print(f"\n=== {label}: {row['outcome']} ===", flush=True)
             continue
-        if not os.path.isfile(os.path.join(folder, "vae.keras")):
+        config = TrainVAEConfig(**base, **settings, out=folder)
+        if not finished(config):
             print(f"\n=== Training the {label} ({settings or 'beta = 1'}) ===", flush=True)
             try:
-                train_vae(TrainVAEConfig(**base, **settings, out=folder))
+                train_vae(config)
             except FloatingPointError as error:  # a diverged run: reported, never hidden
                 row["outcome"] = f"diverged: {error}"
                 print(row["outcome"])
@@ -145,7 +147,7 @@ def main(argv=None):
 
     summary = {
         "dataset": args.dataset,
-        "binarize": args.binarize,
+        "binarize": read_json(os.path.join(results[trained[0]]["folder"], "config.json"))["binarize"] if trained else None,
         "args": vars(args),
         "anchors": ANCHORS,
         "variants": results,
@@ -159,6 +161,25 @@ def main(argv=None):
                 title=f"{args.dataset}, PixelCNN decoder ({args.pixelcnn_layers} layers), {args.latent_dim}-d latent")
     print(f"\nWrote {args.out}/collapse.json, collapse.md and collapse.png")
     return summary
+
+
+def finished(config):
+    """True for a run in `config.out` that has trained `config.epochs` epochs with these settings: it is kept.
+
+    False when there is no finished model, or one with other `--epochs` (training resumes from its
+    checkpoint, as `train-vae --resume` does).
+
+    Raises:
+        ValueError: the folder holds a run with other model or data settings (another budget).
+    """
+    path = os.path.join(config.out, "config.json")
+    if not (os.path.isfile(os.path.join(config.out, "vae.keras")) and os.path.isfile(path)):
+        return False
+    saved = read_json(path)
+    requested = {name: value for name, value in config.to_dict().items() if name in saved}
+    requested["binarize"] = resolve_binarize(config)  # config.json holds the resolved one
+    check_same_run(saved, requested, type(config).resumable_fields(), config.out)
+    return saved["epochs"] == config.epochs
 
 
 def warmup_epochs(args):

@@ -7,6 +7,7 @@ import math
 import os
 
 import numpy as np
+import pytest
 
 from kerasgen.config import TrainVAEConfig
 
@@ -79,3 +80,6 @@ def test_collapse_benchmark_end_to_end(tmp_path):
     again = collapse.main(argv)
     assert os.path.getmtime(out / "vae" / "vae.keras") == model_time
     assert again["variants"]["vae"]["log_likelihood"] == rows["vae"]["log_likelihood"]
+    # A kept run of another budget is refused, not mixed into the table.
+    with pytest.raises(ValueError, match="--latent-dim 2 \\(was\\) vs --latent-dim 3"):
+        collapse.main([*argv, "--latent-dim", "3"])
