@@ -31,6 +31,7 @@ def _bars(count, seed):
     return images
 
 
+@pytest.mark.slow
 def test_collapse_benchmark_end_to_end(tmp_path):
     collapse = _load_benchmark()
     source = tmp_path / "bars.npz"
