@@ -533,7 +533,11 @@ class EvaluateConfig(Config):
     dataset: str | None = _field(None, "the data to evaluate on (default: the run's own, from its config.json)")
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)")
     k: int = _field(500, "importance samples per image for log p(x) (5000 for paper-grade numbers)", check=POSITIVE)
-    chunk_size: int = _field(100, "importance samples decoded at once: bounds memory for any K", check=POSITIVE)
+    chunk_size: int | None = _field(
+        None, "importance samples decoded at once per image: bounds memory for any K (default: 100; with a PixelCNN "
+        "decoder, whose every sample is a full network pass over the image, 1000 / --batch-size)",
+        check=POSITIVE,
+    )
     classifier: str | None = _classifier("Fréchet distance / KID")
     num_samples: int = _field(5000, "generated images for the sample-quality metrics", check=(">=", 2))
     batch_size: int = _field(100, "images per evaluation batch", check=POSITIVE)

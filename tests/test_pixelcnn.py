@@ -255,3 +255,18 @@ def test_models_warm_started_from_a_vae_refuse_a_pixelcnn_decoder():
     for model in (GAN, VAEGAN):
         with pytest.raises(ValueError, match="decoder='conv'. Received: a VAE with decoder='pixelcnn'"):
             model.from_vae(vae)
+
+
+def test_evaluate_decodes_fewer_importance_samples_at_once_for_a_pixelcnn():
+    from kerasgen.config import EvaluateConfig
+    from kerasgen.evaluation.report import PIXELCNN_IMAGES_PER_PASS, chunk_size
+
+    conv, pixelcnn = _tiny_vae(decoder="conv"), _tiny_vae()
+    config = EvaluateConfig(model="run", batch_size=50)
+    assert chunk_size(config, conv) == 100
+    assert chunk_size(config, pixelcnn) * config.batch_size == PIXELCNN_IMAGES_PER_PASS
+    assert chunk_size(EvaluateConfig(model="run", batch_size=5000), pixelcnn) == 1
+    # A chunk size the user asks for is used as it is.
+    assert chunk_size(EvaluateConfig(model="run", chunk_size=7), pixelcnn) == 7
+    with pytest.raises(ValueError, match="--chunk-size"):
+        EvaluateConfig(model="run", chunk_size=0)
