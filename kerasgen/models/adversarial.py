@@ -111,6 +111,12 @@ def compile_optimizers(model, optimizers, auto_scale_loss, kwargs, metric_names)
     return objects
 
 
+def compile_config_with_optimizers(model, compile_config):
+    """Keras's compile config with every optimizer of `model.optimizer_names` in place of the one `optimizer`."""
+    config = {k: v for k, v in compile_config.items() if k != "optimizer"}
+    return {**config, **{name: keras.saving.serialize_keras_object(getattr(model, name)) for name in model.optimizer_names}}
+
+
 class SeveralOptimizers:
     """A `keras.Model` mixin for models with one optimizer per part, saved and reloaded by name.
 
@@ -125,8 +131,7 @@ class SeveralOptimizers:
     def get_compile_config(self):
         if not self.compiled:
             return {}
-        config = {k: v for k, v in super().get_compile_config().items() if k != "optimizer"}
-        return {**config, **{name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self.optimizer_names}}
+        return compile_config_with_optimizers(self, super().get_compile_config())
 
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)

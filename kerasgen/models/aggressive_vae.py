@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras import ops
 
 from kerasgen import distribute
-from kerasgen.models.adversarial import apply_gradients, compile_optimizers
+from kerasgen.models.adversarial import apply_gradients, compile_config_with_optimizers, compile_optimizers
 from kerasgen.models.vae import VAE, _image_weights, _total_weight
 
 # The rule of He et al.'s code: the encoder's loss is averaged over windows of WINDOW steps and
@@ -190,8 +190,7 @@ class AggressiveVAE(VAE):
     def get_compile_config(self):
         if not self.compiled:
             return {}
-        config = {k: v for k, v in super().get_compile_config().items() if k != "optimizer"}
-        return {**config, **{name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self.optimizer_names}}
+        return compile_config_with_optimizers(self, super().get_compile_config())
 
     def compile_from_config(self, config):
         self.compile(**keras.saving.deserialize_keras_object(config))
