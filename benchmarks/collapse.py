@@ -66,8 +66,10 @@ VARIANTS = {
     "warmup": ("KL warm-up", lambda args: {"kl_warmup_epochs": warmup_epochs(args)}),
     "cyclical": ("cyclical annealing", lambda args: {"kl_cycles": args.kl_cycles}),
     "free-bits": ("free bits", lambda args: {"free_bits": args.free_bits}),
-    "aggressive": ("aggressive", lambda args: {"aggressive": True}),
-    "aggressive-warmup": ("aggressive + warm-up", lambda args: {"aggressive": True, "kl_warmup_epochs": warmup_epochs(args)}),
+    "aggressive": ("aggressive", lambda args: {"aggressive": True, "aggressive_patience": args.aggressive_patience}),
+    "aggressive-warmup": ("aggressive + warm-up", lambda args: {
+        "aggressive": True, "aggressive_patience": args.aggressive_patience, "kl_warmup_epochs": warmup_epochs(args),
+    }),
     "autoencoder": ("β = 0 autoencoder", lambda args: {"beta": 0.0}),
 }
 
@@ -97,6 +99,8 @@ def main(argv=None):
     parser.add_argument("--warmup-epochs", type=int, default=None, help="KL warm-up length (default: a fifth of --epochs, at least 1)")
     parser.add_argument("--kl-cycles", type=int, default=4, help="cycles of the cyclical schedule (Fu et al. use 4)")
     parser.add_argument("--free-bits", type=float, default=0.5, help="nats per latent dimension")
+    parser.add_argument("--aggressive-patience", type=int, default=TrainVAEConfig.aggressive_patience,
+                        help="epochs without a new best I(x; z) that end the aggressive phase (He et al. use 5)")
     parser.add_argument("--k", type=int, default=100, help="importance samples per image for log p(x): K PixelCNN passes per image")
     parser.add_argument("--chunk-size", type=int, default=10,
                         help="importance samples decoded at once, for 100 images: the PixelCNN's activations grow with it "

@@ -305,6 +305,11 @@ class TrainVAEConfig(Config):
                 "--aggressive ends its phase when I(x; z) on held-out images stops rising, which --latent-images "
                 f"measures; give it images (500 by default). Received: --aggressive, {show_flag('latent_images', 0)}"
             )
+        if not self.aggressive and self.aggressive_patience != type(self).aggressive_patience:
+            raise ValueError(
+                "--aggressive-patience sets when the aggressive phase ends and means nothing without --aggressive. "
+                f"Received: {show_flag('aggressive_patience', self.aggressive_patience)} without --aggressive"
+            )
         if self.aggressive and self.jit_compile == "on":
             raise ValueError(
                 "--aggressive cannot be XLA-compiled: the encoder's inner loop reads a tf.data iterator. Use "
