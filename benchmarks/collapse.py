@@ -66,10 +66,8 @@ VARIANTS = {
     "warmup": ("KL warm-up", lambda args: {"kl_warmup_epochs": warmup_epochs(args)}),
     "cyclical": ("cyclical annealing", lambda args: {"kl_cycles": args.kl_cycles}),
     "free-bits": ("free bits", lambda args: {"free_bits": args.free_bits}),
-    "aggressive": ("aggressive", lambda args: {"aggressive": True, "aggressive_patience": args.aggressive_patience}),
-    "aggressive-warmup": ("aggressive + warm-up", lambda args: {
-        "aggressive": True, "aggressive_patience": args.aggressive_patience, "kl_warmup_epochs": warmup_epochs(args),
-    }),
+    "aggressive": ("aggressive", lambda args: aggressive(args)),
+    "aggressive-warmup": ("aggressive + warm-up", lambda args: aggressive(args, kl_warmup_epochs=warmup_epochs(args))),
     "autoencoder": ("β = 0 autoencoder", lambda args: {"beta": 0.0}),
 }
 
@@ -181,6 +179,10 @@ def finished(config):
     requested["binarize"] = resolve_binarize(config)  # config.json holds the resolved one
     check_same_run(saved, requested, type(config).resumable_fields(), config.out)
     return saved["epochs"] == config.epochs
+
+
+def aggressive(args, **settings):
+    return {"aggressive": True, "aggressive_patience": args.aggressive_patience, **settings}
 
 
 def warmup_epochs(args):
