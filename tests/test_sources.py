@@ -12,10 +12,12 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from kerasgen.data import RawData, load_arrays
+from kerasgen.data import RawData, load_arrays, load_dataset
 from kerasgen.data import sources
+from kerasgen.data.sources import open_lazily
 
 
 def write_npz(path, **arrays):
@@ -411,3 +413,132 @@ def test_permission_denied_for_real(tmp_path):
             load_arrays(str(folder / "a"))
     finally:
         os.chmod(folder, 0o755)
+
+
+# ----------------------------------------------------------------------------
+# Image folders: split folders, mixed colour modes and sizes
+
+
+def pil_png(path, image):
+    """Writes a Pillow image as a PNG, making its folder."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image.save(path)
+
+
+def grey(path, value, size=(4, 4)):
+    from PIL import Image
+
+    pil_png(path, Image.fromarray(np.full(size, value, np.uint8), "L"))
+
+
+@pytest.mark.parametrize("held_out", ["test", "valid"])
+@pytest.mark.parametrize("labelled", [True, False])
+def test_split_folders_fill_their_splits(tmp_path, held_out, labelled):
+    for split, count in (("train", 6), (held_out, 2)):
+        for i in range(count):
+            sub = f"{'cat' if i % 2 else 'ant'}/" if labelled else ""
+            grey(tmp_path / split / f"{sub}{i}.png", 10 * i + (100 if split != "train" else 0))
+    raw = load_arrays(str(tmp_path))
+    field = "test" if held_out == "test" else "validation"
+    other = "validation" if field == "test" else "test"
+    assert raw.x_train.shape == (6, 4, 4, 1) and getattr(raw, f"x_{other}") is None
+    held = getattr(raw, f"x_{field}")
+    np.testing.assert_array_equal(held[:, 0, 0, 0], [100, 110])
+    assert raw.keys == {"x_train": "train", f"x_{field}": held_out}
+    if labelled:
+        assert raw.num_classes == 2
+        np.testing.assert_array_equal(raw.y_train, [0, 0, 0, 1, 1, 1])  # ant/0,2,4 then cat/1,3,5
+        np.testing.assert_array_equal(getattr(raw, f"y_{field}"), [0, 1])
+    else:
+        assert raw.y_train is None and raw.num_classes is None
+    for stream in (False, True):
+        data = load_dataset(str(tmp_path), validation_size=2, batch_size=4, stream=stream)
+        # A test folder leaves validation to be held out of train; a valid folder is the validation.
+        assert (data.num_train, data.num_validation, data.num_test) == (
+            (4, 2, 2) if held_out == "test" else (6, 2, 0)
+        )
+
+
+def test_split_folders_must_agree_on_classes(tmp_path):
+    grey(tmp_path / "train" / "ant" / "0.png", 0)
+    grey(tmp_path / "train" / "cat" / "1.png", 0)
+    grey(tmp_path / "test" / "ant" / "2.png", 0)
+    grey(tmp_path / "test" / "dog" / "3.png", 0)
+    with pytest.raises(ValueError, match=r"disagree on the classes: 'test' lacks \['cat'\] and has \['dog'\]"):
+        load_arrays(str(tmp_path))
+    with pytest.raises(ValueError, match=r"disagree on the classes"):
+        open_lazily(str(tmp_path))
+
+
+def test_split_folders_beside_other_folders_are_refused(tmp_path):
+    grey(tmp_path / "train" / "0.png", 0)
+    grey(tmp_path / "extra" / "1.png", 0)
+    with pytest.raises(ValueError, match=r"split folders \(train\) beside other folders \['extra'\]"):
+        load_arrays(str(tmp_path))
+
+
+def mixed_folder(folder):
+    """RGBA, RGB, grey and palette PNGs; two of 6x5, one of 4x4, one of 3x7."""
+    from PIL import Image
+
+    rgba = np.zeros((6, 5, 4), np.uint8)
+    rgba[...] = (10, 20, 30, 0)  # Fully transparent: its colour must survive.
+    pil_png(folder / "a_rgba.png", Image.fromarray(rgba, "RGBA"))
+    pil_png(folder / "b_rgb.png", Image.fromarray(np.full((6, 5, 3), (40, 50, 60), np.uint8), "RGB"))
+    grey(folder / "c_grey.png", 77, size=(4, 4))
+    palette = Image.new("P", (7, 3))  # PIL sizes are (width, height): 3x7 images.
+    palette.putpalette([0, 0, 0, 200, 100, 50] + [0] * 762)
+    palette.paste(1, (0, 0, 7, 3))
+    pil_png(folder / "d_palette.png", palette)
+    return str(folder)
+
+
+def test_mixed_modes_and_sizes_are_read_in_one_mode(tmp_path, capsys):
+    folder = mixed_folder(tmp_path / "mixed")
+    raw = load_arrays(folder)
+    out = capsys.readouterr().out
+    assert raw.x_train.shape == (4, 6, 5, 3) and raw.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(raw.x_train[0], np.full((6, 5, 3), (10, 20, 30)))  # alpha dropped
+    np.testing.assert_array_equal(raw.x_train[1], np.full((6, 5, 3), (40, 50, 60)))
+    np.testing.assert_array_equal(raw.x_train[2], np.full((6, 5, 3), 77))  # grey replicated, resized
+    np.testing.assert_array_equal(raw.x_train[3], np.full((6, 5, 3), (200, 100, 50)))  # palette looked up
+    lines = out.strip().splitlines()
+    assert len(lines) == 2, out
+    assert "1 of 4 images have an alpha channel" in lines[0] and "dropped" in lines[0]
+    assert "3 sizes; the most common, 6x5" in lines[1] and "2 of 4 images" in lines[1]
+    assert "--image-size" in lines[1]
+    # Asked for a size: no line about sizes, every image at that size.
+    raw = load_arrays(folder, image_size=(3, 7))
+    assert raw.x_train.shape == (4, 3, 7, 3) and "most common" not in capsys.readouterr().out
+    np.testing.assert_array_equal(raw.x_train[3], np.full((3, 7, 3), (200, 100, 50)))
+
+
+def test_streamed_reader_gives_the_in_memory_arrays(tmp_path):
+    folder = mixed_folder(tmp_path / "mixed")
+    files = open_lazily(folder)
+    read = files.reader()
+    streamed = np.stack([read(tf.constant(path)).numpy() for path in files.paths()])
+    np.testing.assert_array_equal(streamed, load_arrays(folder).x_train, strict=True)
+    np.testing.assert_array_equal(files.read([3, 0]), streamed[[3, 0]], strict=True)
+
+
+def test_all_grey_folder_gives_one_channel(tmp_path, capsys):
+    from PIL import Image
+
+    grey(tmp_path / "a.png", 5)
+    pil_png(tmp_path / "b.png", Image.fromarray(np.stack([np.full((4, 4), 9, np.uint8)] * 2, -1), "LA"))
+    raw = load_arrays(str(tmp_path))
+    assert raw.x_train.shape == (2, 4, 4, 1)
+    np.testing.assert_array_equal(raw.x_train[:, 0, 0, 0], [5, 9])
+    assert "read as grey" in capsys.readouterr().out
+
+
+def test_corrupt_body_is_named(tmp_path):
+    for i in range(3):
+        grey(tmp_path / f"{i}.png", 5)
+    # A valid header (Pillow reads it) but the pixel data cut short: TensorFlow's decoding error
+    # does not name the file, the error must.
+    content = (tmp_path / "1.png").read_bytes()
+    (tmp_path / "1.png").write_bytes(content[:-20])
+    with pytest.raises(ValueError, match=r"Could not decode image file.*1\.png"):
+        load_arrays(str(tmp_path))

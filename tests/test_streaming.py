@@ -419,3 +419,21 @@ def test_streamed_tfds_with_mock_data(tmp_path):
     assert set(in_memory_train) <= set(expected)
     assert_same_batches(resumed, second)
     np.testing.assert_array_equal(streamed.unbinarized_heldout, in_memory.unbinarized_heldout, strict=True)
+
+
+def test_streamed_split_folders_give_the_in_memory_batches(tmp_path):
+    # Mixed modes and sizes too: RGB train images of two sizes, a grey validation image.
+    for i in range(7):
+        write_png(tmp_path / "train" / f"c{i % 2}" / f"{i}.png", np.full((4 + (i == 6), 6, 3), 9 * i, np.uint8))
+    for split, value in (("validation", 100), ("test", 200)):
+        for c in range(2):
+            write_png(tmp_path / split / f"c{c}" / "x.png", np.full((4, 6, 1 if split == "validation" else 3), value + c, np.uint8))
+    options = dict(batch_size=3, seed=1)
+    in_memory = load_dataset(str(tmp_path), **options)
+    streamed = load_dataset(str(tmp_path), stream=True, **options)
+    assert streamed.image_shape == in_memory.image_shape == (4, 6, 3)
+    assert (streamed.num_train, streamed.num_validation, streamed.num_test) == (7, 2, 2)
+    assert_same_batches(batches(streamed.validation), batches(in_memory.validation))
+    assert_same_batches(batches(streamed.test), batches(in_memory.test))
+    assert_same_batches(batches(streamed.train), batches(in_memory.train))
+    np.testing.assert_array_equal(batches(streamed.validation)[0][0][1], np.full((4, 6, 3), 101 / 255, np.float32))

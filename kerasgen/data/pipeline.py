@@ -64,7 +64,7 @@ class DatasetSplits:
         validation: Held out from the training arrays; never shuffled, binarized
             once with a fixed seed, so every evaluation sees the same data.
         test: The source's test split (never shuffled, binarized once), or None
-            when it has none (mnist-5k, an image folder).
+            when it has none (mnist-5k, an image folder without a `test/` split folder).
         image_shape: `(height, width, channels)`.
         num_classes: Number of classes, or None without labels.
         num_train: Number of training images.
@@ -124,13 +124,15 @@ def load_dataset(
         source: str. `"mnist-5k"` (5,000 bundled MNIST digits, offline),
             `"tfds:NAME"` (a TensorFlow Datasets image dataset), or a path to
             an `.npz` file, a folder of MNIST IDX files or a folder of PNG/JPEG
-            images. See `kerasgen.data.sources`. Defaults to `"mnist-5k"`.
+            images (with `train/`, `test/`, `val/` split folders or not). See
+            `kerasgen.data.sources`. Defaults to `"mnist-5k"`.
         batch_size: int. Positive batch size of every dataset. Defaults to 128.
         validation_size: int or float. Number of training images to hold out
             for validation, or a fraction in (0, 1). The split is seeded and
             stratified by class when labels exist. Ignored when the source has
             its own validation split (an .npz with `x_valid`, a tfds dataset
-            with a `validation` split), which is used as it is. Defaults to 500.
+            with a `validation` split, an image folder with a `val/` folder),
+            which is used as it is. Defaults to 500.
         binarize: str. `"none"` keeps grey levels; `"static"` draws
             `Bernoulli(pixel)` once for every split; `"dynamic"` draws fresh
             training images every epoch and binarizes validation and test once.
@@ -147,7 +149,8 @@ def load_dataset(
             pipeline, every epoch; in memory are only the file list and labels
             and the held-out splits (validation and test, read at load;
             `unbinarized_heldout` is one of them). An image folder is split as
-            with False (seeded, stratified, on the file list) and gives exactly
+            with False (seeded, stratified, on the file list, unless it has its
+            own validation split folder) and gives exactly
             the batches False gives (static binarization aside); a held-out
             file that cannot be decoded fails at load (ValueError), a training
             file that is not an image or has another shape fails when first
@@ -273,19 +276,31 @@ def _streamed_folder(files, request):
     """An image folder whose training images are read from their files, every epoch.
 
     The split, the order of every epoch and the dynamic binarization noise are those of the
-    in-memory path, so the two give the same batches; only the held-out images are read now.
+    in-memory path, so the two give the same batches; only the held-out images are read now:
+    the validation images (held out of the training files, or the folder's own validation
+    split folder) and the test split folder's images.
     """
     labels = _to_labels(files.labels, len(files.names), "y_train")
-    train_index, validation_index = split_indices(
-        len(files.names), request.validation_size, files.labels, request.seed
-    )
-    x_validation = _to_pixels(files.read(validation_index, request.image_size), "x_validation")
+    if files.validation is None:
+        train_index, validation_index = split_indices(
+            len(files.names), request.validation_size, files.labels, request.seed
+        )
+        x_validation = _to_pixels(files.read(validation_index), "x_validation")
+        y_validation = labels[validation_index]
+    else:
+        train_index = np.arange(len(files.names))
+        x_validation = _to_pixels(files.validation.read(), "x_validation")
+        y_validation = _to_labels(files.validation.labels, len(x_validation), "y_validation")
+    test = None
+    if files.test is not None:
+        x_test = _to_pixels(files.test.read(), "x_test")
+        test = (x_test, _to_labels(files.test.labels, len(x_test), "y_test"))
     image_shape = x_validation.image_shape
     _check_binarizable(request.binarize, image_shape)
 
     paths = tf.constant(files.paths(train_index))
     train_labels = tf.constant(labels[train_index])
-    read = files.reader(image_shape, request.image_size)
+    read = files.reader()
 
     def epoch_images(key):
         order = tf.data.Dataset.from_tensor_slices(_epoch_order(key, len(train_index)))
@@ -298,15 +313,22 @@ def _streamed_folder(files, request):
         return _streamed_train(epoch_images, len(train_index), x_validation.levels, request, None, epoch)
 
     classes = "unlabelled" if files.labels is None else f"labels from {files.num_classes} class subfolders"
+    if files.split is None:
+        split_note = f"{len(x_validation)} validation images read; no test split"
+    else:
+        split_note = f"{len(x_validation)} validation images read from " + (
+            "the training files" if files.validation is None else repr(files.validation.split)
+        )
+        split_note += "; no test split" if test is None else f"; {len(test[0])} test images read from {files.test.split!r}"
+    where = "" if files.split is None else f" in {files.split!r}"
     description = (
-        f"{request.source}: {len(files.names)} image files, {classes}; {len(train_index)} train "
-        f"images streamed from their files, {len(validation_index)} validation images read; "
-        f"no test split ({'x'.join(map(str, image_shape))} uint8"
+        f"{request.source}: {len(files.names)} image files{where}, {classes}; {len(train_index)} train "
+        f"images streamed from their files, {split_note} ({'x'.join(map(str, image_shape))} uint8"
         f"{'' if files.num_classes is None else f', {files.num_classes} classes'})"
     )
     return _splits(
-        request, train_from_epoch, len(train_index), (x_validation, labels[validation_index]),
-        None, image_shape, files.num_classes, description,
+        request, train_from_epoch, len(train_index), (x_validation, y_validation),
+        test, image_shape, files.num_classes, description,
     )
 
 

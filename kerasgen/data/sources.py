@@ -26,8 +26,15 @@ Supported sources:
 - a path to a folder of PNG/JPEG images, searched recursively. When the images sit
   in subfolders, each top-level subfolder is a class and its label is the index of
   its name in sorted order (as `keras.utils.image_dataset_from_directory` does).
+  A folder whose top level holds `train/` (and `test/`, and `val/`, `valid/` or
+  `validation/`) is a folder of splits: each split folder holds the class subfolders
+  (the same in every split) or the images directly, and fills that split of `RawData`.
+  All images are read in one colour mode, at one size: RGB unless every image is grey
+  (then 1 channel), an alpha channel dropped; images of other sizes resized to
+  `image_size`, or without it to the most common size (see `ImageFiles`).
 """
 
+import collections
 import contextlib
 import dataclasses
 import gzip
@@ -44,6 +51,7 @@ import zipfile
 import zlib
 
 import numpy as np
+import PIL.Image
 import tensorflow as tf
 
 MNIST_5K = "mnist-5k"
@@ -169,10 +177,11 @@ def load_arrays(source, data_dir=None, *, image_size=None):
             file, a folder of IDX files or a folder of PNG/JPEG images.
         data_dir: str or None. TensorFlow Datasets data directory; only used by
             `"tfds:NAME"` sources. Defaults to tfds' own default.
-        image_size: `(height, width)` or None. Only used where images cannot be
-            stacked otherwise: an image folder whose images differ in shape, or a
-            tfds dataset with variable image shapes. Each such image is resized
-            (bilinear, antialiased) on read. Defaults to None.
+        image_size: `(height, width)` or None. Used where images are resized on
+            read (bilinear, antialiased): every image of an image folder that has
+            another size (without it, those not of the folder's most common size,
+            which is printed), and every image of a tfds dataset with variable image
+            shapes. Defaults to None.
 
     Returns:
         A `RawData`.
@@ -196,7 +205,7 @@ def load_arrays(source, data_dir=None, *, image_size=None):
     if kind == "tfds":
         raw = _load_tfds(_open_tfds(source, data_dir, image_size))
     elif kind == "images":
-        raw = _load_image_folder(_list_image_folder(path), image_size)
+        raw = _load_image_folder(_list_image_folder(path, image_size, source))
     else:
         raw = _load_in_memory(kind, path)
     return dataclasses.replace(raw, source=source)
@@ -224,7 +233,7 @@ def open_lazily(source, data_dir=None, *, image_size=None):
     if kind == "tfds":
         return _open_tfds(source, data_dir, image_size)
     if kind == "images":
-        return dataclasses.replace(_list_image_folder(path), source=source)
+        return dataclasses.replace(_list_image_folder(path, image_size, source), source=source)
     return dataclasses.replace(_load_in_memory(kind, path), source=source)
 
 
@@ -931,19 +940,44 @@ def read_idx(path, ndim=None):
 # ----------------------------------------------------------------------------
 # Folders of PNG/JPEG images
 
+# Subfolder names that make an image folder a folder of splits, by the `RawData` split they
+# fill; matched without regard to case.
+SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "valid", "validation"), "test": ("test",)}
+# Images decoded by one `tf.data` batch when a folder is read into memory.
+_READ_BATCH = 512
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageFiles:
-    """The images of an image folder, listed but not read.
+    """The images of an image folder (or of one split folder of it), listed but not read.
+
+    Every image is read in one colour mode and at one size, decided from the file headers
+    when the folder is listed (`open_lazily`, `load_arrays`): RGB (3 channels) unless every
+    image of the folder, all its splits, is grey, then 1 channel. An alpha channel is
+    dropped (the colour is kept as stored, not composited onto a background), palette
+    images are looked up to RGB and grey images are replicated to 3 channels in an RGB
+    folder. Images of another size than `image_shape[:2]` are resized to it when `resize`.
 
     Attributes:
-        folder: The folder, its `~` expanded.
+        folder: The folder the names are relative to, its `~` expanded: the image folder,
+            or its split folder (e.g. `cifar10/train`) for a folder of splits.
         names: The image files' paths relative to `folder`, sorted (folders first
             by name, then files by name), as `load_arrays` stacks them.
         labels: int64 labels `(len(names),)` from the class subfolders, or None
             when all images sit at the top level.
         num_classes: The number of class subfolders, or None.
         source: The source as given, or None.
+        class_names: The class subfolders' names in label order, or None.
+        image_shape: `(height, width, channels)` every image is read as.
+        resize: Whether images of another size are resized to `image_shape[:2]` (bilinear,
+            antialiased, rounded back to uint8): True when `image_size` was given or the
+            images differ in size. When False an image of another size (a file changed
+            since it was listed) is an error.
+        split: The split folder's name as found (`"train"`, `"valid"`, `"test"`, ...) for
+            a folder of splits, else None.
+        validation: The folder's own validation split (its `val/`, `valid/` or
+            `validation/` folder) as `ImageFiles`, or None.
+        test: Its `test/` split as `ImageFiles`, or None.
     """
 
     folder: str
@@ -951,55 +985,68 @@ class ImageFiles:
     labels: np.ndarray | None
     num_classes: int | None
     source: str | None = None
+    class_names: tuple | None = None
+    image_shape: tuple | None = None
+    resize: bool = False
+    split: str | None = None
+    validation: "ImageFiles | None" = None
+    test: "ImageFiles | None" = None
 
     def paths(self, indices=None):
         """The full paths of the images, or of those at `indices`."""
         names = self.names if indices is None else [self.names[i] for i in indices]
         return [os.path.join(self.folder, name) for name in names]
 
-    def read(self, indices, image_size=None):
-        """Decodes the images at `indices` (resized to `image_size` when they differ) and stacks them.
+    def read(self, indices=None):
+        """Decodes the images at `indices` (all by default) into one array, in parallel.
+
+        The files are decoded by a `tf.data` map (`num_parallel_calls=AUTOTUNE`) in the
+        folder's colour mode and size (see the class).
 
         Returns:
-            A uint8 array `(len(indices), H, W, C)`.
+            A uint8 array `(len(indices), *image_shape)`.
 
         Raises:
-            FileNotFoundError, ValueError: an image cannot be read or decoded, or
-                the images differ in shape.
+            FileNotFoundError, ValueError: an image cannot be read or decoded (the
+                error names the file), or has another size while `resize` is False.
         """
-        names = [self.names[i] for i in indices]
-        images = [_decode_image(path, image_size) for path in self.paths(indices)]
-        first_shape = images[0].shape
-        for name, image in zip(names, images):
-            if image.shape != first_shape:
-                raise ValueError(
-                    f"All images must share one shape, but {names[0]!r} is "
-                    f"{first_shape} and {name!r} is {image.shape}. "
-                    f"{_shape_hint(image_size)} Received: source={self.folder!r}, "
-                    f"image_size={image_size}"
-                )
-        return np.stack(images)
+        paths = self.paths(indices)
+        images = np.empty((len(paths), *self.image_shape), np.uint8)
+        if not paths:
+            return images
+        dataset = tf.data.Dataset.from_tensor_slices(paths)
+        dataset = dataset.map(self.reader(), num_parallel_calls=tf.data.AUTOTUNE).batch(_READ_BATCH)
+        done = 0
+        try:
+            for batch in dataset.as_numpy_iterator():
+                images[done : done + len(batch)] = batch
+                done += len(batch)
+        except tf.errors.OpError as err:
+            # The failing file is in the next batch. TensorFlow's decoding error does not
+            # name it; decoding that batch's files one by one does.
+            for path in paths[done : done + _READ_BATCH]:
+                _decode_image(path, self.image_shape[-1])
+            message = " ".join(getattr(err, "message", str(err)).split())
+            raise ValueError(
+                f"Could not read the images of the image folder: {message} "
+                f"Received: source={self.folder!r}"
+            ) from err
+        return images
 
-    def reader(self, image_shape, image_size=None):
-        """A TensorFlow function `path -> uint8 image` for a `tf.data` map, checked as `read` checks.
-
-        Args:
-            image_shape: `(height, width, channels)` every image must have (after
-                resizing).
-            image_size: `(height, width)` or None. Images of another size are
-                resized to it (bilinear, antialiased, rounded back to uint8), as
-                `read` does.
+    def reader(self):
+        """A TensorFlow function `path -> uint8 image` for a `tf.data` map, as `read` decodes.
 
         Returns:
-            A function of a scalar string tensor. A file that is not a PNG, JPEG,
-            GIF or BMP, or an image of another shape, fails when it is read with
-            `tf.errors.InvalidArgumentError` naming the file; a missing file with
-            `tf.errors.NotFoundError` naming it. (A file with a valid signature
-            but a corrupt body fails with TensorFlow's decoding error, which does
-            not name it.)
+            A function of a scalar string tensor giving a uint8 `image_shape` tensor. A
+            file that is not a PNG, JPEG, GIF or BMP, or (when `resize` is False) an image
+            of another size, fails when it is read with `tf.errors.InvalidArgumentError`
+            naming the file; a missing file with `tf.errors.NotFoundError` naming it. (A
+            file with a valid signature but a corrupt body fails with TensorFlow's decoding
+            error, which does not name it; `read` names it.)
         """
-        image_shape = tuple(int(d) for d in image_shape)
-        received = f"Received: source={self.folder!r}, image_size={image_size}, path="
+        image_shape = tuple(int(d) for d in self.image_shape)
+        size, channels, resize = image_shape[:2], image_shape[-1], self.resize
+        received = f"Received: source={self.folder!r}, path="
 
         def read(path):
             content = tf.io.read_file(path)
@@ -1010,19 +1057,19 @@ class ImageFiles:
                 ["Could not decode image file (corrupt or not a PNG/JPEG).", received, path],
             )
             with tf.control_dependencies([decodable]):
-                image = tf.io.decode_image(content, expand_animations=False)
-            if image_size is not None:
+                image = tf.io.decode_image(content, channels=channels, expand_animations=False)
+            if resize:
                 image = tf.cond(
-                    tf.reduce_all(tf.shape(image)[:2] == image_size),
+                    tf.reduce_all(tf.shape(image)[:2] == size),
                     lambda: image,
-                    lambda: _resize_keep_dtype(image, image_size),
+                    lambda: _resize_keep_dtype(image, size),
                 )
             same_shape = tf.debugging.Assert(
                 tf.reduce_all(tf.shape(image) == image_shape),
                 [
                     f"All images must share one shape, {image_shape}, but this image is",
                     tf.shape(image),
-                    f"{_shape_hint(image_size)} {received}",
+                    f"Pass image_size=(height, width) to resize them. {received}",
                     path,
                 ],
             )
@@ -1036,13 +1083,89 @@ class ImageFiles:
 _IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"BM")
 
 
-def _shape_hint(image_size):
-    if image_size is None:
-        return "Pass image_size=(height, width) to resize them."
-    return "Resizing cannot change the number of channels."
+def _list_image_folder(folder, image_size=None, source=None):
+    """Lists an image folder, or its split folders, and decides how its images are read.
+
+    The colour mode and size come from the file headers (see `ImageFiles`). One line is
+    printed when an image has an alpha channel (it is dropped) and one when the images
+    differ in size and no `image_size` is given (the most common size is used).
+
+    Args:
+        folder: str. The image folder, its `~` expanded.
+        image_size: `(height, width)` or None. Every image is read at this size.
+        source: str or None. The source as given, for the printed lines.
+
+    Returns:
+        The `ImageFiles` of the folder, or of its training split with its validation
+        and test splits attached.
+    """
+    split_folders = _split_folders(folder)
+    if split_folders is None:
+        splits = {"train": _list_images(folder)}
+    else:
+        splits = {
+            split: dataclasses.replace(_list_images(os.path.join(folder, name), folder), split=name)
+            for split, name in split_folders.items()
+        }
+        _check_same_classes(splits, folder)
+    image_shape, resize, notes = _image_format(splits.values(), image_size)
+    for note in notes:
+        print(f"Image folder {source if source is not None else folder}: {note}")
+    splits = {
+        split: dataclasses.replace(files, image_shape=image_shape, resize=resize)
+        for split, files in splits.items()
+    }
+    return dataclasses.replace(
+        splits["train"], validation=splits.get("validation"), test=splits.get("test")
+    )
 
 
-def _list_image_folder(folder):
+def _split_folders(folder):
+    """`{split: subfolder name}` when `folder` is a folder of splits (it has `train/`), else None."""
+    subfolders = sorted(
+        d
+        for d in os.listdir(folder)
+        if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))
+    )
+    found = {}
+    for name in subfolders:
+        for split, names in SPLIT_FOLDERS.items():
+            if name.lower() in names:
+                found.setdefault(split, []).append(name)
+    if "train" not in found:
+        return None
+    for split, names in found.items():
+        if len(names) > 1:
+            raise ValueError(
+                f"The image folder has several {split} split folders: "
+                f"{' and '.join(repr(name) for name in names)}. Keep one. "
+                f"Received: source={folder!r}"
+            )
+    others = [name for name in subfolders if not any(name in names for names in found.values())]
+    if others:
+        raise ValueError(
+            f"The image folder holds split folders ({', '.join(n[0] for n in found.values())}) "
+            f"beside other folders {others}. Put the class subfolders inside each split folder "
+            f"(train/<class>/..., test/<class>/...). Received: source={folder!r}"
+        )
+    top_level = sorted(
+        name
+        for name in os.listdir(folder)
+        if name.lower().endswith(IMAGE_EXTENSIONS)
+        and not name.startswith(".")
+        and not os.path.isdir(os.path.join(folder, name))
+    )
+    if top_level:
+        raise ValueError(
+            f"The image folder mixes images at its top level (e.g. {top_level[0]!r}) with "
+            f"split folders. Move them into a split folder. Received: source={folder!r}"
+        )
+    return {split: names[0] for split, names in found.items()}
+
+
+def _list_images(folder, source=None):
+    """The images of `folder` (class subfolders, or all at its top level) as `ImageFiles`."""
+    received = f"Received: source={source if source is not None else folder!r}"
     files = []  # relative paths
 
     def unreadable(err):  # os.walk skips unreadable folders in silence otherwise.
@@ -1053,10 +1176,11 @@ def _list_image_folder(folder):
         for name in sorted(names):
             if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
                 files.append(os.path.relpath(os.path.join(root, name), folder))
+    where = "the folder" if source is None else f"the split folder {os.path.basename(folder)!r}"
     if not files:
+        idx = "no IDX files and " if source is None else ""
         raise ValueError(
-            f"Empty dataset: the folder holds no IDX files and no "
-            f"{'/'.join(IMAGE_EXTENSIONS)} images. Received: source={folder!r}"
+            f"Empty dataset: {where} holds {idx}no {'/'.join(IMAGE_EXTENSIONS)} images. {received}"
         )
 
     in_subfolders = [os.sep in relative for relative in files]
@@ -1073,33 +1197,131 @@ def _list_image_folder(folder):
     elif any(in_subfolders):
         top_level = next(relative for relative in files if os.sep not in relative)
         raise ValueError(
-            f"The image folder mixes images at its top level (e.g. {top_level!r}) "
+            f"{where.capitalize()} mixes images at its top level (e.g. {top_level!r}) "
             f"with images in subfolders. Put all images in class subfolders, or all "
-            f"at the top level for unlabelled data. Received: source={folder!r}"
+            f"at the top level for unlabelled data. {received}"
         )
-    num_classes = len(class_names) if class_names is not None else None
-    return ImageFiles(folder, tuple(files), labels, num_classes)
+    if class_names is None:
+        return ImageFiles(folder, tuple(files), None, None)
+    return ImageFiles(folder, tuple(files), labels, len(class_names), class_names=tuple(class_names))
 
 
-def _load_image_folder(files, image_size):
-    images = files.read(range(len(files.names)), image_size)
-    return RawData(images, files.labels, None, None, num_classes=files.num_classes)
+def _check_same_classes(splits, folder):
+    """Refuses split folders whose class subfolders differ, naming the difference."""
+    train = splits["train"]
+    train_classes = train.class_names
+    for files in splits.values():
+        classes = files.class_names
+        if classes == train_classes:
+            continue
+        if classes is None or train_classes is None:
+            labelled, unlabelled = (train, files) if classes is None else (files, train)
+            raise ValueError(
+                f"The split folders disagree: {labelled.split!r} holds class subfolders but "
+                f"{unlabelled.split!r} holds its images directly. Give every split the same "
+                f"class subfolders, or none. Received: source={folder!r}"
+            )
+        missing = sorted(set(train_classes) - set(classes))
+        extra = sorted(set(classes) - set(train_classes))
+        raise ValueError(
+            f"The split folders disagree on the classes: {files.split!r} lacks {missing} and has "
+            f"{extra}, compared with {train.split!r}. Every split folder must hold the same "
+            f"class subfolders. Received: source={folder!r}"
+        )
 
 
-def _decode_image(path, image_size):
+def _image_format(splits, image_size):
+    """`(image_shape, resize, notes)` for all images of `splits`, from their headers."""
+    grey = True
+    num_alpha = 0
+    sizes = collections.Counter()
+    for files in splits:
+        for path in files.paths():
+            mode, size, alpha = _image_header(path)
+            grey = grey and _is_grey(mode)
+            num_alpha += alpha
+            sizes[size] += 1
+    total = sum(sizes.values())
+    channels = 1 if grey else 3
+    notes = []
+    if num_alpha:
+        notes.append(
+            f"{num_alpha} of {total} images have an alpha channel (transparency): it is dropped, "
+            f"not composited, and every image is read as {'grey' if grey else 'RGB'}."
+        )
+    if image_size is not None:
+        return (*image_size, channels), True, notes
+    if len(sizes) == 1:
+        return (*next(iter(sizes)), channels), False, notes
+    # The most common size; ties go to the larger image, then the taller one.
+    (height, width), count = max(sizes.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))
+    notes.append(
+        f"the images have {len(sizes)} sizes; the most common, {height}x{width} (height x width, "
+        f"{count} of {total} images), is used and the others are resized to it. "
+        f"Pass image_size (--image-size) to choose the size."
+    )
+    return (height, width, channels), True, notes
+
+
+def _is_grey(mode):
+    """Whether a Pillow mode has no colour: 1-bit, 8- or 16-bit grey (with or without alpha), float."""
+    return mode in ("1", "L", "LA", "La", "F") or mode.startswith("I")
+
+
+def _image_header(path):
+    """`(mode, (height, width), has_alpha)` of an image file, read from its header only."""
+    try:
+        file = open(path, "rb")
+    except OSError as err:
+        raise _os_error(err, "the image file", path) from err
+    with file:
+        try:
+            with PIL.Image.open(file) as image:
+                alpha = "A" in image.mode or "transparency" in image.info
+                return image.mode, (image.height, image.width), alpha
+        except (OSError, ValueError, SyntaxError, EOFError) as err:
+            # UnidentifiedImageError (an OSError) for a file that is no image Pillow knows.
+            raise ValueError(
+                f"Could not decode image file (corrupt or not a PNG/JPEG): {_one_line(err)}. "
+                f"Received: path={path!r}"
+            ) from err
+
+
+def _load_image_folder(files):
+    splits = {"train": files, "validation": files.validation, "test": files.test}
+    arrays, keys = {}, {}
+    for split, listed in splits.items():
+        if listed is None:
+            continue
+        arrays[split] = listed.read(), listed.labels
+        if listed.split is not None:
+            keys[f"x_{split}"] = listed.split
+    x_validation, y_validation = arrays.get("validation", (None, None))
+    x_test, y_test = arrays.get("test", (None, None))
+    return RawData(
+        *arrays["train"],
+        x_test,
+        y_test,
+        num_classes=files.num_classes,
+        x_validation=x_validation,
+        y_validation=y_validation,
+        keys=keys or None,
+    )
+
+
+def _decode_image(path, channels):
+    """Decodes one image eagerly with `channels` channels: a ValueError naming the file if it cannot."""
     try:
         with open(path, "rb") as f:
             content = f.read()
     except OSError as err:
         raise _os_error(err, "the image file", path) from err
     try:
-        image = tf.io.decode_image(content, expand_animations=False)
+        image = tf.io.decode_image(content, channels=channels, expand_animations=False)
     except tf.errors.OpError as err:
         message = getattr(err, "message", str(err))
         raise ValueError(
             f"Could not decode image file (corrupt or not a PNG/JPEG): {message}. "
             f"Received: path={path!r}"
         ) from err
-    if image_size is not None and tuple(image.shape[:2]) != tuple(image_size):
-        image = _resize_keep_dtype(image, image_size)
     return image.numpy()
