@@ -542,3 +542,25 @@ def test_corrupt_body_is_named(tmp_path):
     (tmp_path / "1.png").write_bytes(content[:-20])
     with pytest.raises(ValueError, match=r"Could not decode image file.*1\.png"):
         load_arrays(str(tmp_path))
+
+
+def test_an_image_folder_is_decoded_once_per_process_until_its_folders_change(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from kerasgen.data import sources
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((8, 8, 3), 40 * i + (cls == "b") * 100, np.uint8)).save(tmp_path / cls / f"{i}.png")
+    calls = []
+    real = sources._load_image_folder
+    monkeypatch.setattr(sources, "_load_image_folder", lambda files: calls.append(1) or real(files))
+    first = sources.load_arrays(str(tmp_path))
+    second = sources.load_arrays(str(tmp_path))
+    assert len(calls) == 1 and np.array_equal(first.x_train, second.x_train)
+    with pytest.raises(ValueError):
+        second.x_train[0, 0, 0, 0] = 1  # read-only: no caller changes what the next one gets
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a" / "2.png")
+    third = sources.load_arrays(str(tmp_path))
+    assert len(calls) == 2 and len(third.x_train) == 5

@@ -205,7 +205,7 @@ def load_arrays(source, data_dir=None, *, image_size=None):
     if kind == "tfds":
         raw = _load_tfds(_open_tfds(source, data_dir, image_size))
     elif kind == "images":
-        raw = _load_image_folder(_list_image_folder(path, image_size, source))
+        raw = _decoded_folder(path, image_size, source)
     else:
         raw = _load_in_memory(kind, path)
     return dataclasses.replace(raw, source=source)
@@ -1285,6 +1285,39 @@ def _image_header(path):
                 f"Could not decode image file (corrupt or not a PNG/JPEG): {_one_line(err)}. "
                 f"Received: path={path!r}"
             ) from err
+
+
+# The last image folder decoded, for the stages of one process (a pipeline reads its data for the
+# VAE, the GAN, the classifier and both evaluations): {"key": ..., "raw": RawData}.
+_LAST_FOLDER = {}
+
+
+def _decoded_folder(path, image_size, source):
+    """`_load_image_folder` of the folder, decoded once per process while its folders are unchanged.
+
+    The key holds every folder's modification time, so adding, removing or renaming an image
+    decodes afresh; an image rewritten in place under the same name is not noticed. The arrays are
+    read-only, so no caller can change what the next one gets.
+    """
+    key = (os.path.abspath(path), None if image_size is None else tuple(image_size), _folder_signature(path))
+    if _LAST_FOLDER.get("key") == key:
+        return _LAST_FOLDER["raw"]
+    raw = _load_image_folder(_list_image_folder(path, image_size, source))
+    for array in (raw.x_train, raw.y_train, raw.x_validation, raw.y_validation, raw.x_test, raw.y_test):
+        if array is not None:
+            array.setflags(write=False)
+    _LAST_FOLDER.clear()
+    _LAST_FOLDER.update(key=key, raw=raw)
+    return raw
+
+
+def _folder_signature(path):
+    """Each folder's path and modification time, below and including `path`."""
+    signature = []
+    for root, dirs, _ in os.walk(path):
+        dirs.sort()
+        signature.append((root, os.stat(root).st_mtime_ns))
+    return tuple(signature)
 
 
 def _load_image_folder(files):
