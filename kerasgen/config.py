@@ -109,6 +109,14 @@ DATASET_HELP = "'mnist-5k', 'tfds:NAME', or a path to an .npz, an IDX folder or 
 BINARIZATIONS = ("none", "static", "dynamic")
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
 DECODERS = ("conv", "pixelcnn")
+ARCHITECTURES = ("conv", "resnet", "dcgan")
+ARCHITECTURE_HELP = (
+    "the encoder's and decoder's family: conv (the digits' strided convolutions) | resnet (residual blocks, "
+    "average-pooling down, nearest-neighbour upsampling; for colour images) | dcgan (one strided (transposed) "
+    "convolution per level)"
+)
+NUM_BLOCKS_HELP = "residual blocks per level of --architecture resnet"
+SPECTRAL_NORM_HELP = "spectral normalization of every discriminator layer (Miyato et al. 2018), besides the R1 penalty"
 LR_SCHEDULES = ("constant", "cosine")
 GENERATOR_INITS = ("decoder", "scratch")
 POSITIVE, NON_NEGATIVE = (">", 0), (">=", 0)
@@ -218,6 +226,8 @@ class TrainVAEConfig(Config):
     latent_dim: int = _field(16, "size of z", check=POSITIVE)
     num_filters: tuple[int, ...] = _field((32, 64), "filters per downsampling level", check=POSITIVE)
     hidden_dim: int = _field(256, "width of the dense layer next to z", check=POSITIVE)
+    architecture: str = _field("conv", ARCHITECTURE_HELP, choices=ARCHITECTURES)
+    num_blocks: int = _field(1, NUM_BLOCKS_HELP, check=POSITIVE)
     decoder: str = _field(
         "conv", "p(x|z): conv (pixels independent given z) | pixelcnn (a Gated PixelCNN conditioned on z, which can "
         "model the image without z; needs --likelihood bernoulli; samples are drawn pixel by pixel)",
@@ -277,6 +287,7 @@ class TrainVAEConfig(Config):
 
     def __post_init__(self):
         super().__post_init__()
+        _check_num_blocks(self.architecture, self.num_blocks)
         if self.kl_cycle_ratio > 1:
             raise ValueError(f"--kl-cycle-ratio must be <= 1. Received: {show_flag('kl_cycle_ratio', self.kl_cycle_ratio)}")
         if self.kl_cycles and self.kl_warmup_epochs:
@@ -340,6 +351,7 @@ class TrainGANConfig(Config):
         0.99, "decay of the generator's weight average used for samples (0: none); 0.99 averages over about 100 steps",
         check=NON_NEGATIVE,
     )
+    spectral_norm: bool = _field(False, SPECTRAL_NORM_HELP)
     grid_every: int = _field(5, "write sample grids every N epochs", check=POSITIVE, resumable=True)
     quality_every: int = _field(
         0, "measure Fréchet distance and KID of samples vs held-out images every N epochs (0: never)",
@@ -358,6 +370,15 @@ class TrainGANConfig(Config):
     logdir: str | None = _logdir()
     resume: bool = _resume()
     overwrite: bool = _overwrite()
+
+
+def _check_num_blocks(architecture, num_blocks):
+    """Refuses --num-blocks (other than the default 1) for a family without residual blocks."""
+    if num_blocks not in (None, 1) and architecture != "resnet":
+        raise ValueError(
+            "--num-blocks counts residual blocks, which only --architecture resnet has. Received: "
+            f"{show_flag('num_blocks', num_blocks)}, {show_flag('architecture', architecture or 'conv')}"
+        )
 
 
 def _scratch(help, **kwargs):
@@ -384,6 +405,8 @@ class TrainVAEGANConfig(Config):
     latent_dim: int | None = _scratch("size of z (default 8)", check=POSITIVE)
     num_filters: tuple[int, ...] | None = _scratch("filters per downsampling level (default 32 64)", check=POSITIVE)
     hidden_dim: int | None = _scratch("width of the dense layer next to z (default 256)", check=POSITIVE)
+    architecture: str | None = _scratch(ARCHITECTURE_HELP + " (default conv)", choices=ARCHITECTURES)
+    num_blocks: int | None = _scratch(NUM_BLOCKS_HELP + " (default 1)", check=POSITIVE)
     gamma: float = _field(
         1e-4, "weight of the feature reconstruction loss against the adversarial loss in the decoder's update "
         "(smaller: more realistic samples, less faithful reconstructions)",
@@ -397,6 +420,7 @@ class TrainVAEGANConfig(Config):
     )
     feature_layer: str | None = _field(None, "name of D's layer whose features are compared (default: its last convolution)")
     r1_weight: float = _field(10.0, "gamma of the R1 penalty on real images (0: none)", check=NON_NEGATIVE)
+    spectral_norm: bool = _field(False, SPECTRAL_NORM_HELP)
     ema_decay: float = _field(
         0.99, "decay of the encoder's and decoder's weight averages used to encode, decode and sample (0: none)",
         check=NON_NEGATIVE,
@@ -428,7 +452,11 @@ class TrainVAEGANConfig(Config):
     resume: bool = _resume()
     overwrite: bool = _overwrite()
 
-    SCRATCH_FLAGS = ("image_size", "validation_size", "latent_dim", "num_filters", "hidden_dim")
+    SCRATCH_FLAGS = ("image_size", "validation_size", "latent_dim", "num_filters", "hidden_dim", "architecture", "num_blocks")
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_num_blocks(self.architecture, self.num_blocks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,6 +478,8 @@ class TrainAAEConfig(Config):
     latent_dim: int | None = _scratch("size of z (default 8)", check=POSITIVE)
     num_filters: tuple[int, ...] | None = _scratch("filters per downsampling level (default 32 64)", check=POSITIVE)
     hidden_dim: int | None = _scratch("width of the dense layer next to z (default 256)", check=POSITIVE)
+    architecture: str | None = _scratch(ARCHITECTURE_HELP + " (default conv)", choices=ARCHITECTURES)
+    num_blocks: int | None = _scratch(NUM_BLOCKS_HELP + " (default 1)", check=POSITIVE)
     likelihood: str | None = _scratch("p(x|z): bernoulli | gaussian | continuous_bernoulli (default bernoulli)", choices=LIKELIHOODS)
     binarize: str | None = _scratch(
         "none | static | dynamic (default: dynamic for the Bernoulli likelihood, else none)", choices=BINARIZATIONS
@@ -491,7 +521,14 @@ class TrainAAEConfig(Config):
     resume: bool = _resume()
     overwrite: bool = _overwrite()
 
-    SCRATCH_FLAGS = ("image_size", "validation_size", "latent_dim", "num_filters", "hidden_dim", "likelihood", "binarize")
+    SCRATCH_FLAGS = (
+        "image_size", "validation_size", "latent_dim", "num_filters", "hidden_dim", "likelihood", "binarize",
+        "architecture", "num_blocks",
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_num_blocks(self.architecture, self.num_blocks)
 
 
 @dataclasses.dataclass(frozen=True)

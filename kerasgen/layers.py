@@ -64,3 +64,11 @@ class MaxPooling2D(_EmptyShardGuard, keras.layers.MaxPooling2D):
 
     Same arguments as `keras.layers.MaxPooling2D`.
     """
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class AveragePooling2D(_EmptyShardGuard, keras.layers.AveragePooling2D):
+    """`keras.layers.AveragePooling2D` guarded like `MaxPooling2D`, whose oneDNN gradient it shares.
+
+    Same arguments as `keras.layers.AveragePooling2D`.
+    """

@@ -14,7 +14,13 @@ from kerasgen.models.adversarial import (
     load_vae,
     real_images,
 )
-from kerasgen.networks import build_decoder, build_encoder, build_latent_discriminator, check_image_shape
+from kerasgen.networks import (
+    build_decoder,
+    build_encoder,
+    build_latent_discriminator,
+    check_architecture,
+    check_image_shape,
+)
 
 tfd = tfp.distributions
 
@@ -80,6 +86,9 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             Defaults to 4.
         num_filters: sequence of ints, filters per downsampling level. Defaults to `(32, 64)`.
         hidden_dim: int, width of the dense layer between the convolutions and z. Defaults to 256.
+        architecture: str, the encoder's and decoder's family, `"conv"`, `"resnet"` or `"dcgan"`
+            (see `VAE`). Defaults to `"conv"`.
+        num_blocks: int >= 1, residual blocks per level of a `"resnet"`. Defaults to 1.
         discriminator_units: sequence of positive ints, the latent discriminator's hidden
             widths. Defaults to `(512, 512)`.
         seed: int or None, seeds the posterior noise and the prior draws of training (and, with
@@ -114,9 +123,12 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         hidden_dim=256,
         discriminator_units=(512, 512),
         seed=None,
+        architecture="conv",
+        num_blocks=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_architecture(architecture, num_blocks)
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
         if encoder not in ENCODERS:
@@ -160,10 +172,17 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         self.hidden_dim = hidden_dim
         self.discriminator_units = tuple(discriminator_units)
         self.seed = seed
+        self.architecture = architecture
+        self.num_blocks = num_blocks
 
         self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale)
         self.encoder = build_encoder(
-            self.image_shape, self.num_filters, hidden_dim, latent_dim if encoder == "deterministic" else 2 * latent_dim
+            self.image_shape,
+            self.num_filters,
+            hidden_dim,
+            latent_dim if encoder == "deterministic" else 2 * latent_dim,
+            architecture=architecture,
+            num_blocks=num_blocks,
         )
         self.decoder = build_decoder(
             latent_dim,
@@ -171,6 +190,8 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             self.num_filters,
             hidden_dim,
             head=self._likelihood.decoder_head(self.image_shape),
+            architecture=architecture,
+            num_blocks=num_blocks,
         )
         self.discriminator = build_latent_discriminator(latent_dim, self.discriminator_units)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -209,7 +230,10 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         vae = load_vae(vae)
         if init not in INITS:
             raise ValueError(f"init must be one of 'vae', 'scratch'. Received: init={init!r}")
-        architecture = ("image_shape", "latent_dim", "likelihood", "likelihood_scale", "num_filters", "hidden_dim")
+        architecture = (
+            "image_shape", "latent_dim", "likelihood", "likelihood_scale", "num_filters", "hidden_dim", "architecture",
+            "num_blocks",
+        )
         taken = [key for key in architecture if key in aae_kwargs]
         if taken:
             received = ", ".join(f"{key}={aae_kwargs[key]!r}" for key in taken)
@@ -439,6 +463,8 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             "hidden_dim": self.hidden_dim,
             "discriminator_units": self.discriminator_units,
             "seed": self.seed,
+            "architecture": self.architecture,
+            "num_blocks": self.num_blocks,
         }
 
     @classmethod

@@ -15,6 +15,7 @@ from keras import ops
 
 from kerasgen import distribute
 from kerasgen.losses import r1_penalty
+from kerasgen.networks import build_discriminator
 
 REFUSED_COMPILE_ARGUMENTS = ("loss", "loss_weights", "metrics", "weighted_metrics")
 
@@ -47,6 +48,29 @@ def load_vae(vae_or_path):
             f"Received: a VAE with decoder={vae.decoder_type!r}"
         )
     return vae
+
+
+def default_discriminator(vae, discriminator=None, spectral_norm=False):
+    """The discriminator of a model warm-started from `vae`: `discriminator`, or one built for it.
+
+    A `"conv"` VAE gets `build_discriminator`'s default (the digits' strided convolutions); a
+    `"resnet"` or `"dcgan"` VAE a discriminator of its family, with its encoder's `num_filters`
+    and `num_blocks`. `spectral_norm` is `build_discriminator`'s; it cannot apply to a given
+    discriminator, so asking for both is refused.
+    """
+    if discriminator is not None:
+        if spectral_norm:
+            raise ValueError(
+                "spectral_norm builds the discriminator; a given discriminator is used as it is. "
+                "Received: a discriminator and spectral_norm=True"
+            )
+        return discriminator
+    if vae.architecture == "conv":
+        return build_discriminator(vae.image_shape, spectral_norm=spectral_norm)
+    return build_discriminator(
+        vae.image_shape, vae.num_filters, architecture=vae.architecture, num_blocks=vae.num_blocks,
+        spectral_norm=spectral_norm,
+    )
 
 
 def clone_in_policy(model):

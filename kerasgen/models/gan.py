@@ -11,6 +11,7 @@ from kerasgen.models.adversarial import (
     apply_gradients,
     clone_in_policy,
     compile_optimizers,
+    default_discriminator,
     load_vae,
     outputs_and_r1,
     r1_metric,
@@ -18,7 +19,6 @@ from kerasgen.models.adversarial import (
     update_weight_average,
     weight_average,
 )
-from kerasgen.networks import build_discriminator
 
 GENERATOR_INITS = ("decoder", "scratch")
 
@@ -162,7 +162,7 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         self.built = True
 
     @classmethod
-    def from_vae(cls, vae_or_path, discriminator=None, init="decoder", **gan_kwargs):
+    def from_vae(cls, vae_or_path, discriminator=None, init="decoder", spectral_norm=False, **gan_kwargs):
         """A GAN whose generator is a VAE's decoder followed by its likelihood's mean.
 
         Before any GAN step, `gan.generator(z)` equals `vae.decode(z)`; z ~ N(0, I) is the VAE's prior.
@@ -170,10 +170,13 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         Args:
             vae_or_path: a `kerasgen.VAE`, a train-vae output folder (holding `vae.keras`) or a
                 `.keras` file holding a VAE.
-            discriminator: `keras.Model` or None, built by `build_discriminator` for the VAE's
-                image shape when None. Defaults to None.
+            discriminator: `keras.Model` or None, built for the VAE when None: the digits'
+                `build_discriminator` for a `"conv"` VAE, else one of the VAE's architecture and
+                widths (`adversarial.default_discriminator`). Defaults to None.
             init: `"decoder"` copies the decoder's weights; `"scratch"` builds the same
                 architecture with freshly initialized weights. Defaults to `"decoder"`.
+            spectral_norm: bool, spectral normalization in the discriminator built when
+                `discriminator` is None (`build_discriminator`). Defaults to False.
             **gan_kwargs: the other `GAN` arguments (`r1_weight`, `d_steps`, ...).
 
         Returns:
@@ -188,8 +191,7 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         z = keras.Input(shape=(vae.latent_dim,), name="z")
         images = DistributionMean(vae.likelihood, vae.likelihood_scale, name="likelihood_mean", dtype="float32")(decoder(z))
         generator = keras.Model(z, images, name="generator")
-        if discriminator is None:
-            discriminator = build_discriminator(vae.image_shape)
+        discriminator = default_discriminator(vae, discriminator, spectral_norm)
         return cls(generator, discriminator, vae.latent_dim, **gan_kwargs)
 
     # --- The user-facing operations ----------------------------------------------------------

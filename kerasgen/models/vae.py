@@ -6,7 +6,7 @@ from keras import ops
 
 from kerasgen import distribute, distributions
 from kerasgen.losses import negative_elbo, negative_iwae_bound
-from kerasgen.networks import build_decoder, build_encoder, check_image_shape
+from kerasgen.networks import build_decoder, build_encoder, check_architecture, check_image_shape
 from kerasgen.pixelcnn import AutoregressiveBernoulli, build_pixelcnn
 
 DECODERS = ("conv", "pixelcnn")
@@ -44,6 +44,12 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             Defaults to `"diagonal"`.
         num_filters: sequence of ints, filters per downsampling level. Defaults to `(32, 64)`.
         hidden_dim: int, width of the dense layer between the convolutions and z. Defaults to 256.
+        architecture: str, the encoder's and decoder's family (`kerasgen.networks`): `"conv"`
+            (the digits' networks), `"resnet"` (residual blocks, nearest-neighbour upsampling)
+            or `"dcgan"`. `kerasgen.networks.network_preset(image_shape)` suggests one per image
+            size. Defaults to `"conv"`.
+        num_blocks: int >= 1, residual blocks per level of a `"resnet"`; ignored by the others.
+            Defaults to 1.
         beta: float, the weight on the KL term (β-VAE). Defaults to 1.
         kl_warmup_steps: int, the KL weight grows linearly from 0 to `beta` over this many
             optimizer steps (0 disables warm-up). Defaults to 0.
@@ -112,9 +118,12 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         decoder="conv",
         pixelcnn_layers=4,
         pixelcnn_filters=32,
+        architecture="conv",
+        num_blocks=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_architecture(architecture, num_blocks)
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
         if not num_filters or not all(isinstance(f, int) and f > 0 for f in num_filters):
@@ -160,6 +169,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         self.decoder_type = decoder
         self.pixelcnn_layers = pixelcnn_layers
         self.pixelcnn_filters = pixelcnn_filters
+        self.architecture = architecture
+        self.num_blocks = num_blocks
+        networks = {"architecture": architecture, "num_blocks": num_blocks}
 
         self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale)
         self._posterior = distributions.make_posterior(posterior)
@@ -168,10 +180,13 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             self.num_filters,
             hidden_dim,
             distributions.posterior_parameter_size(posterior, latent_dim),
+            **networks,
         )
         if decoder == "pixelcnn":
             # The deconvolutional decoder maps z to the PixelCNN's conditioning map h, [B, H, W, C_h].
-            self.decoder = build_decoder(latent_dim, (*self.image_shape[:2], pixelcnn_filters), self.num_filters, hidden_dim)
+            self.decoder = build_decoder(
+                latent_dim, (*self.image_shape[:2], pixelcnn_filters), self.num_filters, hidden_dim, **networks
+            )
             self.pixelcnn = build_pixelcnn(self.image_shape, pixelcnn_filters, pixelcnn_layers, pixelcnn_filters)
             # Pixel-by-pixel sampling draws its own noise, apart from training's and evaluation's.
             self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 2)
@@ -182,6 +197,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
                 self.num_filters,
                 hidden_dim,
                 head=self._likelihood.decoder_head(self.image_shape),
+                **networks,
             )
             self.pixelcnn = None
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -413,6 +429,8 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             "decoder": self.decoder_type,
             "pixelcnn_layers": self.pixelcnn_layers,
             "pixelcnn_filters": self.pixelcnn_filters,
+            "architecture": self.architecture,
+            "num_blocks": self.num_blocks,
         }
 
     @classmethod

@@ -13,6 +13,7 @@ from kerasgen.models.adversarial import (
     apply_gradients,
     clone_in_policy,
     compile_optimizers,
+    default_discriminator,
     load_vae,
     outputs_and_r1,
     r1_metric,
@@ -20,7 +21,6 @@ from kerasgen.models.adversarial import (
     update_weight_average,
     weight_average,
 )
-from kerasgen.networks import build_discriminator
 
 INITS = ("vae", "scratch")
 # D's cross-entropy when it cannot tell real from fake (σ = 1/2): the balance point of the
@@ -210,16 +210,19 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         self.built = True
 
     @classmethod
-    def from_vae(cls, vae_or_path, discriminator=None, init="vae", **kwargs):
+    def from_vae(cls, vae_or_path, discriminator=None, init="vae", spectral_norm=False, **kwargs):
         """A VAE-GAN whose encoder and decoder start as a trained VAE's.
 
         Before any step, `encode`, `decode`, `reconstruct` and `sample` equal the VAE's.
 
         Args:
             vae_or_path: a `kerasgen.VAE`, a train-vae output folder or a `.keras` file holding one.
-            discriminator: `keras.Model` or None (`build_discriminator` for the VAE's images).
+            discriminator: `keras.Model` or None (built for the VAE's images and architecture,
+                as `GAN.from_vae` builds it).
             init: `"vae"` copies the VAE's weights; `"scratch"` builds the same architecture with
                 fresh weights (a VAE-GAN trained from scratch). Defaults to `"vae"`.
+            spectral_norm: bool, spectral normalization in the discriminator built when
+                `discriminator` is None. Defaults to False.
             **kwargs: the other `VAEGAN` arguments (`gamma`, `r1_weight`, ...).
         """
         if init not in INITS:
@@ -229,8 +232,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         if init == "vae":
             encoder.set_weights(vae.encoder.get_weights())
             decoder.set_weights(vae.decoder.get_weights())
-        if discriminator is None:
-            discriminator = build_discriminator(vae.image_shape)
+        discriminator = default_discriminator(vae, discriminator, spectral_norm)
         return cls(
             encoder,
             decoder,
@@ -464,13 +466,20 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
 
 
 def _last_convolution(discriminator):
-    convolutions = [layer.name for layer in discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
+    convolutions = [layer.name for layer in discriminator.layers if _is_convolution(layer)]
     if not convolutions:
         raise ValueError(
             "The discriminator has no Conv2D layer to take the features from: pass feature_layer, the name of "
             f"one of its layers. Received: layers {[layer.name for layer in discriminator.layers]}"
         )
     return convolutions[-1]
+
+
+def _is_convolution(layer):
+    # A spectrally normalized convolution is a wrapper around one.
+    if isinstance(layer, keras.layers.SpectralNormalization):
+        layer = layer.layer
+    return isinstance(layer, keras.layers.Conv2D)
 
 
 def _flat_logits(logits):

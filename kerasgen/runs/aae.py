@@ -11,7 +11,10 @@ from kerasgen.runs.vae import check_pixels
 from kerasgen.runs.warm_start import starting_point
 
 # The architecture of an AAE from scratch, where its flags leave it open: the pipeline's VAE.
-SCRATCH_DEFAULTS = {"latent_dim": 8, "num_filters": (32, 64), "hidden_dim": 256, "likelihood": "bernoulli"}
+SCRATCH_DEFAULTS = {
+    "latent_dim": 8, "num_filters": (32, 64), "hidden_dim": 256, "likelihood": "bernoulli", "architecture": "conv",
+    "num_blocks": 1,
+}
 
 
 def train_aae(config=TrainAAEConfig(), verbose=None):

@@ -41,6 +41,7 @@ def train_gan(config, verbose=None):
         gan = GAN.from_vae(
             vae,
             init=config.init,
+            spectral_norm=config.spectral_norm,
             r1_weight=config.r1_weight,
             d_steps=config.d_steps,
             label_smoothing=config.label_smoothing,

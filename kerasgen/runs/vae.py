@@ -109,6 +109,8 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
             posterior=config.posterior,
             num_filters=config.num_filters,
             hidden_dim=config.hidden_dim,
+            architecture=config.architecture,
+            num_blocks=config.num_blocks,
             decoder=config.decoder,
             pixelcnn_layers=config.pixelcnn_layers,
             pixelcnn_filters=config.pixelcnn_filters,

@@ -7,12 +7,11 @@ from kerasgen.callbacks import DivergenceGuard
 from kerasgen.config import TrainVAEGANConfig
 from kerasgen.export import export_autoencoder
 from kerasgen.models import VAE, VAEGAN
-from kerasgen.networks import build_discriminator
 from kerasgen.runs.harness import Run
 from kerasgen.runs.warm_start import starting_point
 
 # The architecture of a VAE-GAN from scratch, where its flags leave it open: the pipeline's VAE.
-SCRATCH_DEFAULTS = {"latent_dim": 8, "num_filters": (32, 64), "hidden_dim": 256}
+SCRATCH_DEFAULTS = {"latent_dim": 8, "num_filters": (32, 64), "hidden_dim": 256, "architecture": "conv", "num_blocks": 1}
 
 
 def train_vaegan(config=TrainVAEGANConfig(), verbose=None):
@@ -46,7 +45,7 @@ def train_vaegan(config=TrainVAEGANConfig(), verbose=None):
         vae = start.vae or VAE(image_shape=splits.image_shape, **_scratch_architecture(config), seed=config.seed)
         model = VAEGAN.from_vae(
             vae,
-            discriminator=build_discriminator(splits.image_shape),
+            spectral_norm=config.spectral_norm,
             init=config.init if start.vae is not None else "vae",
             gamma=config.gamma,
             beta=config.beta,
