@@ -72,3 +72,17 @@ class AveragePooling2D(_EmptyShardGuard, keras.layers.AveragePooling2D):
 
     Same arguments as `keras.layers.AveragePooling2D`.
     """
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+def leaky_relu(x, negative_slope=0.2):
+    """LeakyReLU as `max(x, slope·x)`: Keras's `"leaky_relu"` to the value, for discriminators.
+
+    Why not the stock activation: on a CPU, TensorFlow's graph optimizer (grappler's remapper)
+    fuses Conv2D + BiasAdd + LeakyRelu, and in a train step that differentiates D twice (the R1
+    penalty's ∇_x D(x)) it then fails on the whole step — "remapper failed: INVALID_ARGUMENT:
+    Mutation::Apply error: fanout '…LeakyReluGrad' exist for missing node '…BiasAdd'" on stderr —
+    and leaves every other fusion of the step undone. Written as a maximum, it is not fused there;
+    the GAN step on 32x32x3 images ran 1.8x faster (718 vs 1283 ms, batch 128, one thread).
+    """
+    return keras.ops.maximum(x, negative_slope * x)

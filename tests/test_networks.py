@@ -183,3 +183,19 @@ def test_aae_takes_the_architecture_of_its_vae(tmp_path):
     np.testing.assert_allclose(aae.reconstruct(images), vae.reconstruct(images), rtol=1e-5, atol=1e-6)
     loaded = _save_and_load(aae, tmp_path, "aae.keras")
     np.testing.assert_array_equal(loaded.reconstruct(images), aae.reconstruct(images))
+
+
+def test_discriminator_leaky_relu_is_kerass_and_survives_a_keras_round_trip(tmp_path):
+    import keras
+    import numpy as np
+
+    from kerasgen.layers import leaky_relu
+    from kerasgen.networks import build_discriminator
+
+    x = np.linspace(-3, 3, 61).astype("float32")
+    np.testing.assert_array_equal(np.asarray(leaky_relu(x)), np.asarray(keras.activations.leaky_relu(x, 0.2)))
+    discriminator = build_discriminator((16, 16, 3), num_filters=(8, 16))
+    images = np.random.default_rng(0).random((4, 16, 16, 3)).astype("float32")
+    discriminator.save(tmp_path / "d.keras")
+    reloaded = keras.saving.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(np.asarray(reloaded(images)), np.asarray(discriminator(images)), rtol=1e-6)
