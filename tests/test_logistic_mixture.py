@@ -218,3 +218,23 @@ def test_fit_loss_is_finite_and_goes_down_on_colour_images(kwargs):
     history = vae.fit(_colour_images(), batch_size=8, epochs=6, verbose=0).history["loss"]
     assert np.isfinite(history).all()
     assert history[-1] < history[0]
+
+
+@pytest.mark.parametrize(
+    "likelihood, scale, expected",
+    [("logistic_mixture", "pixel", 1.0), ("gaussian", "optimal", 1.0 + math.log2(255)), ("bernoulli", "pixel", None)],
+)
+def test_report_adds_bits_per_dimension_beside_nats(likelihood, scale, expected):
+    from types import SimpleNamespace
+
+    from kerasgen.evaluation.report import _add_bits_per_dimension
+
+    model = SimpleNamespace(likelihood=likelihood, likelihood_scale=scale, likelihood_components=3, image_shape=(4, 4, 3))
+    nats = 48 * math.log(2)
+    metrics = {"elbo": {"elbo": -nats}, "importance_weighted": {"log_likelihood": -nats / 2}}
+    _add_bits_per_dimension(model, metrics)
+    if expected is None:
+        assert "bits_per_dimension" not in metrics["elbo"]
+        return
+    assert metrics["elbo"]["bits_per_dimension"] == pytest.approx(expected)
+    assert metrics["importance_weighted"]["bits_per_dimension"] == pytest.approx(expected - 0.5)
