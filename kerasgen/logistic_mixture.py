@@ -23,6 +23,9 @@ _HALF_BIN = 0.5 / (NUM_LEVELS - 1)
 # log s is floored here, as PixelCNN++ floors it at −7 on [−1, 1] pixels (−7.7 on [0, 1]):
 # s ≥ 3.4e-4, a fifth of a half-bin, already puts 99% of a component's mass in one bin.
 MIN_LOG_SCALE = -8.0
+# And capped at s = e^3 = 20, far wider than [0, 1]: beyond e^88 the bin width over s underflows and
+# log_prob becomes −inf (a decoder whose weights jumped in one step reached log s = 2790 on CIFAR-10).
+MAX_LOG_SCALE = 3.0
 
 
 def num_coefficients(channels):
@@ -52,7 +55,7 @@ def split_parameters(params, channels, num_components):
 
     The last axis holds K logits, then K·C means, K·C raw log-scales and K·C(C − 1)/2 raw
     coefficients, each block component-major. Log-scales are floored at `MIN_LOG_SCALE` and
-    coefficients go through tanh, as in PixelCNN++.
+    coefficients go through tanh, as in PixelCNN++ (log-scales also capped at `MAX_LOG_SCALE`).
     """
     params = tf.convert_to_tensor(params, tf.float32)
     k, c = num_components, channels
@@ -65,7 +68,7 @@ def split_parameters(params, channels, num_components):
     return (
         logits,
         per_component(loc, c),
-        tf.maximum(per_component(log_scale, c), MIN_LOG_SCALE),
+        tf.clip_by_value(per_component(log_scale, c), MIN_LOG_SCALE, MAX_LOG_SCALE),
         tf.tanh(per_component(coefficients, num_coefficients(c))),
     )
 
