@@ -107,7 +107,7 @@ def number_or_name(text):
 
 DATASET_HELP = "'mnist-5k', 'tfds:NAME', or a path to an .npz, an IDX folder or an image folder"
 BINARIZATIONS = ("none", "static", "dynamic")
-LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "logistic_mixture")
 DECODERS = ("conv", "pixelcnn")
 ARCHITECTURES = ("conv", "resnet", "dcgan")
 ARCHITECTURE_HELP = (
@@ -217,11 +217,15 @@ class TrainVAEConfig(Config):
     validation_size: int | float = _field(
         500, "validation images: a count, or a fraction when below 1", parse=count_or_fraction, check=POSITIVE
     )
-    likelihood: str = _field("bernoulli", "p(x|z): bernoulli | gaussian | continuous_bernoulli", choices=LIKELIHOODS)
-    likelihood_scale: str | float = _field(
-        "pixel", "the Gaussian's scale: pixel | global | a fixed positive number", parse=number_or_name,
-        check=POSITIVE, choices=("pixel", "global"),
+    likelihood: str = _field(
+        "bernoulli", "p(x|z): bernoulli | gaussian | continuous_bernoulli | logistic_mixture (8-bit pixels)",
+        choices=LIKELIHOODS,
     )
+    likelihood_scale: str | float = _field(
+        "pixel", "the Gaussian's scale: pixel | global | optimal (each image's MSE, the sigma-VAE) | a fixed positive number",
+        parse=number_or_name, check=POSITIVE, choices=("pixel", "global", "optimal"),
+    )
+    likelihood_components: int = _field(10, "the logistic mixture's components", check=POSITIVE)
     posterior: str = _field("diagonal", "q(z|x): diagonal | full (full-covariance Gaussian)", choices=("diagonal", "full"))
     latent_dim: int = _field(16, "size of z", check=POSITIVE)
     num_filters: tuple[int, ...] = _field((32, 64), "filters per downsampling level", check=POSITIVE)

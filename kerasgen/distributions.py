@@ -13,16 +13,22 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import ops
 
+from kerasgen import logistic_mixture
+
 tfd = tfp.distributions
 tfb = tfp.bijectors
 
 POSTERIORS = ("diagonal", "full")
-LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
-GAUSSIAN_SCALES = ("pixel", "global")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "logistic_mixture")
+GAUSSIAN_SCALES = ("pixel", "global", "optimal")
+# PixelCNN++'s, NVAE's and VDVAE's choice on CIFAR-10; on colour it costs a 100-channel last convolution.
+DEFAULT_MIXTURE_COMPONENTS = 10
 
 # Floors keep learned scales strictly positive so log-densities stay finite early in training.
 _MIN_POSTERIOR_SCALE = 1e-5
 _MIN_PIXEL_SCALE = 1e-3
+# The floor of the optimal σ, e^-6 = 0.0025 (Rybkin et al.'s code floors log σ at −6, softly).
+_MIN_OPTIMAL_SCALE = math.exp(-6.0)
 
 
 def standard_normal_prior(latent_dim):
@@ -221,13 +227,22 @@ def diagonal_gaussian_refusal(posterior, prior):
 class Likelihood:
     """p(x|z) over whole images, built from the decoder's parameter tensor.
 
-    Subclasses define `distribution(params)` (an image-level `tfd.Independent`, so `log_prob`
+    Subclasses define `distribution(params)` (an image-level distribution, so `log_prob`
     returns one number per image) and `mean(params)` (the image the model "means").
     `decoder_head(image_shape)` optionally returns a Keras layer appended to the decoder, for
     parameters that do not depend on z (a learned pixel scale).
+
+    Channels: for C image channels the decoder's network emits `network_channels(C)` per pixel,
+    the head (if any) widens that to `parameter_channels(C)`, the tensor `distribution` takes;
+    `image_channels(P)` is the inverse of `parameter_channels`.
+
+    `discrete` says what `log_prob` is: True for a probability of the observed values (binary
+    pixels, or the 256 levels of 8-bit pixels), False for a density on [0, 1] (see
+    `bits_per_dimension` for the conversion).
     """
 
     name = None
+    discrete = False
 
     def distribution(self, params):
         raise NotImplementedError
@@ -238,11 +253,24 @@ class Likelihood:
     def decoder_head(self, image_shape):
         return None
 
+    def parameter_channels(self, channels):
+        """Channels of the parameter tensor for images of `channels` channels."""
+        return channels
+
+    def network_channels(self, channels):
+        """Channels the decoder network's last convolution emits (the head adds the rest)."""
+        return self.parameter_channels(channels)
+
+    def image_channels(self, parameter_channels):
+        """The image channels C of a parameter tensor of `parameter_channels` channels."""
+        return parameter_channels
+
 
 class Bernoulli(Likelihood):
     """Bernoulli pixels from logits, for binarized images."""
 
     name = "bernoulli"
+    discrete = True
 
     def distribution(self, params):
         return tfd.Independent(tfd.Bernoulli(logits=params, dtype=params.dtype), 3)
@@ -265,8 +293,10 @@ class Gaussian(Likelihood):
 
     Args:
         scale: str or float. `"pixel"` learns one scale per pixel and channel, `"global"` learns a
-            single scale (both floored at 1e-3 so log-densities stay finite), a positive float
-            fixes σ to exactly that value. Defaults to `"pixel"`.
+            single scale (both floored at 1e-3 so log-densities stay finite), `"optimal"` takes
+            each image's maximum-likelihood σ² = its mean squared error (the σ-VAE of Rybkin et al.
+            2021, see `OptimalScaleNormal`), a positive float fixes σ to exactly that value.
+            Defaults to `"pixel"`.
     """
 
     name = "gaussian"
@@ -276,12 +306,14 @@ class Gaussian(Likelihood):
             _check_choice("likelihood_scale", scale, GAUSSIAN_SCALES)
         elif not (isinstance(scale, (int, float)) and scale > 0):
             raise ValueError(
-                "likelihood_scale must be 'pixel', 'global' or a positive number. "
+                "likelihood_scale must be 'pixel', 'global', 'optimal' or a positive number. "
                 f"Received: likelihood_scale={scale!r}"
             )
         self.scale = scale
 
     def distribution(self, params):
+        if self.scale == "optimal":
+            return OptimalScaleNormal(params)
         loc, raw_scale = ops.split(params, 2, axis=-1)
         if isinstance(self.scale, str):
             scale = ops.softplus(raw_scale) + _MIN_PIXEL_SCALE
@@ -292,20 +324,171 @@ class Gaussian(Likelihood):
         return tfd.Independent(tfd.Normal(loc, scale), 3)
 
     def mean(self, params):
+        if self.scale == "optimal":
+            return params
         return ops.split(params, 2, axis=-1)[0]
 
     def decoder_head(self, image_shape):
+        if self.scale == "optimal":
+            return None
         return PixelScale(scale=self.scale, name="pixel_scale")
 
+    def parameter_channels(self, channels):
+        # `[loc, raw_scale]`; the optimal scale comes from the image, not the decoder.
+        return channels if self.scale == "optimal" else 2 * channels
 
-def get_likelihood(likelihood, scale="pixel"):
-    """The `Likelihood` for a name in `LIKELIHOODS`; `scale` only matters for `"gaussian"`."""
+    def network_channels(self, channels):
+        return channels
+
+    def image_channels(self, parameter_channels):
+        return parameter_channels if self.scale == "optimal" else parameter_channels // 2
+
+
+class OptimalScaleNormal(tfd.Distribution):
+    """N(x | loc, σ*(x)² I) over whole images, σ*(x)² the image's own mean squared error.
+
+    The σ-VAE's "optimal σ" (Rybkin et al. 2021): for a Gaussian with one σ per image, the σ that
+    maximizes log p(x|z) is σ*² = mean over pixels and channels of (x − loc)², so it is computed
+    analytically from x instead of learned, and a decoder cannot explain the image away as noise
+    with a wide learned σ. σ* is floored at e^−6 = 0.0025 (a perfect reconstruction would give an
+    infinite density), as the paper's code floors log σ at −6; but with a hard floor, not its soft
+    one (−6 + softplus(log σ + 6)), which inflates σ*² by 11% already at σ* = 0.044 (MSE 0.0019).
+    No gradient is stopped, as in the paper's code: at σ = σ* the derivative in σ is 0, so the
+    gradient with respect to `loc` is the same either way (away from the floor). The paper's code
+    takes one σ* per batch; here it is per image, so an image's log-likelihood does not depend on
+    the other images of its batch.
+
+    Because σ depends on x, `log_prob` is a profile likelihood, log p(x | loc, σ*(x)) =
+    −D/2 · (log(2π σ*²) + 1) at most: not a normalized density in x, so its nats (and bits per
+    dimension) are optimistic beside a proper likelihood's. `sample` is refused (σ is undefined
+    without an x); `mean()` is `loc`.
+
+    Args:
+        loc: float tensor `[B, H, W, C]`.
+        name: str. Defaults to `"OptimalScaleNormal"`.
+    """
+
+    def __init__(self, loc, validate_args=False, allow_nan_stats=True, name="OptimalScaleNormal"):
+        parameters = dict(locals())
+        with tf.name_scope(name):
+            self._loc = tf.convert_to_tensor(loc, tf.float32)
+        super().__init__(
+            dtype=tf.float32,
+            reparameterization_type=tfd.FULLY_REPARAMETERIZED,
+            validate_args=validate_args,
+            allow_nan_stats=allow_nan_stats,
+            parameters=parameters,
+            name=name,
+        )
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return dict(loc=tfp.util.ParameterProperties(event_ndims=3))
+
+    @property
+    def loc(self):
+        return self._loc
+
+    def optimal_scale(self, x):
+        """σ*(x) = sqrt(mean squared error) per image, `[..., B]`, floored at e^−6."""
+        squared_error = tf.reduce_mean(tf.square(tf.convert_to_tensor(x, tf.float32) - self._loc), axis=[-3, -2, -1])
+        return tf.sqrt(tf.maximum(squared_error, _MIN_OPTIMAL_SCALE**2))
+
+    def _log_prob(self, x):
+        scale = self.optimal_scale(x)[..., None, None, None]
+        return tf.reduce_sum(tfd.Normal(self._loc, scale).log_prob(x), axis=[-3, -2, -1])
+
+    def _mean(self):
+        return self._loc
+
+    def _sample_n(self, n, seed=None):
+        raise NotImplementedError(
+            "The optimal-σ Gaussian has no σ without an image to measure it on, so it cannot be sampled; "
+            "use mean(), or likelihood_scale='global' for a sampleable σ."
+        )
+
+    def _event_shape(self):
+        return self._loc.shape[-3:]
+
+    def _event_shape_tensor(self):
+        return tf.shape(self._loc)[-3:]
+
+
+class LogisticMixture(Likelihood):
+    """The discretized logistic mixture of PixelCNN++ over 8-bit pixels (`logistic_mixture.py`).
+
+    The decoder emits K(C + 1)(C + 2)/2 parameters per pixel (30 for K = 10 on grey images, 100 on
+    colour): K logits, K·C means, K·C log-scales, K·C(C − 1)/2 coupling coefficients.
+
+    Args:
+        num_components: int >= 1, K. Defaults to `DEFAULT_MIXTURE_COMPONENTS` (10).
+    """
+
+    name = "logistic_mixture"
+    discrete = True
+
+    def __init__(self, num_components=DEFAULT_MIXTURE_COMPONENTS):
+        if isinstance(num_components, bool) or not isinstance(num_components, int) or num_components < 1:
+            raise ValueError(
+                f"likelihood_components must be a positive int. Received: likelihood_components={num_components!r}"
+            )
+        self.num_components = num_components
+
+    def distribution(self, params):
+        channels = self.image_channels(params.shape[-1])
+        return logistic_mixture.DiscretizedLogisticMixture(
+            *logistic_mixture.split_parameters(params, channels, self.num_components)
+        )
+
+    def parameter_channels(self, channels):
+        return self.num_components * logistic_mixture.parameters_per_component(channels)
+
+    def image_channels(self, parameter_channels):
+        return logistic_mixture.channels_of(parameter_channels, self.num_components)
+
+
+def get_likelihood(likelihood, scale="pixel", num_components=DEFAULT_MIXTURE_COMPONENTS):
+    """The `Likelihood` for a name in `LIKELIHOODS`.
+
+    `scale` only matters for `"gaussian"`, `num_components` only for `"logistic_mixture"`.
+    """
     _check_choice("likelihood", likelihood, LIKELIHOODS)
     if likelihood == "bernoulli":
         return Bernoulli()
     if likelihood == "continuous_bernoulli":
         return ContinuousBernoulli()
+    if likelihood == "logistic_mixture":
+        return LogisticMixture(num_components)
     return Gaussian(scale)
+
+
+def bits_per_dimension(nats_per_image, num_dimensions, discrete):
+    """A negative log-likelihood in nats per image as bits per dimension (pixel and channel).
+
+    For a discrete likelihood (a probability of the observed values: Bernoulli on binary pixels,
+    the logistic mixture on 256 levels) it is nats / (D ln 2). For a density on [0, 1] pixels
+    (Gaussian, continuous Bernoulli) the density is read as the probability of the value's 8-bit
+    bin, density × bin width 1/255, so log2(255) bits per dimension are added: nats / (D ln 2) +
+    log2 255. That is the density at the bin centre k/255, without dequantization (no integral
+    over the bin, which would be a lower bound), so it approximates the probability of the bin.
+
+    Args:
+        nats_per_image: float or array, −log p(x) (or the negative ELBO) in nats per image.
+        num_dimensions: int, D = height · width · channels.
+        discrete: bool, the likelihood's `discrete`.
+
+    Returns:
+        float (or array), bits per dimension.
+
+    Example:
+
+        bits_per_dimension(3072 * math.log(2), 3072, discrete=True)   # 1.0
+        bits_per_dimension(0.0, 3072, discrete=False)                 # log2(255) = 7.994
+    """
+    if isinstance(num_dimensions, bool) or not isinstance(num_dimensions, int) or num_dimensions < 1:
+        raise ValueError(f"num_dimensions must be a positive int. Received: num_dimensions={num_dimensions!r}")
+    bits = nats_per_image / (num_dimensions * math.log(2))
+    return bits if discrete else bits + math.log2(255)
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")

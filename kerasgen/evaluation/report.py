@@ -7,6 +7,7 @@ import time
 import keras
 import numpy as np
 
+from kerasgen import distributions
 from kerasgen.artifacts import load_run, write_json
 from kerasgen.data import load_dataset
 from kerasgen.evaluation import likelihood, reconstruction, sample_quality
@@ -88,6 +89,8 @@ def evaluate(config, classifier=None):
             model, data.heldout, num_samples=config.k, chunk_size=chunk_size(config, model), seed=config.seed
         )
         metrics["importance_weighted"] = {k: v for k, v in iwae.items() if k != "per_image_log_likelihood"}
+        if binarize == "none":
+            _add_bits_per_dimension(model, metrics)
         metrics["posterior"] = likelihood.posterior_diagnostics(
             model, data.heldout.unbatch().batch(config.diagnostics_batch_size), seed=config.seed
         )
@@ -115,6 +118,32 @@ def evaluate(config, classifier=None):
     metrics["seconds"] = time.perf_counter() - started
     write_json(os.path.join(report_dir, "metrics.json"), _plain(metrics))
     return Report(metrics=metrics, path=os.path.join(report_dir, "metrics.json"), plots=plots)
+
+
+def _add_bits_per_dimension(model, metrics):
+    """Bits per dimension beside the nats of the ELBO and log p(x), for a model of 8-bit images.
+
+    Not for a Bernoulli likelihood: on unbinarized pixels its log_prob is a cross-entropy, not the
+    probability of the 8-bit values. A density's bits add log2(255) (`distributions.bits_per_dimension`).
+    """
+    likelihood = distributions.get_likelihood(
+        model.likelihood,
+        getattr(model, "likelihood_scale", "pixel"),
+        getattr(model, "likelihood_components", distributions.DEFAULT_MIXTURE_COMPONENTS),
+    )
+    if likelihood.name == "bernoulli":
+        return
+    dimensions = int(np.prod(model.image_shape))
+    metrics["elbo"]["bits_per_dimension"] = distributions.bits_per_dimension(
+        -metrics["elbo"]["elbo"], dimensions, likelihood.discrete
+    )
+    metrics["importance_weighted"]["bits_per_dimension"] = distributions.bits_per_dimension(
+        -metrics["importance_weighted"]["log_likelihood"], dimensions, likelihood.discrete
+    )
+    metrics["elbo"]["bits_per_dimension_of"] = (
+        "the probability of the 8-bit values" if likelihood.discrete
+        else "the density at the bin centres times the bin width 1/255 (+log2 255), not dequantized"
+    )
 
 
 def _sample_quality(model, config, grey, choice, reason, classifier):
@@ -221,6 +250,13 @@ def format_table(metrics):
                 f"{iwae['log_likelihood']:.2f} ± {iwae['standard_error']:.2f}",
                 f"importance-weighted, K={iwae['num_samples']}",
             ),
+        ]
+        if "bits_per_dimension" in metrics["elbo"]:
+            rows += [
+                ("−ELBO (bits / dim)", f"{metrics['elbo']['bits_per_dimension']:.3f}", metrics["elbo"]["bits_per_dimension_of"]),
+                ("−log p(x) (bits / dim)", f"{iwae['bits_per_dimension']:.3f}", f"importance-weighted, K={iwae['num_samples']}"),
+            ]
+        rows += [
             ("active units", f"{posterior['active_units']} / {len(posterior['active_unit_variances'])}", "Cov_x(E_q[z]) > 0.01"),
             (
                 "mutual information I(x; z)",

@@ -68,10 +68,11 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         image_shape: tuple `(height, width, channels)`; height and width divisible by
             `2 ** len(num_filters)`. Defaults to `(28, 28, 1)`.
         latent_dim: int, size of z. Defaults to 16.
-        likelihood: str, p(x|z): `"bernoulli"`, `"gaussian"` or `"continuous_bernoulli"`, as in
-            `VAE`. Defaults to `"bernoulli"`.
-        likelihood_scale: `"pixel"`, `"global"` or a positive float, the Gaussian's scale, as in
-            `VAE`. Defaults to `"pixel"`.
+        likelihood: str, p(x|z): `"bernoulli"`, `"gaussian"`, `"continuous_bernoulli"` or
+            `"logistic_mixture"`, as in `VAE`. Defaults to `"bernoulli"`.
+        likelihood_scale: `"pixel"`, `"global"`, `"optimal"` or a positive float, the Gaussian's
+            scale, as in `VAE`. Defaults to `"pixel"`.
+        likelihood_components: int, the logistic mixture's components, as in `VAE`. Defaults to 10.
         encoder: str, `"deterministic"` (z is the encoder's output) or `"gaussian"` (a diagonal
             Gaussian q(z|x), sampled with the reparameterization trick). Defaults to
             `"deterministic"`, Makhzani et al.'s choice for their MNIST results.
@@ -115,6 +116,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         latent_dim=16,
         likelihood="bernoulli",
         likelihood_scale="pixel",
+        likelihood_components=distributions.DEFAULT_MIXTURE_COMPONENTS,
         encoder="deterministic",
         prior="normal",
         prior_components=10,
@@ -163,6 +165,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.likelihood_scale = likelihood_scale
+        self.likelihood_components = likelihood_components
         # `encoder` names the network, as in `VAE`; the argument is kept under this name.
         self.encoder_type = encoder
         self.prior_type = prior
@@ -175,7 +178,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         self.architecture = architecture
         self.num_blocks = num_blocks
 
-        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale)
+        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale, likelihood_components)
         self.encoder = build_encoder(
             self.image_shape,
             self.num_filters,
@@ -186,7 +189,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         )
         self.decoder = build_decoder(
             latent_dim,
-            self.image_shape,
+            (*self.image_shape[:2], self._likelihood.network_channels(self.image_shape[2])),
             self.num_filters,
             hidden_dim,
             head=self._likelihood.decoder_head(self.image_shape),
@@ -231,8 +234,8 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         if init not in INITS:
             raise ValueError(f"init must be one of 'vae', 'scratch'. Received: init={init!r}")
         architecture = (
-            "image_shape", "latent_dim", "likelihood", "likelihood_scale", "num_filters", "hidden_dim", "architecture",
-            "num_blocks",
+            "image_shape", "latent_dim", "likelihood", "likelihood_scale", "likelihood_components", "num_filters",
+            "hidden_dim", "architecture", "num_blocks",
         )
         taken = [key for key in architecture if key in aae_kwargs]
         if taken:
@@ -455,6 +458,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             "latent_dim": self.latent_dim,
             "likelihood": self.likelihood,
             "likelihood_scale": self.likelihood_scale,
+            "likelihood_components": self.likelihood_components,
             "encoder": self.encoder_type,
             "prior": self.prior_type,
             "prior_components": self.prior_components,

@@ -33,25 +33,32 @@ class DistributionMean(keras.layers.Layer):
     Args:
         likelihood: str, a name in `distributions.LIKELIHOODS`.
         likelihood_scale: the Gaussian's scale setting (see `VAE`); ignored by other likelihoods.
+        likelihood_components: the logistic mixture's components (see `VAE`); ignored by other likelihoods.
     """
 
-    def __init__(self, likelihood="bernoulli", likelihood_scale="pixel", **kwargs):
+    def __init__(
+        self, likelihood="bernoulli", likelihood_scale="pixel",
+        likelihood_components=distributions.DEFAULT_MIXTURE_COMPONENTS, **kwargs,
+    ):
         super().__init__(**kwargs)
         self.likelihood = likelihood
         self.likelihood_scale = likelihood_scale
-        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale)
+        self.likelihood_components = likelihood_components
+        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale, likelihood_components)
 
     def call(self, params):
         return self._likelihood.mean(ops.cast(params, "float32"))
 
     def compute_output_shape(self, input_shape):
-        if self.likelihood == "gaussian":
-            # The Gaussian's parameters are `[loc, raw_scale]` on the channel axis.
-            return (*input_shape[:-1], input_shape[-1] // 2)
-        return tuple(input_shape)
+        return (*input_shape[:-1], self._likelihood.image_channels(input_shape[-1]))
 
     def get_config(self):
-        return {**super().get_config(), "likelihood": self.likelihood, "likelihood_scale": self.likelihood_scale}
+        return {
+            **super().get_config(),
+            "likelihood": self.likelihood,
+            "likelihood_scale": self.likelihood_scale,
+            "likelihood_components": self.likelihood_components,
+        }
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -189,7 +196,9 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         if init == "decoder":
             decoder.set_weights(vae.decoder.get_weights())
         z = keras.Input(shape=(vae.latent_dim,), name="z")
-        images = DistributionMean(vae.likelihood, vae.likelihood_scale, name="likelihood_mean", dtype="float32")(decoder(z))
+        images = DistributionMean(
+            vae.likelihood, vae.likelihood_scale, vae.likelihood_components, name="likelihood_mean", dtype="float32"
+        )(decoder(z))
         generator = keras.Model(z, images, name="generator")
         discriminator = default_discriminator(vae, discriminator, spectral_norm)
         return cls(generator, discriminator, vae.latent_dim, **gan_kwargs)

@@ -36,10 +36,14 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             `2 ** len(num_filters)`. Defaults to `(28, 28, 1)`.
         latent_dim: int, size of z. Defaults to 16.
         likelihood: str, p(x|z): `"bernoulli"` (binarized images), `"gaussian"` or
-            `"continuous_bernoulli"` ([0, 1] pixels). Defaults to `"bernoulli"`.
-        likelihood_scale: `"pixel"`, `"global"` or a positive float: the Gaussian's scale, learned
-            per pixel, learned once, or fixed at exactly that σ. Ignored by other likelihoods.
-            Defaults to `"pixel"`.
+            `"continuous_bernoulli"` (densities on [0, 1] pixels), or `"logistic_mixture"` (the
+            discretized logistic mixture of PixelCNN++ over 8-bit pixels, channels coupled).
+            Defaults to `"bernoulli"`.
+        likelihood_scale: `"pixel"`, `"global"`, `"optimal"` or a positive float: the Gaussian's
+            scale, learned per pixel, learned once, each image's maximum-likelihood σ (σ-VAE), or
+            fixed at exactly that σ. Ignored by other likelihoods. Defaults to `"pixel"`.
+        likelihood_components: int >= 1, the logistic mixture's components K. Ignored by other
+            likelihoods. Defaults to 10.
         posterior: str, `"diagonal"` or `"full"` (full-covariance) Gaussian q(z|x).
             Defaults to `"diagonal"`.
         num_filters: sequence of ints, filters per downsampling level. Defaults to `(32, 64)`.
@@ -105,6 +109,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         latent_dim=16,
         likelihood="bernoulli",
         likelihood_scale="pixel",
+        likelihood_components=distributions.DEFAULT_MIXTURE_COMPONENTS,
         posterior="diagonal",
         num_filters=(32, 64),
         hidden_dim=256,
@@ -155,6 +160,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.likelihood_scale = likelihood_scale
+        self.likelihood_components = likelihood_components
         self.posterior = posterior
         self.num_filters = tuple(num_filters)
         self.hidden_dim = hidden_dim
@@ -173,7 +179,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         self.num_blocks = num_blocks
         networks = {"architecture": architecture, "num_blocks": num_blocks}
 
-        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale)
+        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale, likelihood_components)
         self._posterior = distributions.make_posterior(posterior)
         self.encoder = build_encoder(
             self.image_shape,
@@ -193,7 +199,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         else:
             self.decoder = build_decoder(
                 latent_dim,
-                self.image_shape,
+                (*self.image_shape[:2], self._likelihood.network_channels(self.image_shape[2])),
                 self.num_filters,
                 hidden_dim,
                 head=self._likelihood.decoder_head(self.image_shape),
@@ -416,6 +422,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             "latent_dim": self.latent_dim,
             "likelihood": self.likelihood,
             "likelihood_scale": self.likelihood_scale,
+            "likelihood_components": self.likelihood_components,
             "posterior": self.posterior,
             "num_filters": self.num_filters,
             "hidden_dim": self.hidden_dim,

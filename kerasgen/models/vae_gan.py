@@ -65,6 +65,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         likelihood: str, the decoder's likelihood family (its mean makes the images). Defaults to
             `"bernoulli"`.
         likelihood_scale: the Gaussian's scale setting (see `VAE`). Defaults to `"pixel"`.
+        likelihood_components: the logistic mixture's components (see `VAE`). Defaults to 10.
         posterior: `"diagonal"` or `"full"`, the family of q(z|x). Defaults to `"diagonal"`.
         feature_layer: str or None, the name of D's layer whose output is D_l; None takes the
             last `Conv2D` layer. Defaults to None.
@@ -125,6 +126,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         latent_dim,
         likelihood="bernoulli",
         likelihood_scale="pixel",
+        likelihood_components=distributions.DEFAULT_MIXTURE_COMPONENTS,
         posterior="diagonal",
         feature_layer=None,
         gamma=1e-4,
@@ -174,6 +176,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.likelihood_scale = likelihood_scale
+        self.likelihood_components = likelihood_components
         self.posterior = posterior
         self.feature_layer = feature_layer or _last_convolution(discriminator)
         self.gamma = float(gamma)
@@ -187,7 +190,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         # Same architecture and starting weights; only the moving averages change them.
         self.ema_encoder = weight_average(encoder) if self.ema_decay else None
         self.ema_decoder = weight_average(decoder) if self.ema_decay else None
-        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale)
+        self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale, likelihood_components)
         self._posterior = distributions.make_posterior(posterior)
         try:
             features = discriminator.get_layer(self.feature_layer).output
@@ -240,6 +243,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             vae.latent_dim,
             likelihood=vae.likelihood,
             likelihood_scale=vae.likelihood_scale,
+            likelihood_components=vae.likelihood_components,
             posterior=vae.posterior,
             **kwargs,
         )
@@ -446,6 +450,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             "latent_dim": self.latent_dim,
             "likelihood": self.likelihood,
             "likelihood_scale": self.likelihood_scale,
+            "likelihood_components": self.likelihood_components,
             "posterior": self.posterior,
             "feature_layer": self.feature_layer,
             "gamma": self.gamma,

@@ -106,6 +106,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
             latent_dim=config.latent_dim,
             likelihood=config.likelihood,
             likelihood_scale=config.likelihood_scale,
+            likelihood_components=config.likelihood_components,
             posterior=config.posterior,
             num_filters=config.num_filters,
             hidden_dim=config.hidden_dim,
