@@ -116,6 +116,10 @@ ARCHITECTURE_HELP = (
     "convolution per level)"
 )
 NUM_BLOCKS_HELP = "residual blocks per level of --architecture resnet"
+CHOSEN_HELP = (
+    "default: chosen from the data (near-binary grey images: bernoulli, dynamic binarization and the digit networks; "
+    "8-bit grey or colour: logistic_mixture and the network preset for the image size)"
+)
 SPECTRAL_NORM_HELP = "spectral normalization of every discriminator layer (Miyato et al. 2018), besides the R1 penalty"
 LR_SCHEDULES = ("constant", "cosine")
 GENERATOR_INITS = ("decoder", "scratch")
@@ -217,8 +221,8 @@ class TrainVAEConfig(Config):
     validation_size: int | float = _field(
         500, "validation images: a count, or a fraction when below 1", parse=count_or_fraction, check=POSITIVE
     )
-    likelihood: str = _field(
-        "bernoulli", "p(x|z): bernoulli | gaussian | continuous_bernoulli | logistic_mixture (8-bit pixels)",
+    likelihood: str | None = _field(
+        None, "p(x|z): bernoulli | gaussian | continuous_bernoulli | logistic_mixture (8-bit pixels); " + CHOSEN_HELP,
         choices=LIKELIHOODS,
     )
     likelihood_scale: str | float = _field(
@@ -227,11 +231,11 @@ class TrainVAEConfig(Config):
     )
     likelihood_components: int = _field(10, "the logistic mixture's components", check=POSITIVE)
     posterior: str = _field("diagonal", "q(z|x): diagonal | full (full-covariance Gaussian)", choices=("diagonal", "full"))
-    latent_dim: int = _field(16, "size of z", check=POSITIVE)
-    num_filters: tuple[int, ...] = _field((32, 64), "filters per downsampling level", check=POSITIVE)
-    hidden_dim: int = _field(256, "width of the dense layer next to z", check=POSITIVE)
-    architecture: str = _field("conv", ARCHITECTURE_HELP, choices=ARCHITECTURES)
-    num_blocks: int = _field(1, NUM_BLOCKS_HELP, check=POSITIVE)
+    latent_dim: int | None = _field(None, "size of z; " + CHOSEN_HELP + " (16 for digits)", check=POSITIVE)
+    num_filters: tuple[int, ...] | None = _field(None, "filters per downsampling level; " + CHOSEN_HELP, check=POSITIVE)
+    hidden_dim: int | None = _field(None, "width of the dense layer next to z; " + CHOSEN_HELP, check=POSITIVE)
+    architecture: str | None = _field(None, ARCHITECTURE_HELP + "; " + CHOSEN_HELP, choices=ARCHITECTURES)
+    num_blocks: int | None = _field(None, NUM_BLOCKS_HELP + "; " + CHOSEN_HELP, check=POSITIVE)
     decoder: str = _field(
         "conv", "p(x|z): conv (pixels independent given z) | pixelcnn (a Gated PixelCNN conditioned on z, which can "
         "model the image without z; needs --likelihood bernoulli; samples are drawn pixel by pixel)",
@@ -310,7 +314,7 @@ class TrainVAEConfig(Config):
                 f"--importance-samples 1 with it. Received: {show_flag('free_bits', self.free_bits)}, "
                 f"{show_flag('importance_samples', self.importance_samples)}"
             )
-        if self.decoder == "pixelcnn" and self.likelihood != "bernoulli":
+        if self.decoder == "pixelcnn" and self.likelihood not in (None, "bernoulli"):
             raise ValueError(
                 "--decoder pixelcnn models binary pixels and needs --likelihood bernoulli. Received: "
                 f"{show_flag('decoder', self.decoder)}, {show_flag('likelihood', self.likelihood)}"
@@ -594,6 +598,12 @@ class EvaluateConfig(Config):
     report: str | None = _field(None, "output folder (default: MODEL/report)")
 
 
+def _same_as(config_class, name):
+    """A field as another config declares it: one flag, one help text, one set of checks."""
+    field = config_class.__dataclass_fields__[name]
+    return dataclasses.field(default=field.default, metadata=field.metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig(Config):
     """Everything `kerasgen pipeline` needs: VAE, then the GAN from its decoder, then both evaluated.
@@ -604,9 +614,20 @@ class PipelineConfig(Config):
     dataset: str = _field("mnist-5k", DATASET_HELP)
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
     stream: bool = _stream()
-    # Smaller than train-vae's 16 (which serves likelihood): an 8-d VAE's prior samples are much
-    # closer to the data (FD 136 vs 224 on mnist-5k), and the GAN starts from them.
-    latent_dim: int = _field(8, "size of the VAE's z, and so of the GAN's", check=POSITIVE)
+    image_size: tuple[int, int] | None = _field(None, "resize images to HEIGHT WIDTH", check=POSITIVE)
+    # Smaller than train-vae's 16 (which serves likelihood) for digits: an 8-d VAE's prior samples
+    # are much closer to the data (FD 136 vs 224 on mnist-5k), and the GAN starts from them.
+    latent_dim: int | None = _field(
+        None, "size of the VAE's z, and so of the GAN's; " + CHOSEN_HELP + " (8 for digits)", check=POSITIVE
+    )
+    likelihood: str | None = _same_as(TrainVAEConfig, "likelihood")
+    binarize: str | None = _same_as(TrainVAEConfig, "binarize")
+    likelihood_scale: str | float = _same_as(TrainVAEConfig, "likelihood_scale")
+    likelihood_components: int = _same_as(TrainVAEConfig, "likelihood_components")
+    architecture: str | None = _same_as(TrainVAEConfig, "architecture")
+    num_filters: tuple[int, ...] | None = _same_as(TrainVAEConfig, "num_filters")
+    num_blocks: int | None = _same_as(TrainVAEConfig, "num_blocks")
+    hidden_dim: int | None = _same_as(TrainVAEConfig, "hidden_dim")
     vae_epochs: int = _field(TrainVAEConfig.epochs, "VAE training epochs", check=POSITIVE, resumable=True)
     gan_epochs: int = _field(TrainGANConfig.epochs, "GAN training epochs", check=POSITIVE, resumable=True)
     k: int = _field(EvaluateConfig.k, "importance samples per image for the VAE's log p(x)", check=POSITIVE, resumable=True)

@@ -51,10 +51,12 @@ def test_pipeline_trains_both_evaluates_both_and_compares(tmp_path, capsys):
     )
     assert summary["vae"]["importance_samples"] == 4 and summary["vae"]["log_likelihood"] < 0
     assert json.loads((out / "gan" / "config.json").read_text())["vae"] == str(out / "vae")
-    from kerasgen.config import PipelineConfig
-
     vae_run = json.loads((out / "vae" / "config.json").read_text())
-    assert vae_run["latent_dim"] == PipelineConfig.latent_dim
+    # Bars are near-binary grey: the digits' choice, with the pipeline's 8-d latent.
+    assert (vae_run["latent_dim"], vae_run["likelihood"], vae_run["binarize"], vae_run["architecture"]) == (
+        8, "bernoulli", "dynamic", "conv"
+    )
+    assert "Chosen for near-binary grey images" in printed
     assert vae_run["strategy"] == "mirrored" and vae_run["environment"]["replicas"] == 2
     assert str(out / "comparison.png") in printed and "lower)" in printed
 
@@ -75,3 +77,43 @@ def test_pipeline_flags_parse_into_its_config():
     args = ["pipeline", "--gan-epochs", "7", "--latent-dim", "4", "--out", "x"]
     config = from_arguments(PipelineConfig, build_parser().parse_args(args))
     assert config == PipelineConfig(gan_epochs=7, latent_dim=4, out="x")
+
+
+def _colour_npz(path, count=640):
+    """32x32 colour images, two classes of smooth coloured gradients with noise: 8-bit photographs in miniature."""
+    rng = np.random.default_rng(1)
+    labels = np.arange(count) % 2
+    ramp = np.linspace(0, 1, 32)
+    x = np.empty((count, 32, 32, 3), np.float64)
+    for i, label in enumerate(labels):
+        colour = np.array([0.9, 0.3, 0.1]) if label else np.array([0.1, 0.4, 0.9])
+        x[i] = ramp[:, None, None] * colour + 0.1 * rng.random((32, 32, 3))
+    np.savez(path, x_train=np.clip(255 * x, 0, 255).astype(np.uint8), y_train=labels)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_a_colour_pipeline_chooses_the_8_bit_likelihood_and_runs_end_to_end(tmp_path, capsys):
+    npz = _colour_npz(tmp_path / "colour.npz")
+    out = tmp_path / "pipeline"
+    classifier = tmp_path / "classifier"
+    assert main(["train-classifier", "--dataset", npz, "--epochs", "2", "--num-filters", "4", "8", "--feature-dim", "16",
+                 "--out", str(classifier)]) == 0
+    # No likelihood, binarization or architecture flag: the pipeline chooses them for colour.
+    args = ["pipeline", "--dataset", npz, "--vae-epochs", "1", "--gan-epochs", "1", "--k", "4", "--num-samples", "64",
+            "--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "4", "--classifier", str(classifier),
+            "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Chosen for 8-bit colour images" in printed and "likelihood logistic_mixture" in printed
+    assert "kept as given: --num-filters, --hidden-dim, --latent-dim" in printed
+    vae_run = json.loads((out / "vae" / "config.json").read_text())
+    assert (vae_run["likelihood"], vae_run["binarize"], vae_run["architecture"]) == ("logistic_mixture", "none", "resnet")
+    assert json.loads((out / "config.json").read_text())["vae"]["likelihood"] == "logistic_mixture"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data_choice"]["kind"] == "8-bit colour"
+    numbers = [summary["vae"]["elbo"], summary["vae"]["log_likelihood"], summary["vae"]["frechet_distance"],
+               summary["gan"]["frechet_distance"]]
+    assert np.isfinite(numbers).all(), numbers
+    metrics = json.loads((out / "vae" / "report" / "metrics.json").read_text())
+    assert np.isfinite(metrics["importance_weighted"]["bits_per_dimension"])

@@ -111,3 +111,40 @@ def choose_settings(images, given, preset, digit_defaults):
 
 def _show(value):
     return " ".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+# The digit networks: today's train-vae defaults, kept exactly for near-binary grey data.
+DIGIT_NETWORK = {"architecture": "conv", "num_filters": (32, 64), "num_blocks": 1, "hidden_dim": 256}
+
+
+def choose_for_config(config, digit_latent_dim):
+    """`config` with its open (`None`) fields of `CHOSEN_FIELDS` chosen for its data, and the choice.
+
+    The data is read once more for this (`load_dataset` without binarization; an image folder is
+    decoded only once per process), and only when a field is open.
+
+    Args:
+        config: a run config with `dataset`, `data_dir`, `stream`, `image_size`, `validation_size`,
+            `batch_size`, `seed` and some of `CHOSEN_FIELDS`.
+        digit_latent_dim: int, the latent size for near-binary grey data (16 for train-vae, 8 for
+            the pipeline, whose GAN starts from the VAE's prior samples).
+
+    Returns:
+        `(config, DataChoice or None)`; None when every field was given.
+    """
+    # Imported here: the data pipeline and the networks import TensorFlow, which a multi-worker
+    # run must not start before its strategy exists (the caller creates it first).
+    from kerasgen.data import load_dataset
+    from kerasgen.networks import network_preset
+
+    given = {name: getattr(config, name) for name in CHOSEN_FIELDS if hasattr(config, name)}
+    if all(value is not None for value in given.values()):
+        return config, None
+    splits = load_dataset(
+        config.dataset, batch_size=config.batch_size, validation_size=config.validation_size, binarize="none",
+        image_size=config.image_size, seed=config.seed, data_dir=config.data_dir, stream=config.stream,
+    )
+    choice = choose_settings(
+        splits.unbinarized_heldout, given, network_preset, {**DIGIT_NETWORK, "latent_dim": digit_latent_dim}
+    )
+    return dataclasses.replace(config, **choice.settings), choice

@@ -18,9 +18,19 @@ from kerasgen.data import load_dataset
 from kerasgen.evaluation.report import evaluate
 from kerasgen.plots import plot_same_latents
 from kerasgen.runs.domain import choose_classifier
+from kerasgen.runs.choose import CHOSEN_FIELDS, choose_for_config
 from kerasgen.runs.gan import train_gan
 from kerasgen.runs.harness import CONFIG_FILE, check_folder, check_same_run, prepare_folder
 from kerasgen.runs.vae import train_vae
+
+# The VAE's model flags a pipeline passes through to its VAE stage.
+VAE_MODEL_FIELDS = (
+    "latent_dim", "likelihood", "binarize", "likelihood_scale", "likelihood_components", "architecture", "num_filters",
+    "num_blocks", "hidden_dim",
+)
+# The pipeline's digit VAE has an 8-d latent (see PipelineConfig.latent_dim).
+DIGIT_LATENT_DIM = 8
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelineResult:
@@ -59,9 +69,14 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
     vae_dir, gan_dir = os.path.join(config.out, "vae"), os.path.join(config.out, "gan")
     shared = shared_flags(config)
     vae_config = TrainVAEConfig(
-        dataset=config.dataset, data_dir=config.data_dir, latent_dim=config.latent_dim, epochs=config.vae_epochs,
-        seed=config.seed, out=vae_dir, **shared,
+        dataset=config.dataset, data_dir=config.data_dir, image_size=config.image_size, epochs=config.vae_epochs,
+        seed=config.seed, out=vae_dir, **{name: getattr(config, name) for name in VAE_MODEL_FIELDS}, **shared,
     )
+    # The likelihood, binarization and networks the flags leave open are chosen for the data, once,
+    # here: the VAE stage gets them as given, so a resumed pipeline rebuilds the same VAE.
+    vae_config, data_choice = choose_for_config(vae_config, digit_latent_dim=DIGIT_LATENT_DIM)
+    if data_choice is not None:
+        print(data_choice.line())
     gan_config = TrainGANConfig(
         vae=vae_dir, data_dir=config.data_dir, epochs=config.gan_epochs, seed=config.seed, out=gan_dir, **shared
     )
@@ -69,7 +84,7 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
     # The data's held-out images decide the classifier before anything is written.
     splits = load_dataset(
         config.dataset, batch_size=vae_config.batch_size, validation_size=vae_config.validation_size,
-        seed=config.seed, data_dir=config.data_dir, stream=config.stream,
+        image_size=config.image_size, seed=config.seed, data_dir=config.data_dir, stream=config.stream,
     )
     if config.classifier:
         choose_classifier(config.classifier, splits, config.out)  # a bad --classifier is an input error
@@ -77,11 +92,11 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
     config_path = os.path.join(config.out, CONFIG_FILE)
     if config.resume and os.path.isfile(config_path):
         check_same_run(read_json(config_path), config.to_dict(), PipelineConfig.resumable_fields(), config.out)
-    write_json(config_path, config.to_dict())
+    write_json(config_path, {**config.to_dict(), "vae": {name: getattr(vae_config, name) for name in CHOSEN_FIELDS}})
 
     classifier_config = TrainClassifierConfig(
-        dataset=config.dataset, data_dir=config.data_dir, validation_size=vae_config.validation_size, seed=config.seed,
-        **shared,
+        dataset=config.dataset, data_dir=config.data_dir, image_size=config.image_size,
+        validation_size=vae_config.validation_size, seed=config.seed, **shared,
     )
     quality = {"num_samples": config.num_samples, "seed": config.seed}
     stages = (
@@ -132,6 +147,7 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
             "total": time.perf_counter() - started,
         },
         "config": config.to_dict(),
+        "data_choice": data_choice.describe() if data_choice else None,
     }
     if "frechet_distance" in summary["vae"] and "frechet_distance" in summary["gan"]:
         summary["gan_fd_reduction"] = 1.0 - summary["gan"]["frechet_distance"] / summary["vae"]["frechet_distance"]

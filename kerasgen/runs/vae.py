@@ -10,6 +10,7 @@ from kerasgen.config import TrainClassifierConfig, TrainVAEConfig, shared_flags,
 from kerasgen.data import load_dataset
 from kerasgen.export import export_vae
 from kerasgen.models import VAE, AggressiveVAE
+from kerasgen.runs.choose import choose_for_config
 from kerasgen.runs.harness import Run
 from kerasgen.runs.schedules import learning_rate
 
@@ -82,6 +83,11 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
         `RunResult`.
     """
     run = Run(config, "vae.keras", verbose)
+    config, choice = choose_for_config(config, digit_latent_dim=16)
+    if choice is not None:
+        print(choice.line())
+    # The run records and checks on --resume the config as resolved for its data.
+    run.config = config
     binarize = resolve_binarize(config)
     splits = load_dataset(
         config.dataset,
