@@ -189,8 +189,9 @@ def _stream():
 def _classifier(what):
     return _field(
         None,
-        f"classifier folder for {what} (default: the shipped digit classifier when it scores this data's "
-        "held-out images >= 80%% right, else one trained on the data's labels into OUT/classifier)",
+        f"classifier folder for {what} (default: a shipped classifier, digits or CIFAR-10, when it scores this "
+        "data's held-out images right often enough (digits: >= 80%%), else one trained on the data's labels into "
+        "OUT/classifier)",
         resumable=True,
     )
 
