@@ -201,8 +201,9 @@ def _stream():
 def _classifier(what):
     return _field(
         None,
-        f"classifier folder for {what} (default: the shipped digit classifier when it scores this data's "
-        "held-out images >= 80%% right, else one trained on the data's labels into OUT/classifier)",
+        f"classifier folder for {what} (default: a shipped classifier, digits or CIFAR-10, when it scores this "
+        "data's held-out images right often enough (digits: >= 80%%), else one trained on the data's labels into "
+        "OUT/classifier)",
         resumable=True,
     )
 
@@ -551,7 +552,7 @@ class TrainClassifierConfig(Config):
         500, "validation images: a count, or a fraction when below 1", parse=count_or_fraction, check=POSITIVE
     )
     num_filters: tuple[int, ...] = _field(
-        (16, 32, 64), "filters per level (two convolutions and a max pooling each)", check=POSITIVE
+        (16, 32, 64), "filters per level (--convs-per-level convolutions and a max pooling each)", check=POSITIVE
     )
     feature_dim: int = _field(
         128, "width of the penultimate layer: the features for Fréchet distance and KID", check=POSITIVE
@@ -560,6 +561,9 @@ class TrainClassifierConfig(Config):
     translation: float = _field(
         0.1, "largest random shift during training, as a fraction of height and width (0: none)", check=NON_NEGATIVE
     )
+    flip: bool = _field(False, "mirror training images left-right at random (natural images, not digits)")
+    batch_norm: bool = _field(False, "batch normalization after each convolution (moving statistics at inference)")
+    convs_per_level: int = _field(2, "3x3 convolutions per level", check=POSITIVE)
     epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
     batch_size: int = _field(64, "images per step", check=POSITIVE)
     learning_rate: float = _field(2e-3, "Adam's initial learning rate", check=POSITIVE)

@@ -14,6 +14,8 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PACKAGE_DATA = [
     "kerasgen/assets/classifier-mnist-5k/classifier.keras",
     "kerasgen/assets/classifier-mnist-5k/metadata.json",
+    "kerasgen/assets/classifier-cifar10/classifier.keras",
+    "kerasgen/assets/classifier-cifar10/metadata.json",
     "kerasgen/data/mnist_5k.npz",
 ]
 

@@ -2,8 +2,9 @@
 
 FID, KID and the Inception Score embed images with an ImageNet Inception network, which says
 little about 28x28 digits; like TF-GAN's MNIST score, kerasgen embeds them with a small classifier
-trained on the domain (`kerasgen.models.Classifier`, e.g. the one shipped in the package at
-`SHIPPED_CLASSIFIER`) and reports the same statistics there. The numbers are comparable only
+trained on the domain (`kerasgen.models.Classifier`, e.g. the digit one shipped in the package at
+`SHIPPED_CLASSIFIER` or the CIFAR-10 one at `SHIPPED_CIFAR10_CLASSIFIER`) and reports the same
+statistics there. The numbers are comparable only
 between runs that use the same classifier.
 
 - `frechet_distance(a, b)`: ‖μa − μb‖² + Tr(Σa + Σb − 2(ΣaΣb)^½) between Gaussians fitted to two
@@ -36,17 +37,26 @@ from keras import ops
 # Features and logits
 
 
-# The classifier that ships inside the package (package data, so any install has it), for mnist-5k
-# and any 28x28 digit data: `classifier.keras` and the `metadata.json` that says how it was trained.
+# The classifiers that ship inside the package (package data, so any install has it): each folder
+# holds `classifier.keras` and the `metadata.json` that says how it was trained, how accurate it is
+# and (`serves`) its domain's name and the held-out accuracy on a dataset at which it scores that data.
+# For mnist-5k and any 28x28 digit data:
 SHIPPED_CLASSIFIER = os.fspath(importlib.resources.files("kerasgen") / "assets" / "classifier-mnist-5k")
+# For CIFAR-10 (32x32 colour; larger images of it are resized to 32x32):
+SHIPPED_CIFAR10_CLASSIFIER = os.fspath(importlib.resources.files("kerasgen") / "assets" / "classifier-cifar10")
+SHIPPED_CLASSIFIERS = (SHIPPED_CLASSIFIER, SHIPPED_CIFAR10_CLASSIFIER)
 
 
 def load_classifier(path, image_shape):
-    """The domain classifier at `path` (a folder or `.keras` file; None: the shipped one) for `image_shape` images.
+    """The domain classifier at `path` (a folder or `.keras` file; None: the shipped digit one) for `image_shape` images.
+
+    Images whose height or width differ from the classifier's input are resized to it when it
+    scores them (`Classifier` resizes them, antialiased), so only the channel counts must agree.
 
     Raises:
         FileNotFoundError: no classifier there.
-        ValueError: the file is corrupt, holds another kind of model, or takes images of another shape.
+        ValueError: the file is corrupt, holds another kind of model, or takes images of another
+            channel count.
     """
     from kerasgen.artifacts import load_run
     from kerasgen.models import Classifier
@@ -60,10 +70,11 @@ def load_classifier(path, image_shape):
             f"--classifier needs a kerasgen Classifier (a train-classifier output), but {path} holds a "
             f"{type(classifier).__name__}. Received: --classifier {path}"
         )
-    if tuple(classifier.image_shape) != tuple(image_shape):
+    if len(image_shape) != 3 or classifier.image_shape[-1] != image_shape[-1]:
         raise ValueError(
-            f"The classifier at {path} takes images of shape {tuple(classifier.image_shape)}, "
-            f"but the model makes {tuple(image_shape)}. Received: --classifier {path}"
+            f"The classifier at {path} takes images of shape {tuple(classifier.image_shape)} ({classifier.image_shape[-1]} "
+            f"channels; another height and width would be resized), but the model makes {tuple(image_shape)}. "
+            f"Received: --classifier {path}"
         )
     return classifier
 

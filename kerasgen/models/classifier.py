@@ -17,9 +17,18 @@ class Classifier(distribute.FirstReplicaBuild, keras.Model):
     `kerasgen.evaluation.sample_quality` measures Fréchet distance and KID, as Inception's pool
     features are for natural images. Train it with the standard `compile` and `fit`.
 
-    Each level is two 3x3 ReLU convolutions and a 2x2 max pooling ("same" padding, so any height
-    and width work). During training, inputs are shifted by up to `translation` of their size
-    (`keras.layers.RandomTranslation`, zero fill); at inference they are left alone.
+    Each level is `convs_per_level` 3x3 ReLU convolutions (each followed by batch normalization
+    before its ReLU when `batch_norm`) and a 2x2 max pooling ("same" padding, so any height and
+    width work). During training, inputs are mirrored left-right at random when `flip` (natural
+    images; not digits) and shifted by up to `translation` of their size
+    (`keras.layers.RandomTranslation`, zero fill); at inference they are left alone, and batch
+    normalization uses its moving statistics, so the features of an image do not depend on the
+    other images of its batch.
+
+    Images of another height or width (same channels) are resized to `image_shape` first
+    (bilinear, antialiased when shrinking) by `call` and `features`, so a classifier trained on
+    32x32 CIFAR-10 also scores 64x64 samples of it; the numbers are then those of the resized
+    images.
 
     Args:
         image_shape: tuple `(height, width, channels)`, images in [0, 1]. Defaults to `(28, 28, 1)`.
@@ -28,7 +37,11 @@ class Classifier(distribute.FirstReplicaBuild, keras.Model):
         feature_dim: int, width of the penultimate (feature) layer. Defaults to 128.
         dropout: float in [0, 1), dropout rate between the features and the logits. Defaults to 0.3.
         translation: float in [0, 1), the largest random shift as a fraction of height and width
-            during training; 0 disables augmentation. Defaults to 0.1.
+            during training; 0 disables it. Defaults to 0.1.
+        flip: bool, mirror training images left-right at random. Defaults to False.
+        batch_norm: bool, batch normalization after each convolution (before its ReLU).
+            Defaults to False.
+        convs_per_level: int >= 1, 3x3 convolutions per level. Defaults to 2.
         seed: int or None, seeds the augmentation and dropout. Defaults to None.
 
     Example:
@@ -51,6 +64,9 @@ class Classifier(distribute.FirstReplicaBuild, keras.Model):
         feature_dim=128,
         dropout=0.3,
         translation=0.1,
+        flip=False,
+        batch_norm=False,
+        convs_per_level=2,
         seed=None,
         **kwargs,
     ):
@@ -72,12 +88,21 @@ class Classifier(distribute.FirstReplicaBuild, keras.Model):
             raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
         if not (isinstance(translation, (int, float)) and 0 <= translation < 1):
             raise ValueError(f"translation must be a number in [0, 1). Received: translation={translation!r}")
+        if not isinstance(flip, bool):
+            raise ValueError(f"flip must be a bool. Received: flip={flip!r}")
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"batch_norm must be a bool. Received: batch_norm={batch_norm!r}")
+        if isinstance(convs_per_level, bool) or not isinstance(convs_per_level, int) or convs_per_level < 1:
+            raise ValueError(f"convs_per_level must be an int >= 1. Received: convs_per_level={convs_per_level!r}")
         self.image_shape = shape
         self.num_classes = num_classes
         self.num_filters = tuple(num_filters)
         self.feature_dim = feature_dim
         self.dropout = float(dropout)
         self.translation = float(translation)
+        self.flip = flip
+        self.batch_norm = batch_norm
+        self.convs_per_level = convs_per_level
         self.seed = seed
 
         self.augmentation = (
@@ -85,11 +110,17 @@ class Classifier(distribute.FirstReplicaBuild, keras.Model):
             if translation > 0
             else None
         )
-        self.embedding = _build_embedding(self.image_shape, self.num_filters, feature_dim)
+        # Its own stream, as the dropout's below.
+        self.flip_layer = (
+            layers.RandomFlip("horizontal", seed=None if seed is None else seed + 2, name="flip") if flip else None
+        )
+        self.embedding = _build_embedding(
+            self.image_shape, self.num_filters, feature_dim, batch_norm=batch_norm, convs_per_level=convs_per_level
+        )
         # Its own stream: the same seed would otherwise drive the shifts and the dropout masks alike.
         self.dropout_layer = layers.Dropout(dropout, seed=None if seed is None else seed + 1, name="dropout")
         # Each replica of a distributed run draws its own shifts and dropout masks.
-        for layer in (self.augmentation, self.dropout_layer):
+        for layer in (self.flip_layer, self.augmentation, self.dropout_layer):
             if layer is not None:
                 distribute.use_replica_seeds(layer)
         # Logits in float32 under a mixed-precision policy: the softmax and the loss stay exact.
@@ -100,13 +131,27 @@ class Classifier(distribute.FirstReplicaBuild, keras.Model):
 
     def features(self, x):
         """The penultimate-layer features `[B, feature_dim]` of images `[B, H, W, C]` in [0, 1] (inference mode)."""
-        return self.embedding(x, training=False)
+        return self.embedding(self._to_input_size(x), training=False)
 
     def call(self, x, training=False):
+        x = self._to_input_size(x)
+        if training and self.flip_layer is not None:
+            x = self.flip_layer(x, training=True)
         if training and self.augmentation is not None:
             x = self.augmentation(x, training=True)
         features = self.embedding(x, training=training)
         return self.head(self.dropout_layer(features, training=training))
+
+    def _to_input_size(self, x):
+        """`x` resized to `image_shape`'s height and width where they differ (antialiased)."""
+        height, width, channels = self.image_shape
+        if len(x.shape) != 4 or x.shape[-1] != channels:
+            raise ValueError(
+                f"The classifier takes images [B, H, W, {channels}]. Received: images of shape {tuple(x.shape)}"
+            )
+        if tuple(x.shape[1:3]) == (height, width):
+            return x
+        return ops.image.resize(x, (height, width), interpolation="bilinear", antialias=True)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -138,6 +183,9 @@ class Classifier(distribute.FirstReplicaBuild, keras.Model):
             "feature_dim": self.feature_dim,
             "dropout": self.dropout,
             "translation": self.translation,
+            "flip": self.flip,
+            "batch_norm": self.batch_norm,
+            "convs_per_level": self.convs_per_level,
             "seed": self.seed,
         }
 
@@ -149,13 +197,18 @@ class Classifier(distribute.FirstReplicaBuild, keras.Model):
         return cls(**config)
 
 
-def _build_embedding(image_shape, num_filters, feature_dim, name="embedding"):
-    """Images to penultimate features: per level two 3x3 convolutions and a 2x2 max pooling, then a dense layer."""
+def _build_embedding(image_shape, num_filters, feature_dim, batch_norm=False, convs_per_level=2, name="embedding"):
+    """Images to penultimate features: per level 3x3 convolutions and a 2x2 max pooling, then a dense layer."""
     inputs = keras.Input(shape=image_shape, name="images")
     x = inputs
     for filters in num_filters:
-        x = Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = Conv2D(filters, 3, padding="same", activation="relu")(x)
+        for _ in range(convs_per_level):
+            if batch_norm:
+                # The normalization's shift replaces the convolution's bias.
+                x = Conv2D(filters, 3, padding="same", use_bias=False)(x)
+                x = layers.Activation("relu")(layers.BatchNormalization()(x))
+            else:
+                x = Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = MaxPooling2D(2, padding="same")(x)
     x = layers.Flatten()(x)
     outputs = layers.Dense(feature_dim, activation="relu", name="features")(x)

@@ -73,6 +73,9 @@ def train_classifier(config=TrainClassifierConfig(), verbose=None):
             feature_dim=config.feature_dim,
             dropout=config.dropout,
             translation=config.translation,
+            flip=config.flip,
+            batch_norm=config.batch_norm,
+            convs_per_level=config.convs_per_level,
             seed=config.seed,
         )
         classifier.compile(

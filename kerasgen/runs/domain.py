@@ -1,16 +1,21 @@
-"""Which classifier scores a dataset's samples: the shipped digit one only where evidence says so.
+"""Which classifier scores a dataset's samples: a shipped one only where evidence says so.
 
 Fréchet distance, KID, the classifier score and the class shares mean something only on the
-features of a classifier of the data's own domain. The shipped classifier was trained on MNIST
-digits; scored with it, samples of another 28x28 dataset get confident but meaningless classes.
-So a run asks `choose_classifier`:
+features of a classifier of the data's own domain. The shipped classifiers were trained on MNIST
+digits and on CIFAR-10; scored with the digit one, samples of another 28x28 dataset get confident
+but meaningless classes. So a run asks `choose_classifier`:
 
 1. `--classifier DIR` given: that one (its accuracy on the data's labelled held-out images is
    measured and reported when the label sets agree);
-2. else the data has labels: the shipped classifier when it gets at least `MIN_ACCURACY` of the
-   held-out images right, otherwise a classifier trained on the data (the `train-classifier`
-   defaults, the run's own split) into `OUT/classifier/`, reused when it is already there;
+2. else the data has labels: of the shipped classifiers (`SHIPPED_CLASSIFIERS`) that take the
+   data's channel count, the most accurate on the held-out images among those that get at least
+   their own minimum right (`serves.min_heldout_accuracy` in their metadata: `MIN_ACCURACY` for
+   digits); otherwise a classifier trained on the data (the `train-classifier` defaults, the run's
+   own split) into `OUT/classifier/`, reused when it is already there;
 3. else (no labels): none — sample metrics need `--classifier`, and the reason says so.
+
+A classifier whose input has another height or width than the data scores the images resized to
+its input (antialiased): a 64x64 CIFAR-10 run uses the 32x32 CIFAR-10 classifier. The choice says so.
 """
 
 import dataclasses
@@ -20,9 +25,10 @@ import keras
 import numpy as np
 
 from kerasgen.artifacts import read_json
-from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER, load_classifier
+from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIERS, load_classifier
 
-# The shipped classifier serves a dataset when it classifies this share of its held-out images.
+# The shipped digit classifier serves a dataset when it classifies this share of its held-out
+# images (the default for a shipped classifier whose metadata names no minimum).
 MIN_ACCURACY = 0.8
 
 
@@ -37,6 +43,8 @@ class ClassifierChoice:
             could not be measured (no labels, or other classes).
         heldout_size: how many held-out images that accuracy is over.
         reason: one sentence on why this classifier.
+        resized: None, or how the images are resized to the classifier's input, e.g.
+            `"64x64 images are resized to its 32x32 input (antialiased)"`.
     """
 
     path: str
@@ -44,6 +52,7 @@ class ClassifierChoice:
     heldout_accuracy: float | None
     heldout_size: int
     reason: str
+    resized: str | None = None
 
     def load(self, image_shape):
         return load_classifier(self.path, image_shape)
@@ -55,7 +64,8 @@ class ClassifierChoice:
     def summary(self):
         """One line: which classifier and how well it knows this data."""
         accuracy = "" if self.heldout_accuracy is None else f", {100 * self.heldout_accuracy:.1f}% held-out accuracy"
-        return f"{self.origin} classifier {self.path}{accuracy}: {self.reason}"
+        resized = "" if self.resized is None else f" ({self.resized})"
+        return f"{self.origin} classifier {self.path}{accuracy}: {self.reason}{resized}"
 
 
 def choose_classifier(requested, splits, out, train_config=None, image_shape=None):
@@ -82,48 +92,79 @@ def choose_classifier(requested, splits, out, train_config=None, image_shape=Non
     if requested:
         classifier = load_classifier(requested, image_shape)
         accuracy = _accuracy_if_comparable(classifier, images, labels, splits.num_classes)
-        choice = ClassifierChoice(requested, "given", accuracy, len(images), "given by --classifier")
+        resized = _resizing(classifier.image_shape, image_shape)
+        choice = ClassifierChoice(requested, "given", accuracy, len(images), "given by --classifier", resized)
         return choice, choice.reason
 
     trained = os.path.join(out, "classifier")
     if os.path.isfile(os.path.join(trained, "classifier.keras")):
-        return _trained_choice(trained, "trained for this data earlier in this run"), "reused"
+        return _trained_choice(trained, "trained for this data earlier in this run", image_shape), "reused"
     if not labelled:
         return None, (
             "the data has no labels, so no classifier of its domain can be checked or trained; "
             "sample metrics (Fréchet distance, KID, class shares) need --classifier DIR"
         )
 
-    shipped_reason = "it takes images of another shape"
-    try:
-        shipped = load_classifier(SHIPPED_CLASSIFIER, image_shape)
-    except ValueError:
-        shipped = None
-    if shipped is not None:
-        accuracy = _accuracy_if_comparable(shipped, images, labels, splits.num_classes)
-        if accuracy is not None and accuracy >= MIN_ACCURACY:
-            reason = f"it classifies {100 * accuracy:.1f}% of this data's held-out images right (>= {100 * MIN_ACCURACY:.0f}%)"
-            return ClassifierChoice(SHIPPED_CLASSIFIER, "shipped", accuracy, len(images), reason), reason
-        shipped_reason = (
-            f"it has {shipped.num_classes} classes and the data {splits.num_classes}"
-            if accuracy is None
-            else f"it classifies only {100 * accuracy:.1f}% of this data's held-out images right"
-        )
+    serving, refusals = [], []
+    for path in SHIPPED_CLASSIFIERS:
+        choice = _shipped_choice(path, images, labels, splits.num_classes, image_shape)
+        (serving if isinstance(choice, ClassifierChoice) else refusals).append(choice)
+    if serving:
+        best = max(serving, key=lambda choice: choice.heldout_accuracy)
+        return best, best.reason
+    shipped_reason = "; ".join(refusals)
     if train_config is None:
-        return None, f"the shipped digit classifier does not serve this data ({shipped_reason}); pass --classifier DIR"
+        return None, f"{shipped_reason}; pass --classifier DIR"
 
     # Imported here: the classifier run imports this module.
     from kerasgen.runs.classifier import train_classifier
 
-    print(f"The shipped digit classifier does not serve this data ({shipped_reason}): training one into {trained} ...")
+    print(f"{shipped_reason[0].upper()}{shipped_reason[1:]}: training one into {trained} ...")
     # A training killed earlier in this run continues from its checkpoint.
     train_classifier(dataclasses.replace(train_config, out=trained, resume=os.path.isdir(trained), overwrite=False))
-    return _trained_choice(trained, f"the shipped digit classifier does not serve this data ({shipped_reason})"), "trained"
+    return _trained_choice(trained, shipped_reason, image_shape), "trained"
 
 
-def _trained_choice(folder, reason):
+def shipped_serving(path):
+    """`(domain name, minimum held-out accuracy to serve a dataset)` of the shipped classifier folder `path`."""
+    return _serving(read_json(os.path.join(path, "metadata.json")))
+
+
+def _serving(metadata):
+    serves = metadata.get("serves", {})
+    return serves.get("domain", "shipped"), serves.get("min_heldout_accuracy", MIN_ACCURACY)
+
+
+def _shipped_choice(path, images, labels, num_classes, image_shape):
+    """The `ClassifierChoice` of the shipped classifier at `path` when it serves the data, else why not."""
+    metadata = read_json(os.path.join(path, "metadata.json"))
+    name, minimum = _serving(metadata)
+    refusal = f"the shipped {name} classifier does not serve this data"
+    channels = metadata["image_shape"][-1]
+    if channels != image_shape[-1]:
+        return f"{refusal} (it takes {channels}-channel images and the data has {image_shape[-1]})"
+    classifier = load_classifier(path, image_shape)
+    accuracy = _accuracy_if_comparable(classifier, images, labels, num_classes)
+    if accuracy is None:
+        return f"{refusal} (it has {classifier.num_classes} classes and the data {num_classes})"
+    if accuracy < minimum:
+        return f"{refusal} (it classifies only {100 * accuracy:.1f}% of this data's held-out images right)"
+    reason = f"it classifies {100 * accuracy:.1f}% of this data's held-out images right (>= {100 * minimum:.0f}% for the shipped {name} classifier)"
+    return ClassifierChoice(path, "shipped", accuracy, len(images), reason, _resizing(metadata["image_shape"], image_shape))
+
+
+def _resizing(classifier_shape, image_shape):
+    """None when the classifier takes `image_shape` images as they are, else how they are resized."""
+    (height, width), (image_height, image_width) = tuple(classifier_shape[:2]), tuple(image_shape[:2])
+    if (height, width) == (image_height, image_width):
+        return None
+    return f"{image_height}x{image_width} images are resized to its {height}x{width} input (antialiased)"
+
+
+def _trained_choice(folder, reason, image_shape):
     metadata = read_json(os.path.join(folder, "metadata.json"))
-    return ClassifierChoice(folder, "trained", metadata["heldout_accuracy"], metadata["heldout_size"], reason)
+    resized = _resizing(metadata["image_shape"], image_shape)
+    return ClassifierChoice(folder, "trained", metadata["heldout_accuracy"], metadata["heldout_size"], reason, resized)
 
 
 def heldout_images_and_labels(splits):

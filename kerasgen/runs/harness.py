@@ -216,7 +216,7 @@ class Run:
         elif heldout_images_and_labels(splits)[1] is None:
             raise ValueError(
                 "--quality-every scores samples with a classifier of the data's domain, but this data has no "
-                "labels to check the shipped digit classifier or to train one: pass --classifier DIR "
+                "labels to check the shipped classifiers or to train one: pass --classifier DIR "
                 f"(a train-classifier folder). Received: {show_flag('quality_every', self.config.quality_every)}"
             )
 
