@@ -65,7 +65,7 @@ def main():
     parser.add_argument("--model", help="evaluate this trained run instead of training one")
     parser.add_argument("--out", default=None, help="training output folder (default runs/bench_DATASET)")
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--latent-dim", type=int, default=TrainVAEConfig.latent_dim)
+    parser.add_argument("--latent-dim", type=int, default=None, help="size of z (default: chosen from the data, 16 for digits)")
     parser.add_argument("--posterior", default="diagonal")
     parser.add_argument("--validation-size", type=int, default=1000, help="dynamic MNIST only: held out of the 60k")
     parser.add_argument("--k", type=int, default=1000)
