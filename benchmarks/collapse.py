@@ -57,6 +57,7 @@ from kerasgen.evaluation import (  # noqa: E402
 )
 from kerasgen.plots import _save, plt, read_history  # noqa: E402
 from kerasgen.runs.domain import choose_classifier  # noqa: E402
+from kerasgen.runs.choose import CHOSEN_FIELDS  # noqa: E402
 from kerasgen.runs.harness import check_same_run  # noqa: E402
 from kerasgen.runs.vae import resolve_binarize, train_vae  # noqa: E402
 
@@ -175,8 +176,14 @@ def finished(config):
     if not (os.path.isfile(os.path.join(config.out, "vae.keras")) and os.path.isfile(path)):
         return False
     saved = read_json(path)
-    requested = {name: value for name, value in config.to_dict().items() if name in saved}
-    requested["binarize"] = resolve_binarize(config)  # config.json holds the resolved one
+    # A field left open (None) was chosen from the data when the run trained: config.json holds that choice.
+    requested = {
+        name: value for name, value in config.to_dict().items() if name in saved and not (value is None and name in CHOSEN_FIELDS)
+    }
+    if config.binarize is not None or config.likelihood is not None:
+        requested["binarize"] = resolve_binarize(config)  # config.json holds the resolved one
+    else:
+        requested.pop("binarize", None)  # chosen with the likelihood, from the data
     check_same_run(saved, requested, type(config).resumable_fields(), config.out)
     return saved["epochs"] == config.epochs
 

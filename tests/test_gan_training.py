@@ -11,7 +11,8 @@ from kerasgen.callbacks import DivergenceGuard
 from kerasgen.cli import main
 from kerasgen.images import image_grid
 
-TINY_VAE = ["--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "2", "--batch-size", "16", "--validation-size", "16"]
+# Grey noise is 8-bit data (train-vae would choose the logistic mixture); these runs test the Bernoulli path.
+TINY_VAE = ["--likelihood", "bernoulli", "--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "2", "--batch-size", "16", "--validation-size", "16"]
 
 
 def _grey_npz(path, size):
@@ -115,15 +116,16 @@ def test_a_dataset_of_another_shape_is_one_clear_line(tmp_path, capsys, vae_run)
 
 
 @pytest.mark.slow
-def test_quality_every_with_a_classifier_of_another_shape_is_one_clear_line(tmp_path, capsys, vae_run):
+def test_quality_every_with_a_classifier_of_other_channels_is_one_clear_line(tmp_path, capsys, vae_run):
+    # Another height and width is resized to the classifier's input; another channel count cannot be.
     run, _ = vae_run
     out = tmp_path / "gan"
-    from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER
+    from kerasgen.evaluation.sample_quality import SHIPPED_CIFAR10_CLASSIFIER
 
-    args = ["train-gan", "--vae", str(run), "--quality-every", "1", "--classifier", SHIPPED_CLASSIFIER, "--out", str(out)]
+    args = ["train-gan", "--vae", str(run), "--quality-every", "1", "--classifier", SHIPPED_CIFAR10_CLASSIFIER, "--out", str(out)]
     assert main(args) == 2
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and "(28, 28, 1)" in error and "(16, 16, 1)" in error
+    assert len(error.splitlines()) == 1 and "(32, 32, 3)" in error and "(16, 16, 1)" in error
     assert not out.exists()  # checked before anything is written
 
 

@@ -10,7 +10,8 @@ from kerasgen.cli import main
 from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER
 from kerasgen.models import GAN
 
-TINY = ["--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "2", "--batch-size", "16"]
+# Grey noise is 8-bit data (train-vae would choose the logistic mixture); these runs test the Bernoulli path.
+TINY = ["--likelihood", "bernoulli", "--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "2", "--batch-size", "16"]
 
 
 @pytest.fixture(scope="module")
