@@ -172,6 +172,35 @@ class ElapsedTime(keras.callbacks.Callback):
             logs["seconds"] = self.start_seconds + time.perf_counter() - self._start
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the first epoch that ends with `minutes` of training or more (`--max-minutes`).
+
+    The clock is a `SampleQuality`'s when one is given (training only: its measuring is left out,
+    so runs that measure at different rates get the same training time), else the `seconds` that
+    `ElapsedTime` adds to the logs (put it after `ElapsedTime` and before `SampleQuality`, which then
+    measures the stopped epoch as the last). A resumed run's clock goes on from its checkpoint.
+
+    Args:
+        minutes: float > 0, the training time after which no new epoch starts.
+        quality: a `SampleQuality` or None, whose clock to read.
+    """
+
+    def __init__(self, minutes, quality=None):
+        super().__init__()
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+            raise ValueError(f"minutes must be a positive number. Received: minutes={minutes!r}")
+        self.minutes = float(minutes)
+        self.quality = quality
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = self.quality.training_seconds() if self.quality is not None else (logs or {}).get("seconds")
+        if seconds is not None and seconds >= 60.0 * self.minutes:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch + 1
+            print(f"Stopping after epoch {epoch + 1}: {seconds / 60:.1f} minutes of training reached --max-minutes {self.minutes:g}.")
+
+
 class HistoryCSV(keras.callbacks.Callback):
     """The epochs' logs as a CSV file (`epoch` and the metrics, sorted), rewritten atomically each epoch.
 
@@ -430,9 +459,16 @@ class SampleQuality(keras.callbacks.Callback):
             self.measure(epoch)
             self._start, self._measuring = time.perf_counter(), 0.0
 
+    def training_seconds(self):
+        """Seconds of training so far on this callback's clock (`start_seconds` on, measuring left out)."""
+        if self._start is None:
+            return self.start_seconds
+        return self.start_seconds + time.perf_counter() - self._start - self._measuring
+
     def on_epoch_end(self, epoch, logs=None):
         first, self._first_epoch = self._first_epoch, False
-        last = epoch + 1 == self.params.get("epochs")
+        # The run's last epoch: --epochs reached, or a `TimeBudget` before this callback stopped it.
+        last = epoch + 1 == self.params.get("epochs") or bool(getattr(self.model, "stop_training", False))
         if first or (epoch + 1) % self.every == 0 or last:
             record = self.measure(epoch + 1)
             if logs is not None:

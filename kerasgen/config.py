@@ -130,6 +130,14 @@ def _resume(default=False):
     return _field(default, "continue from OUT/checkpoint after a crash or kill (--epochs may grow)", resumable=True)
 
 
+def _max_minutes():
+    return _field(
+        None, "stop after the first epoch that ends past this many minutes of training (time spent measuring "
+        "--quality-every excluded); --epochs still caps the run, and its learning-rate schedule still spans --epochs",
+        check=POSITIVE, resumable=True,
+    )
+
+
 def _overwrite():
     return _field(False, "delete an earlier run in OUT first", resumable=True)
 
@@ -269,6 +277,7 @@ class TrainVAEConfig(Config):
         check=POSITIVE,
     )
     epochs: int = _field(50, "training epochs", check=POSITIVE, resumable=True)
+    max_minutes: float | None = _max_minutes()
     batch_size: int = _field(128, "images per step", check=POSITIVE)
     learning_rate: float = _field(2e-3, "Adam's initial learning rate", check=POSITIVE)
     lr_schedule: str = _field("cosine", "constant | cosine (decay to 5%% over the run)", choices=LR_SCHEDULES)
@@ -349,6 +358,7 @@ class TrainGANConfig(Config):
         "decoder", "the generator's weights: decoder (the VAE's) | scratch (fresh, same architecture)", choices=GENERATOR_INITS
     )
     epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
+    max_minutes: float | None = _max_minutes()
     batch_size: int = _field(64, "images per step", check=POSITIVE)
     d_learning_rate: float = _field(2e-4, "the discriminator's Adam learning rate", check=POSITIVE)
     g_learning_rate: float = _field(2e-4, "the generator's Adam learning rate", check=POSITIVE)
@@ -439,6 +449,7 @@ class TrainVAEGANConfig(Config):
         "the decoder while it loses by more (default: off; on mnist-5k it froze the decoder and hurt the samples, see README)", check=NON_NEGATIVE,
     )
     epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
+    max_minutes: float | None = _max_minutes()
     batch_size: int = _field(64, "images per step", check=POSITIVE)
     e_learning_rate: float = _field(2e-4, "the encoder's Adam learning rate", check=POSITIVE)
     g_learning_rate: float = _field(2e-4, "the decoder's Adam learning rate", check=POSITIVE)
@@ -505,6 +516,7 @@ class TrainAAEConfig(Config):
     prior_radius: float = _field(4.0, "the mixture prior's circle radius", check=POSITIVE)
     discriminator_units: tuple[int, ...] = _field((512, 512), "hidden widths of the latent discriminator", check=POSITIVE)
     epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
+    max_minutes: float | None = _max_minutes()
     batch_size: int = _field(64, "images per step", check=POSITIVE)
     learning_rate: float = _field(2e-4, "Adam's learning rate of the reconstruction phase (encoder and decoder)", check=POSITIVE)
     d_learning_rate: float = _field(
@@ -565,6 +577,7 @@ class TrainClassifierConfig(Config):
     batch_norm: bool = _field(False, "batch normalization after each convolution (moving statistics at inference)")
     convs_per_level: int = _field(2, "3x3 convolutions per level", check=POSITIVE)
     epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
+    max_minutes: float | None = _max_minutes()
     batch_size: int = _field(64, "images per step", check=POSITIVE)
     learning_rate: float = _field(2e-3, "Adam's initial learning rate", check=POSITIVE)
     lr_schedule: str = _field("cosine", "constant | cosine (decay to 5%% over the run)", choices=LR_SCHEDULES)

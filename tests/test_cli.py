@@ -100,6 +100,31 @@ def test_train_vae_quality_every_scores_prior_samples_against_the_grey_heldout_i
     assert fd == pytest.approx(records[-1]["fd"], rel=1e-4)
 
 
+@pytest.mark.slow
+def test_max_minutes_stops_after_the_epoch_that_spends_it_measures_that_epoch_and_resumes(tmp_path, grey_npz, capsys):
+    classifier = tmp_path / "classifier"
+    assert main(["train-classifier", "--dataset", grey_npz, "--validation-size", "16", "--num-filters", "4", "8",
+                 "--feature-dim", "8", "--epochs", "1", "--out", str(classifier)]) == 0
+    out = tmp_path / "run"
+    quality = ["--quality-every", "3", "--classifier", str(classifier)]
+    # A budget any epoch spends: the run stops after its first, saved and scored as a finished one.
+    assert main(["train-vae", "--dataset", grey_npz, "--epochs", "6", "--max-minutes", "1e-6", *quality, "--out", str(out), *TINY]) == 0
+    assert "Stopping after epoch 1: " in capsys.readouterr().out
+    assert (out / "vae.keras").is_file()
+    with open(out / "history.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0]
+    records = json.loads((out / "quality.json").read_text())["records"]
+    assert [r["epoch"] for r in records] == [0, 1]  # the stopped epoch is measured as the last
+    # Resumed with a budget it has not spent, it trains on to --epochs, its clock going on.
+    assert main(["train-vae", "--dataset", grey_npz, "--epochs", "3", "--max-minutes", "60", "--resume", *quality, "--out", str(out), *TINY]) == 0
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    seconds = [float(r["seconds"]) for r in rows]
+    assert seconds == sorted(seconds)
+    assert [r["epoch"] for r in json.loads((out / "quality.json").read_text())["records"]] == [0, 1, 2, 3]  # a fit's first epoch is always measured
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

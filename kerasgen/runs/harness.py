@@ -30,7 +30,9 @@ import keras
 
 from kerasgen import distribute
 from kerasgen.artifacts import atomic_path, inference_copy, read_json, write_json
-from kerasgen.callbacks import Backup, ElapsedTime, EpochLog, HistoryCSV, LatentDiagnostics, SampleGrid, SampleQuality
+from kerasgen.callbacks import (
+    Backup, ElapsedTime, EpochLog, HistoryCSV, LatentDiagnostics, SampleGrid, SampleQuality, TimeBudget,
+)
 from kerasgen.config import show_flag
 from kerasgen.evaluation.sample_quality import load_classifier
 from kerasgen.plots import plot_history
@@ -285,8 +287,10 @@ class Run:
         interactive = sys.stdout.isatty()
         verbose = self.verbose if self.verbose is not None else ("auto" if interactive else 0)
         every = getattr(self.config, "grid_every", 1)
+        budget = getattr(self.config, "max_minutes", None)
         callback_list = [
             ElapsedTime(getattr(self, "_start_seconds", 0.0)),
+            *([TimeBudget(budget, quality)] if budget else []),
             *([quality] if quality is not None else []),
             *([latent] if latent is not None else []),
             keras.callbacks.TerminateOnNaN(),
