@@ -16,7 +16,8 @@ which trains on 64x64 CelebA. Kept as it is there:
 
 The one change is the size: 32x32 images instead of 64x64, so the generator's dense layer makes a
 4x4 map where the example makes an 8x8 one (three doublings reach 32). The discriminator needs no
-change. `sample(n, seed)` is added so that kerasgen's sample-quality callback can score it.
+change. `sample(n, seed)` and `generate(z)` are added so that kerasgen's sample-quality and
+sample-grid callbacks can score and draw it.
 """
 
 import keras
@@ -114,6 +115,10 @@ class KerasIODCGAN(keras.Model):
         self.d_loss_metric.update_state(d_loss)
         self.g_loss_metric.update_state(g_loss)
         return {"d_loss": self.d_loss_metric.result(), "g_loss": self.g_loss_metric.result()}
+
+    def generate(self, z):
+        """The generator's images in [0, 1] for latent vectors `z` `[N, latent_dim]`."""
+        return self.generator(z, training=False)
 
     def sample(self, n, seed=0):
         """`n` generated images in [0, 1]; the same `seed` gives the same images."""

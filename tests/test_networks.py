@@ -1,4 +1,5 @@
 import os
+import re
 
 import keras
 import numpy as np
@@ -199,3 +200,49 @@ def test_discriminator_leaky_relu_is_kerass_and_survives_a_keras_round_trip(tmp_
     discriminator.save(tmp_path / "d.keras")
     reloaded = keras.saving.load_model(tmp_path / "d.keras")
     np.testing.assert_allclose(np.asarray(reloaded(images)), np.asarray(discriminator(images)), rtol=1e-6)
+
+
+# --- The latent map ----------------------------------------------------------------------------
+
+
+def test_a_latent_map_is_z_read_at_the_coarsest_resolution():
+    # 16x16 images, two levels: a 4x4 map, so 32 numbers are 2 channels per position.
+    vae = _small_vae("resnet", latent_dim=32, latent_layout="map")
+    assert vae.decoder.get_layer("z_map").output.shape[1:] == (4, 4, 2)
+    assert vae.encoder.get_layer("posterior_loc").output.shape[1:] == (4, 4, 2)
+    assert not any(isinstance(layer, keras.layers.Dense) for layer in [*vae.encoder.layers, *vae.decoder.layers])
+    # The posterior's loc is the loc map, flattened: the first half of the encoder's output.
+    images = _colour_images(4)
+    loc_map = keras.Model(vae.encoder.input, vae.encoder.get_layer("posterior_loc").output)(images)
+    np.testing.assert_allclose(vae.encode(images)[0], ops.reshape(loc_map, (4, 32)), rtol=1e-6, atol=1e-6)
+
+
+def test_a_latent_map_vae_trains_round_trips_and_starts_a_gan_and_an_aae(tmp_path):
+    keras.utils.set_random_seed(0)
+    vae = _small_vae("resnet", latent_dim=32, latent_layout="map")
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    images = _colour_images()
+    first = vae.fit(images, batch_size=8, epochs=1, verbose=0).history["loss"][0]
+    last = vae.fit(images, batch_size=8, epochs=20, verbose=0).history["loss"][-1]
+    assert last < first
+    loaded = _save_and_load(vae, tmp_path, "vae.keras")
+    assert loaded.latent_layout == "map"
+    np.testing.assert_array_equal(loaded.reconstruct(images), vae.reconstruct(images))
+    z = np.random.default_rng(1).normal(size=(3, 32)).astype("float32")
+    np.testing.assert_allclose(GAN.from_vae(vae, ema_decay=0.0, seed=0).generate(z), vae.decode(z), rtol=1e-5, atol=1e-6)
+    for encoder in ("deterministic", "gaussian"):  # the AAE keeps the VAE's posterior mean
+        aae = AAE.from_vae(vae, encoder=encoder)
+        np.testing.assert_allclose(aae.reconstruct(images), vae.reconstruct(images), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(latent_dim=30), "latent_dim must be a multiple of 16. Received: latent_dim=30"),
+        (dict(latent_dim=32, posterior="full"), "only the diagonal posterior has. Received: posterior='full'"),
+        (dict(latent_dim=32, latent_layout="grid"), "latent_layout must be one of 'vector', 'map'. Received: latent_layout='grid'"),
+    ],
+)
+def test_a_latent_map_refuses_what_it_cannot_read(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _small_vae("resnet", **{"latent_layout": "map", **kwargs})

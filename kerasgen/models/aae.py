@@ -20,6 +20,7 @@ from kerasgen.networks import (
     build_latent_discriminator,
     check_architecture,
     check_image_shape,
+    check_latent_layout,
 )
 
 tfd = tfp.distributions
@@ -90,6 +91,8 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         architecture: str, the encoder's and decoder's family, `"conv"`, `"resnet"` or `"dcgan"`
             (see `VAE`). Defaults to `"conv"`.
         num_blocks: int >= 1, residual blocks per level of a `"resnet"`. Defaults to 1.
+        latent_layout: `"vector"` or `"map"` (z read as a map at the networks' coarsest
+            resolution, see `VAE`). Defaults to `"vector"`.
         discriminator_units: sequence of positive ints, the latent discriminator's hidden
             widths. Defaults to `(512, 512)`.
         seed: int or None, seeds the posterior noise and the prior draws of training (and, with
@@ -127,10 +130,12 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         seed=None,
         architecture="conv",
         num_blocks=1,
+        latent_layout="vector",
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_architecture(architecture, num_blocks)
+        check_latent_layout(latent_layout)
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
         if encoder not in ENCODERS:
@@ -177,6 +182,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         self.seed = seed
         self.architecture = architecture
         self.num_blocks = num_blocks
+        self.latent_layout = latent_layout
 
         self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale, likelihood_components)
         self.encoder = build_encoder(
@@ -186,6 +192,8 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             latent_dim if encoder == "deterministic" else 2 * latent_dim,
             architecture=architecture,
             num_blocks=num_blocks,
+            latent_layout=latent_layout,
+            parameter_parts=1 if encoder == "deterministic" else 2,
         )
         self.decoder = build_decoder(
             latent_dim,
@@ -195,6 +203,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             head=self._likelihood.decoder_head(self.image_shape),
             architecture=architecture,
             num_blocks=num_blocks,
+            latent_layout=latent_layout,
         )
         self.discriminator = build_latent_discriminator(latent_dim, self.discriminator_units)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -235,7 +244,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             raise ValueError(f"init must be one of 'vae', 'scratch'. Received: init={init!r}")
         architecture = (
             "image_shape", "latent_dim", "likelihood", "likelihood_scale", "likelihood_components", "num_filters",
-            "hidden_dim", "architecture", "num_blocks",
+            "hidden_dim", "architecture", "num_blocks", "latent_layout",
         )
         taken = [key for key in architecture if key in aae_kwargs]
         if taken:
@@ -256,9 +265,11 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         if encoder == "gaussian":
             aae.encoder.set_weights(vae.encoder.get_weights())
             return aae
-        for layer, source in zip(aae.encoder.layers, vae.encoder.layers):
+        # The posterior mean's part of the VAE's encoder: with a latent map, the scale's layers go.
+        sources = [layer for layer in vae.encoder.layers if not layer.name.startswith("posterior_scale")]
+        for layer, source in zip(aae.encoder.layers, sources, strict=True):
             weights = source.get_weights()
-            if layer.name == "posterior_parameters":
+            if layer.name == "posterior_parameters" and weights:  # the vector layout's dense layer
                 kernel, bias = weights
                 weights = [kernel[:, : vae.latent_dim], bias[: vae.latent_dim]]
             layer.set_weights(weights)
@@ -469,6 +480,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             "seed": self.seed,
             "architecture": self.architecture,
             "num_blocks": self.num_blocks,
+            "latent_layout": self.latent_layout,
         }
 
     @classmethod

@@ -6,7 +6,9 @@ from keras import ops
 
 from kerasgen import distribute, distributions
 from kerasgen.losses import negative_elbo, negative_iwae_bound
-from kerasgen.networks import build_decoder, build_encoder, check_architecture, check_image_shape
+from kerasgen.networks import (
+    build_decoder, build_encoder, check_architecture, check_image_shape, check_latent_layout, map_channels,
+)
 from kerasgen.pixelcnn import AutoregressiveBernoulli, build_pixelcnn
 
 DECODERS = ("conv", "pixelcnn")
@@ -54,6 +56,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             size. Defaults to `"conv"`.
         num_blocks: int >= 1, residual blocks per level of a `"resnet"`; ignored by the others.
             Defaults to 1.
+        latent_layout: `"vector"` or `"map"`: z read as a map of `latent_dim / (h * w)` channels
+            at the networks' coarsest resolution h x w (`kerasgen.networks`); needs the diagonal
+            posterior, and `hidden_dim` is not used. Defaults to `"vector"`.
         beta: float, the weight on the KL term (β-VAE). Defaults to 1.
         kl_warmup_steps: int, the KL weight grows linearly from 0 to `beta` over this many
             optimizer steps (0 disables warm-up). Defaults to 0.
@@ -125,10 +130,12 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         pixelcnn_filters=32,
         architecture="conv",
         num_blocks=1,
+        latent_layout="vector",
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_architecture(architecture, num_blocks)
+        check_latent_layout(latent_layout)
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
         if not num_filters or not all(isinstance(f, int) and f > 0 for f in num_filters):
@@ -157,6 +164,13 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
         self.image_shape = check_image_shape(image_shape, len(num_filters))
+        if latent_layout == "map":
+            if posterior != "diagonal":
+                raise ValueError(
+                    "latent_layout='map' reads the posterior's parameters as maps, which only the diagonal posterior "
+                    f"has. Received: posterior={posterior!r}"
+                )
+            map_channels(latent_dim, self.image_shape, len(num_filters))
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.likelihood_scale = likelihood_scale
@@ -177,7 +191,8 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         self.pixelcnn_filters = pixelcnn_filters
         self.architecture = architecture
         self.num_blocks = num_blocks
-        networks = {"architecture": architecture, "num_blocks": num_blocks}
+        self.latent_layout = latent_layout
+        networks = {"architecture": architecture, "num_blocks": num_blocks, "latent_layout": latent_layout}
 
         self._likelihood = distributions.get_likelihood(likelihood, likelihood_scale, likelihood_components)
         self._posterior = distributions.make_posterior(posterior)
@@ -438,6 +453,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             "pixelcnn_filters": self.pixelcnn_filters,
             "architecture": self.architecture,
             "num_blocks": self.num_blocks,
+            "latent_layout": self.latent_layout,
         }
 
     @classmethod

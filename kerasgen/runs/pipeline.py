@@ -26,7 +26,7 @@ from kerasgen.runs.vae import train_vae
 # The VAE's model flags a pipeline passes through to its VAE stage.
 VAE_MODEL_FIELDS = (
     "latent_dim", "likelihood", "binarize", "likelihood_scale", "likelihood_components", "architecture", "num_filters",
-    "num_blocks", "hidden_dim",
+    "num_blocks", "hidden_dim", "latent_layout",
 )
 # The pipeline's digit VAE has an 8-d latent (see PipelineConfig.latent_dim).
 DIGIT_LATENT_DIM = 8

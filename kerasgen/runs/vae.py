@@ -118,6 +118,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
             hidden_dim=config.hidden_dim,
             architecture=config.architecture,
             num_blocks=config.num_blocks,
+            latent_layout=config.latent_layout,
             decoder=config.decoder,
             pixelcnn_layers=config.pixelcnn_layers,
             pixelcnn_filters=config.pixelcnn_filters,

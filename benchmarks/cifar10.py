@@ -1,0 +1,399 @@
+"""CIFAR-10 side by side at equal wall-clock: the VAE, the GAN warm-started from its decoder, the same
+GAN from scratch, keras.io's DCGAN ported to 32x32 and the VAE-GAN.
+
+The data is `../shared/data/cifar10`, a JPEG-compressed copy of CIFAR-10 as an image folder (50,000
+`train/` and 10,000 `test/` images; not byte-identical to the binary release, so its numbers are
+close to, not equal to, those of the original). Everything trains on the full training split less
+the VAE run's 500 validation images and is scored on the 10,000 test images, by the shipped
+CIFAR-10 classifier's features (`kerasgen/assets/classifier-cifar10`, 75.6% on these test images).
+
+The budget (defaults): the VAE trains `--vae-epochs` 8 epochs (train-vae's choice for the data: the
+discretized logistic mixture and the 32x32 residual preset), then the warm GAN `--gan-minutes` 45.
+The scratch GAN and the DCGAN get the whole of that, VAE time included, so that every curve
+ends at the same wall-clock; the VAE-GAN starts from the VAE and gets the GAN's minutes. Sample
+quality (FD, KID, class shares of 5,000 samples) is measured every few epochs on each run's own
+clock, measuring left out (`--max-minutes` and `--quality-every` of the runs).
+
+Stages, in this order, each resumable (a killed stage continues from its last finished epoch when
+the script is run again; a finished one is skipped):
+
+    vae         train-vae into WORK/vae
+    likelihood  the VAE on the first --test-images test images: ELBO and the importance-weighted bound
+                with --k samples, in nats and bits per dimension; its samples' FD, KID and class
+                shares; its reconstructions' FD and classifier accuracy
+    warm        train-gan --init decoder into WORK/gan_warm
+    scratch     train-gan --init scratch into WORK/gan_scratch
+    dcgan       benchmarks/dcgan_keras_io.py's port into WORK/dcgan
+    vaegan      train-vaegan from the VAE into WORK/vaegan
+    report      RESULTS/cifar10.json, fd_vs_wall_clock.png, samples.png and the table
+
+    python benchmarks/cifar10.py                                  # everything, about 5 hours on 2 CPU cores
+    python benchmarks/cifar10.py --stages vae likelihood warm     # a piece; run again for the rest
+    python benchmarks/cifar10.py --stages report                  # the table from what has finished
+
+WORK (default runs/cifar10) holds the runs and stays out of git; RESULTS (default
+benchmarks/results/cifar10) holds the JSON, the plots and each run's quality records.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # dcgan_keras_io, beside this file
+
+import dcgan_keras_io  # noqa: E402
+import keras  # noqa: E402
+
+from kerasgen import distributions  # noqa: E402
+from kerasgen.artifacts import load_run, read_json, write_json  # noqa: E402
+from kerasgen.callbacks import Backup, ElapsedTime, EpochLog, HistoryCSV, SampleGrid, SampleQuality, TimeBudget  # noqa: E402
+from kerasgen.config import TrainGANConfig, TrainVAEConfig, TrainVAEGANConfig  # noqa: E402
+from kerasgen.data import load_dataset  # noqa: E402
+from kerasgen.evaluation import elbo, importance_weighted_log_likelihood  # noqa: E402
+from kerasgen.evaluation.sample_quality import SHIPPED_CIFAR10_CLASSIFIER, load_classifier, sample_images  # noqa: E402
+from kerasgen.plots import plot_quality_curves, plot_sample_grids, read_history  # noqa: E402
+from kerasgen.runs.gan import train_gan  # noqa: E402
+from kerasgen.runs.harness import is_run_folder, quality_records_before, truncate_history  # noqa: E402
+from kerasgen.runs.vae import train_vae  # noqa: E402
+from kerasgen.runs.vae_gan import train_vaegan  # noqa: E402
+
+DEFAULT_DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "cifar10"))
+STAGES = ("vae", "likelihood", "warm", "scratch", "dcgan", "vaegan", "report")
+SEED = 0
+# The contenders: (label, run folder under WORK, model file, starts after the VAE).
+CONTENDERS = (
+    ("GAN from the VAE decoder", "gan_warm", "gan.keras", True),
+    ("GAN from scratch", "gan_scratch", "gan.keras", False),
+    ("keras.io DCGAN (32x32 port)", "dcgan", None, False),
+    ("VAE-GAN from the VAE", "vaegan", "vaegan.keras", True),
+)
+MANY_EPOCHS = 10_000  # the time budget ends the runs, not --epochs
+
+
+@dataclasses.dataclass
+class Bench:
+    data: str
+    work: str
+    results: str
+    vae_epochs: int
+    gan_minutes: float
+    gan_every: int
+    dcgan_every: int
+    k: int
+    test_images: int
+    num_samples: int
+    validation_size: int
+
+    def path(self, *names):
+        return os.path.join(self.work, *names)
+
+    @property
+    def vae_dir(self):
+        return self.path("vae")
+
+    def vae_seconds(self):
+        """The VAE's training wall-clock (history.csv's `seconds`)."""
+        history = self.path("vae", "history.csv")
+        if not os.path.isfile(os.path.join(self.vae_dir, "vae.keras")):
+            sys.exit(f"The VAE has not finished training in {self.vae_dir}: run the 'vae' stage first.")
+        return float(read_history(history)["seconds"][-1])
+
+    def total_minutes(self):
+        return self.vae_seconds() / 60 + self.gan_minutes
+
+
+def resume_flags(folder, model_file):
+    """`(done, resume)`: a finished run is skipped, a started one resumed, else a fresh run."""
+    if os.path.isfile(os.path.join(folder, model_file)):
+        return True, False
+    return False, is_run_folder(folder)
+
+
+def stage_vae(bench):
+    done, resume = resume_flags(bench.vae_dir, "vae.keras")
+    if done:
+        print(f"vae: finished in {bench.vae_dir}")
+        return
+    config = TrainVAEConfig(
+        dataset=bench.data, validation_size=bench.validation_size, epochs=bench.vae_epochs, grid_every=2, seed=SEED,
+        out=bench.vae_dir, resume=resume,
+    )
+    train_vae(config, verbose=2)
+
+
+def _classifier(image_shape):
+    return load_classifier(SHIPPED_CIFAR10_CLASSIFIER, image_shape)
+
+
+def _test_split(bench, batch_size=100):
+    return load_dataset(bench.data, batch_size=batch_size, validation_size=bench.validation_size, seed=SEED)
+
+
+def stage_likelihood(bench):
+    out = os.path.join(bench.results, "vae.json")
+    if os.path.isfile(out):
+        print(f"likelihood: done, {out}")
+        return
+    vae = load_run(bench.vae_dir, filenames=("vae.keras",))[0]
+    splits = _test_split(bench)
+    x, y = (np.concatenate(part) for part in zip(*splits.test.as_numpy_iterator()))
+    subset = tf.data.Dataset.from_tensor_slices((x[: bench.test_images], y[: bench.test_images])).batch(100)
+    likelihood = distributions.get_likelihood(
+        vae.likelihood, getattr(vae, "likelihood_scale", "pixel"),
+        getattr(vae, "likelihood_components", distributions.DEFAULT_MIXTURE_COMPONENTS),
+    )
+    dimensions = int(np.prod(vae.image_shape))
+    began = time.perf_counter()
+    bound = elbo(vae, subset, seed=SEED)
+    iwae = importance_weighted_log_likelihood(vae, subset, num_samples=bench.k, seed=SEED)
+    iw_seconds = time.perf_counter() - began
+    bits = lambda nats: distributions.bits_per_dimension(nats, dimensions, likelihood.discrete)  # noqa: E731
+    quality = SampleQuality(_classifier(vae.image_shape), x, num_samples=bench.num_samples, seed=SEED, labels=y)
+    quality.set_model(vae)
+    record = quality.measure(bench.vae_epochs)
+    record["seconds"] = bench.vae_seconds()
+    result = {
+        "data": bench.data,
+        "test_images": int(len(x[: bench.test_images])),
+        "k": bench.k,
+        "likelihood": vae.likelihood,
+        "bits_per_dimension_of": "the probability of the 8-bit values" if likelihood.discrete else "a density",
+        "elbo_nats": float(bound["elbo"]),
+        "elbo_bits_per_dimension": bits(-float(bound["elbo"])),
+        "importance_weighted_nats": float(iwae["log_likelihood"]),
+        "importance_weighted_standard_error_nats": float(iwae["standard_error"]),
+        "importance_weighted_bits_per_dimension": bits(-float(iwae["log_likelihood"])),
+        "likelihood_seconds": iw_seconds,
+        "training_seconds": bench.vae_seconds(),
+        "epochs": bench.vae_epochs,
+        "samples_and_reconstructions": record,
+    }
+    write_json(out, result)
+    print(
+        f"VAE on {result['test_images']} test images: ELBO {result['elbo_bits_per_dimension']:.3f} bits/dim, "
+        f"importance-weighted (K={bench.k}) {result['importance_weighted_bits_per_dimension']:.3f} bits/dim "
+        f"({-result['importance_weighted_nats']:.1f} ± {result['importance_weighted_standard_error_nats']:.1f} nats); "
+        f"samples FD {record['fd']:.1f}; reconstructions FD {record['reconstruction_fd']:.1f}, "
+        f"accuracy {100 * record['reconstruction_accuracy']:.1f}%"
+    )
+
+
+def stage_gan(bench, init):
+    folder = bench.path(f"gan_{'warm' if init == 'decoder' else 'scratch'}")
+    done, resume = resume_flags(folder, "gan.keras")
+    if done:
+        print(f"gan ({init}): finished in {folder}")
+        return
+    minutes = bench.gan_minutes if init == "decoder" else bench.total_minutes()
+    config = TrainGANConfig(
+        vae=bench.vae_dir, dataset=bench.data, init=init, epochs=MANY_EPOCHS, max_minutes=minutes,
+        quality_every=bench.gan_every, classifier=SHIPPED_CIFAR10_CLASSIFIER, grid_every=1, seed=SEED, out=folder,
+        resume=resume,
+    )
+    train_gan(config, verbose=2)
+
+
+def stage_vaegan(bench):
+    folder = bench.path("vaegan")
+    done, resume = resume_flags(folder, "vaegan.keras")
+    if done:
+        print(f"vaegan: finished in {folder}")
+        return
+    config = TrainVAEGANConfig(
+        vae=bench.vae_dir, dataset=bench.data, epochs=MANY_EPOCHS, max_minutes=bench.gan_minutes,
+        quality_every=bench.gan_every, classifier=SHIPPED_CIFAR10_CLASSIFIER, grid_every=1, seed=SEED, out=folder,
+        resume=resume,
+    )
+    train_vaegan(config, verbose=2)
+
+
+def stage_dcgan(bench):
+    """The keras.io example's training, as it is, with kerasgen's clock, quality records and checkpoint."""
+    folder = bench.path("dcgan")
+    if os.path.isfile(os.path.join(folder, "generator.keras")):
+        print(f"dcgan: finished in {folder}")
+        return
+    os.makedirs(folder, exist_ok=True)
+    splits = load_dataset(bench.data, batch_size=dcgan_keras_io.BATCH_SIZE, validation_size=bench.validation_size, seed=SEED)
+    keras.utils.set_random_seed(SEED)
+    gan = dcgan_keras_io.build(splits.image_shape)
+    gan.optimizer_names = ("d_optimizer", "g_optimizer")  # what the checkpoint saves and restores
+    gan.d_optimizer.build(gan.discriminator.trainable_variables)  # as the first step would
+    gan.g_optimizer.build(gan.generator.trainable_variables)
+    backup = Backup(os.path.join(folder, "checkpoint"))
+    initial_epoch = backup.restore(gan)
+    state = Backup.read_state(os.path.join(folder, "checkpoint"))
+    if initial_epoch:
+        truncate_history(os.path.join(folder, "history.csv"), initial_epoch)
+        print(f"dcgan: resuming after epoch {initial_epoch}")
+    quality_path = os.path.join(folder, "quality.json")
+    quality = SampleQuality(
+        _classifier(splits.image_shape), splits.unbinarized_heldout, every=bench.dcgan_every,
+        num_samples=bench.num_samples, seed=SEED, path=quality_path,
+        records=quality_records_before(quality_path, initial_epoch),
+    )
+    gan.fit(
+        splits.train_from(initial_epoch),
+        epochs=MANY_EPOCHS,
+        initial_epoch=initial_epoch,
+        shuffle=False,
+        verbose=0,
+        callbacks=[
+            ElapsedTime(state["logs"].get("seconds", 0.0) if state else 0.0),
+            TimeBudget(bench.total_minutes(), quality),
+            quality,
+            HistoryCSV(os.path.join(folder, "history.csv"), append=initial_epoch > 0),
+            SampleGrid(folder, every=1, seed=SEED),
+            EpochLog(),
+            backup,
+        ],
+    )
+    tmp = os.path.join(folder, "generator.tmp.keras")
+    gan.generator.save(tmp)
+    os.replace(tmp, os.path.join(folder, "generator.keras"))
+
+
+def _records(folder):
+    path = os.path.join(folder, "quality.json")
+    return read_json(path)["records"] if os.path.isfile(path) else None
+
+
+def _at(records, start_seconds, seconds):
+    """The last record measured by `seconds` of wall-clock (the run's start included), or None."""
+    before = [r for r in records if start_seconds + r["seconds"] <= seconds + 1e-6]
+    return before[-1] if before else None
+
+
+def _summary(record, start_seconds):
+    fractions = record["class_fractions"]
+    return {
+        "epoch": record["epoch"],
+        "wall_clock_minutes": (start_seconds + record["seconds"]) / 60,
+        "fd": record["fd"],
+        "kid": record["kid"],
+        "min_class_share": min(fractions),
+        "max_class_share": max(fractions),
+        "classes_within_3_to_25_percent": all(0.03 <= f <= 0.25 for f in fractions),
+    }
+
+
+def stage_report(bench):
+    vae_json = os.path.join(bench.results, "vae.json")
+    vae = read_json(vae_json) if os.path.isfile(vae_json) else None
+    vae_seconds = bench.vae_seconds()
+    total = vae_seconds + 60 * bench.gan_minutes
+    curves, rows, samples = {}, {}, {}
+    if vae is not None:
+        rows["VAE (prior samples)"] = {"end": _summary(vae["samples_and_reconstructions"], 0.0), "at_budget": None}
+        samples["VAE"] = load_run(bench.vae_dir, filenames=("vae.keras",))[0]
+    for label, name, model_file, after_vae in CONTENDERS:
+        records = _records(bench.path(name))
+        if not records:
+            continue
+        start = vae_seconds if after_vae else 0.0
+        curves[label] = (records, start)
+        write_json(os.path.join(bench.results, f"{name}_quality.json"), {"start_seconds": start, "records": records})
+        at_budget = _at(records, start, total)
+        rows[label] = {
+            "end": _summary(records[-1], start),
+            "at_budget": _summary(at_budget, start) if at_budget else None,
+            "best": _summary(min(records, key=lambda r: r["fd"]), start),
+            "finished": os.path.isfile(bench.path(name, model_file or "generator.keras")),
+        }
+        if model_file and os.path.isfile(bench.path(name, model_file)):
+            samples[label] = load_run(bench.path(name), filenames=(model_file,))[0]
+        elif os.path.isfile(bench.path(name, "generator.keras")):
+            generator = keras.saving.load_model(bench.path(name, "generator.keras"))
+            samples[label] = dcgan_keras_io.KerasIODCGAN(dcgan_keras_io.build_discriminator(), generator)
+    checks = {}
+    warm = rows.get("GAN from the VAE decoder", {}).get("at_budget")
+    if warm is not None:
+        if vae is not None:
+            checks["warm_fd_below_vae_by"] = 1 - warm["fd"] / vae["samples_and_reconstructions"]["fd"]
+        for label, key in (("keras.io DCGAN (32x32 port)", "dcgan_fd_over_warm"), ("GAN from scratch", "scratch_fd_over_warm")):
+            other = rows.get(label, {}).get("at_budget")
+            if other is not None:
+                checks[key] = other["fd"] / warm["fd"]
+        checks["warm_classes_within_3_to_25_percent"] = warm["classes_within_3_to_25_percent"]
+    summary = {
+        "data": bench.data,
+        "machine": os.uname().nodename + f", {os.cpu_count()} CPU cores, no GPU",
+        "budget": {
+            "vae_epochs": bench.vae_epochs, "vae_minutes": vae_seconds / 60, "gan_minutes": bench.gan_minutes,
+            "total_minutes": total / 60,
+        },
+        "vae": vae,
+        "runs": rows,
+        "checks": checks,
+    }
+    write_json(os.path.join(bench.results, "cifar10.json"), summary)
+    if curves:
+        title = f"CIFAR-10 (JPEG copy): FD of 5,000 samples vs the 10,000 test images; VAE {vae_seconds / 60:.0f} min"
+        plot_quality_curves(curves, os.path.join(bench.results, "fd_vs_wall_clock.png"), title=title, metric="fd")
+    if samples:
+        grids = {label: sample_images(model, 64, seed=SEED) for label, model in samples.items()}
+        plot_sample_grids(grids, os.path.join(bench.results, "samples.png"), title="CIFAR-10: 64 samples of each model")
+
+    print(f"\nBudget: VAE {bench.vae_epochs} epochs, {vae_seconds / 60:.1f} min; GAN {bench.gan_minutes:g} min; "
+          f"total {total / 60:.1f} min (measuring excluded)")
+    if vae is not None:
+        print(f"VAE: {vae['importance_weighted_bits_per_dimension']:.3f} bits/dim (importance-weighted, K={vae['k']}, "
+              f"{vae['test_images']} test images); ELBO {vae['elbo_bits_per_dimension']:.3f}; reconstructions "
+              f"{100 * vae['samples_and_reconstructions']['reconstruction_accuracy']:.1f}% classified right")
+    print(f"{'model':<30} {'FD at budget':>12} {'FD at end':>10} {'min':>8} {'KID':>7} {'class % min/max':>16}")
+    for label, row in rows.items():
+        at = row["at_budget"]
+        end = row["end"]
+        at_fd = f"{at['fd']:.1f}" if at else "-"
+        shares = f"{100 * end['min_class_share']:.1f}/{100 * end['max_class_share']:.1f}"
+        print(f"{label:<30} {at_fd:>12} {end['fd']:>10.1f} {end['wall_clock_minutes']:>8.1f} {end['kid']:>7.2f} {shares:>16}")
+    for name, value in checks.items():
+        print(f"  {name}: {value:.3f}" if isinstance(value, float) else f"  {name}: {value}")
+    print(f"Wrote {os.path.join(bench.results, 'cifar10.json')}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DEFAULT_DATA, help="the CIFAR-10 image folder (default: ../shared/data/cifar10)")
+    parser.add_argument("--work", default="runs/cifar10", help="the runs' folders (not for git)")
+    parser.add_argument("--results", default=os.path.join(HERE, "results", "cifar10"))
+    parser.add_argument("--stages", nargs="+", default=STAGES, choices=STAGES)
+    parser.add_argument("--vae-epochs", type=int, default=8)
+    parser.add_argument("--gan-minutes", type=float, default=45.0)
+    parser.add_argument("--gan-every", type=int, default=1, help="kerasgen GANs and the VAE-GAN: measure every N epochs")
+    parser.add_argument("--dcgan-every", type=int, default=2, help="the DCGAN: measure every N epochs")
+    parser.add_argument("--k", type=int, default=100, help="importance samples per test image")
+    parser.add_argument("--test-images", type=int, default=1000, help="test images for the likelihood")
+    parser.add_argument("--num-samples", type=int, default=5000, help="samples per quality measurement")
+    parser.add_argument("--validation-size", type=int, default=500, help="training images the VAE holds out")
+    args = parser.parse_args()
+    if not os.path.isdir(args.data):
+        sys.exit(f"No CIFAR-10 image folder at {args.data}: pass --data (a folder with train/ and test/).")
+    bench = Bench(
+        data=os.path.abspath(args.data), work=args.work, results=args.results, vae_epochs=args.vae_epochs,
+        gan_minutes=args.gan_minutes, gan_every=args.gan_every, dcgan_every=args.dcgan_every, k=args.k,
+        test_images=args.test_images, num_samples=args.num_samples,
+        validation_size=args.validation_size,
+    )
+    os.makedirs(bench.results, exist_ok=True)
+    stages = {
+        "vae": stage_vae, "likelihood": stage_likelihood, "warm": lambda b: stage_gan(b, "decoder"),
+        "scratch": lambda b: stage_gan(b, "scratch"), "dcgan": stage_dcgan, "vaegan": stage_vaegan, "report": stage_report,
+    }
+    for name in STAGES:
+        if name in args.stages:
+            print(f"\n=== {name} ===", flush=True)
+            stages[name](bench)
+
+
+if __name__ == "__main__":
+    main()
