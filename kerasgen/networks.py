@@ -38,7 +38,7 @@ import math
 import keras
 from keras import layers
 
-from kerasgen.layers import AveragePooling2D, Conv2D, Conv2DTranspose, leaky_relu
+from kerasgen.layers import AveragePooling2D, Conv2D, Conv2DTranspose, UpSampling2D, leaky_relu
 
 ARCHITECTURES = ("conv", "resnet", "dcgan")
 # z as one vector (dense layers to and from the coarsest feature map) or as a map at that
@@ -288,7 +288,7 @@ def build_decoder(
                 x = _residual_block(
                     x, num_filters[level], activation, f"level{level}_block{block}", normalize=True, spectral_norm=False
                 )
-            x = layers.UpSampling2D(2, interpolation="nearest", name=f"level{level}_upsample")(x)
+            x = UpSampling2D(2, interpolation="nearest", name=f"level{level}_upsample")(x)
             x = Conv2D(num_filters[max(level - 1, 0)], 3, padding="same", name=f"level{level}_upsample_conv")(x)
         x = _normalization(x, "final_norm")
         x = layers.Activation(activation, name="final_activation")(x)

@@ -4,6 +4,7 @@ import re
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import ops
 
 from kerasgen import VAE
@@ -246,3 +247,24 @@ def test_a_latent_map_vae_trains_round_trips_and_starts_a_gan_and_an_aae(tmp_pat
 def test_a_latent_map_refuses_what_it_cannot_read(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         _small_vae("resnet", **{"latent_layout": "map", **kwargs})
+
+
+def test_nearest_upsampling_is_kerass_to_the_bit_with_the_same_gradient_and_no_int32_shape_arithmetic():
+    from kerasgen.layers import UpSampling2D
+
+    x = np.random.default_rng(0).normal(size=(3, 4, 5, 2)).astype("float32")
+    ours, stock = UpSampling2D((2, 3)), keras.layers.UpSampling2D((2, 3))
+    np.testing.assert_array_equal(ours(x), stock(x))
+    weights = np.random.default_rng(1).normal(size=(3, 8, 15, 2)).astype("float32")
+    gradients = []
+    for layer in (ours, stock):
+        variable = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(variable) * weights)
+        gradients.append(tape.gradient(loss, variable).numpy())
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-5, atol=1e-6)  # sums in another order
+    # In a graph of unknown batch size (as `fit` traces), no int32 op but the reshape's constant.
+    graph = tf.function(ours).get_concrete_function(tf.TensorSpec((None, 4, 5, 2))).graph
+    arithmetic = [op.type for op in graph.get_operations() if op.type in ("Mul", "FloorDiv", "Shape", "StridedSlice")
+                  and op.outputs and op.outputs[0].dtype == tf.int32]
+    assert arithmetic == []
