@@ -139,7 +139,9 @@ MIN_LOG_SCALE, MAX_LOG_SCALE = -8.0, 3.0
 
 
 def split_mixture(params, num_components, channels):
-    """`[B, H, W, K (C + 1)(C + 2)/2]` → logits `[B, H, W, K]`, loc and log-scale `[..., K, C]`, coefficients `[..., K, C(C − 1)/2]`.
+    """Decoder parameters `[B, H, W, K (C + 1)(C + 2)/2]` → logits, loc, log-scale, coefficients.
+
+    Shapes: logits `[B, H, W, K]`, loc and log-scale `[..., K, C]`, coefficients `[..., K, C(C − 1)/2]`.
 
     kerasgen's layout: K logits, then K·C means, K·C log-scales and K·C(C − 1)/2 coupling
     coefficients, each block component-major; log-scales clipped to [−8, 3], coefficients through tanh.
@@ -346,7 +348,7 @@ def plain_classifier(config=CONFIGS["digits"]):
 
 
 def kerasgen_vae(config):
-    """kerasgen's VAE for `config`, given the arguments `kerasgen train-vae` chooses (`runs/vae.py`, `runs/choose.py`).
+    """kerasgen's VAE for `config`, with the arguments `kerasgen train-vae` chooses (`runs/vae.py`, `choose.py`).
 
     The arguments the choice leaves alone stay at `VAE`'s defaults, which are train-vae's.
     """

@@ -15,7 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 @pytest.fixture(scope="module")
 def throughput():
-    spec = importlib.util.spec_from_file_location("throughput_benchmark", os.path.join(HERE, "..", "benchmarks", "throughput.py"))
+    path = os.path.join(HERE, "..", "benchmarks", "throughput.py")
+    spec = importlib.util.spec_from_file_location("throughput_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
