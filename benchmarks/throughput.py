@@ -1,6 +1,19 @@
 """Train-step throughput of kerasgen's VAE, GAN and Classifier, each beside a plain Keras step with the same layers.
 
-One run prints three sections and a summary, and writes them as JSON (`--out`):
+`--config` picks the images and networks (`CONFIGS`):
+
+- `digits` (default): 28x28x1 digits, the VAE's Bernoulli likelihood on dynamically binarized
+  pixels, the 28x28 networks; VAE, GAN and Classifier; real data: full MNIST.
+- `cifar32`, `cifar64`: 32x32x3 and 64x64x3 colour, the VAE as `kerasgen train-vae` chooses it for
+  8-bit colour data (the discretized logistic mixture of 10 components, no binarization, the
+  resnet preset of `networks.network_preset`) and `GAN.from_vae` of it; VAE and GAN only (the
+  Classifier is left out: the colour comparison asked for is the generative models' steps). The
+  plain twins write the mixture's log-likelihood and mean by hand in `keras.ops` (no TFP). Real
+  data: the CIFAR-10 JPEG folder (resized to 64x64 for cifar64), read into memory and also
+  streamed (`stream=True`: every JPEG decoded every epoch).
+
+One run prints up to four sections and a summary, and writes them as JSON (`--out`; `--sections`
+picks the sections after the first):
 
 1. Compute. For every model, batch size and XLA setting, the kerasgen step and its plain twin
    (same networks, optimizer and work, losses written by hand without TFP; the plain GAN keeps
@@ -9,7 +22,8 @@ One run prints three sections and a summary, and writes them as JSON (`--out`):
    the round (the machine's speed moves between rounds; the fraction moves less). Medians over
    rounds. Each measurement is `--steps` timed steps after one untimed warm-up step.
 2. Input pipeline. Each model's fastest kerasgen step fed the cached batch and the real
-   `load_dataset` pipeline (dynamic binarization, full MNIST by default), and the pipeline alone.
+   `load_dataset` pipeline (dynamic binarization, full MNIST by default; for colour the JPEG
+   folder in memory and streamed), and the pipeline alone.
 3. tf.distribute. Images/s under `MirroredStrategy` with 1 and 2 devices, in a subprocess
    (logical CPU devices must be set before TensorFlow starts).
 4. Steps per execution: each kerasgen step at the smallest batch with 1 and 8 steps per
@@ -21,12 +35,14 @@ matmul and their gradients, element-wise arithmetic). A GAN step is `d_steps` (1
 updates, each with the R1 double backward pass, one generator update and the EMA update, all
 per real image. The traced graph is the same with XLA on or off.
 
-    python benchmarks/throughput.py [--quick] [--rounds 6] [--steps 5] [--batch-sizes 64,256,1024]
-        [--models vae,gan,classifier] [--xla on,off] [--mixed-precision float16|bfloat16]
+    python benchmarks/throughput.py [--config digits|cifar32|cifar64] [--quick] [--rounds 6] [--steps 5]
+        [--batch-sizes 64,256,1024] [--models vae,gan,classifier] [--xla on,off]
+        [--mixed-precision float16|bfloat16] [--sections compute,pipeline,distributed,steps_per_execution]
         [--data /work/shared/data/mnist] [--out benchmarks/results/throughput.json]
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -49,25 +65,194 @@ from keras import layers, ops  # noqa: E402
 
 from kerasgen import GAN, VAE, Classifier  # noqa: E402
 from kerasgen.data import load_dataset  # noqa: E402
-from kerasgen.networks import build_decoder, build_discriminator, build_encoder  # noqa: E402
+from kerasgen.distributions import get_likelihood  # noqa: E402
+from kerasgen.networks import build_decoder, build_discriminator, build_encoder, network_preset  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # the profiler's deprecation notice
 warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile")  # reported as "skipped"
+# The digits' networks (`--config digits`), measured as they were before there were configs.
 IMAGE_SHAPE, LATENT_DIM, NUM_FILTERS, HIDDEN_DIM = (28, 28, 1), 16, (32, 64), 256
 MODELS, VARIANTS = ("vae", "gan", "classifier"), ("kerasgen", "plain")
+SECTIONS = ("compute", "pipeline", "distributed", "steps_per_execution")
 DEFAULT_DATA = "/work/shared/data/mnist"
+DEFAULT_COLOUR_DATA = "/work/shared/data/cifar10"
+RESULTS = os.path.join(os.path.dirname(__file__), "results")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """What one `--config` measures: the images, kerasgen's VAE for them (and its GAN), the real data.
+
+    Attributes:
+        name: str, `--config`'s value.
+        image_shape: tuple `(height, width, channels)`.
+        latent_dim, num_filters, hidden_dim, architecture, num_blocks: the VAE's networks.
+        likelihood: str, the VAE's p(x|z), as `kerasgen train-vae` chooses it for such data.
+        binarize: str, `load_dataset`'s binarization of the real pipeline.
+        data: str, the real pipeline's default source.
+        image_size: `(height, width)` or None, `load_dataset`'s resize of the real data.
+        models: tuple, the models measured by default (and the only ones allowed).
+        stream: bool, also measures the real data streamed from its files (`stream=True`).
+        out: str, the default `--out`.
+    """
+
+    name: str
+    image_shape: tuple
+    latent_dim: int
+    num_filters: tuple
+    hidden_dim: int
+    architecture: str = "conv"
+    num_blocks: int = 1
+    likelihood: str = "bernoulli"
+    binarize: str = "dynamic"
+    data: str = DEFAULT_DATA
+    image_size: tuple = None
+    models: tuple = MODELS
+    stream: bool = False
+    out: str = os.path.join(RESULTS, "throughput.json")
+
+
+def colour_config(name, side):
+    """A colour config: `network_preset`'s networks for `side`x`side`x3 and the logistic mixture (`runs/choose.py`)."""
+    preset = network_preset((side, side, 3))
+    return BenchmarkConfig(
+        name, (side, side, 3), preset["latent_dim"], tuple(preset["num_filters"]), preset["hidden_dim"],
+        architecture=preset["architecture"], num_blocks=preset["num_blocks"], likelihood="logistic_mixture",
+        binarize="none", data=DEFAULT_COLOUR_DATA, image_size=None if side == 32 else (side, side),
+        models=("vae", "gan"), stream=True, out=os.path.join(RESULTS, f"throughput_{name}.json"),
+    )
+
+
+CONFIGS = {
+    "digits": BenchmarkConfig("digits", IMAGE_SHAPE, LATENT_DIM, NUM_FILTERS, HIDDEN_DIM),
+    "cifar32": colour_config("cifar32", 32),
+    "cifar64": colour_config("cifar64", 64),
+}
+
+
+# --- The discretized logistic mixture, written by hand ----------------------------------------------
+
+# The 256 levels k/255 and half a bin, as `kerasgen/logistic_mixture.py` has them.
+NUM_LEVELS = 256
+HALF_BIN = 0.5 / (NUM_LEVELS - 1)
+MIN_LOG_SCALE, MAX_LOG_SCALE = -8.0, 3.0
+
+
+def split_mixture(params, num_components, channels):
+    """Decoder parameters `[B, H, W, K (C + 1)(C + 2)/2]` → logits, loc, log-scale, coefficients.
+
+    Shapes: logits `[B, H, W, K]`, loc and log-scale `[..., K, C]`, coefficients `[..., K, C(C − 1)/2]`.
+
+    kerasgen's layout: K logits, then K·C means, K·C log-scales and K·C(C − 1)/2 coupling
+    coefficients, each block component-major; log-scales clipped to [−8, 3], coefficients through tanh.
+    """
+    k, c, pairs = num_components, channels, channels * (channels - 1) // 2
+    logits, loc, log_scale, coefficients = ops.split(params, [k, k + k * c, k + 2 * k * c], axis=-1)
+    batch_shape = ops.shape(params)[:-1]
+    loc = ops.reshape(loc, (*batch_shape, k, c))
+    log_scale = ops.clip(ops.reshape(log_scale, (*batch_shape, k, c)), MIN_LOG_SCALE, MAX_LOG_SCALE)
+    coefficients = ops.tanh(ops.reshape(coefficients, (*batch_shape, k, pairs)))
+    return logits, loc, log_scale, coefficients
+
+
+def mixture_log_prob(x, params, num_components):
+    """log p(x) per image, `[B]`, of 8-bit images `x` `[B, H, W, C]` in [0, 1]: PixelCNN++'s mixture loss.
+
+    Channel c of component k is a logistic around μ_kc shifted by the pixel's earlier channels,
+    discretized to bins of width 1/255 at k/255, the bins at 0 and 1 taking the tails. A bin's
+    log-probability is log(σ(a) − σ(b)) = log σ(a) + log σ(−b) + log(1 − e^(b − a)), the exact form
+    kerasgen uses (PixelCNN++'s code falls back to the density at the bin centre where σ(a) − σ(b)
+    < 1e-5; this never underflows, so it needs no fallback, and is the same work as kerasgen's).
+    """
+    x = ops.cast(x, "float32")
+    logits, loc, log_scale, coefficients = split_mixture(params, num_components, x.shape[-1])
+    x = x[..., None, :]  # [B, H, W, 1, C], broadcast over the components
+    shifted, pair = [], 0
+    for c in range(loc.shape[-1]):
+        mean = loc[..., c]
+        for j in range(c):  # PixelCNN++'s coupling: G shifted by R, B by R and G
+            mean = mean + coefficients[..., pair] * x[..., j]
+            pair += 1
+        shifted.append(mean)
+    centred = x - ops.stack(shifted, axis=-1)
+    inverse_scale = ops.exp(-log_scale)
+    plus_in = inverse_scale * (centred + HALF_BIN)
+    min_in = inverse_scale * (centred - HALF_BIN)
+    log_cdf_plus = ops.log_sigmoid(plus_in)  # the bin at 0 takes the lower tail
+    log_one_minus_cdf_min = ops.log_sigmoid(-min_in)  # the bin at 1 the upper one
+    log_width = ops.log(-ops.expm1(-2.0 * HALF_BIN * inverse_scale))
+    log_probs = ops.where(
+        x < HALF_BIN, log_cdf_plus,
+        ops.where(x > 1.0 - HALF_BIN, log_one_minus_cdf_min, log_cdf_plus + log_one_minus_cdf_min + log_width))
+    log_probs = ops.sum(log_probs, axis=-1) + ops.log_softmax(logits, axis=-1)
+    return ops.sum(ops.logsumexp(log_probs, axis=-1), axis=(1, 2))
+
+
+def mixture_mean(params, num_components, channels):
+    """The mixture's mean image `[B, H, W, C]`, as kerasgen's `DiscretizedLogisticMixture.mean`.
+
+    Per component, E[clip(Y, 0, 1)] = s·(softplus(m/s) − softplus((m − 1)/s)) for a logistic Y
+    of mean m and scale s, the coupling taken at the earlier channels' component means.
+    """
+    logits, loc, log_scale, coefficients = split_mixture(ops.cast(params, "float32"), num_components, channels)
+    scale = ops.exp(log_scale)
+    means, pair = [], 0
+    for c in range(channels):
+        shifted = loc[..., c]
+        for j in range(c):
+            shifted = shifted + coefficients[..., pair] * means[j]
+            pair += 1
+        s = scale[..., c]
+        means.append(s * (ops.softplus(shifted / s) - ops.softplus((shifted - 1.0) / s)))
+    return ops.sum(ops.softmax(logits, axis=-1)[..., None] * ops.stack(means, axis=-1), axis=-2)
+
+
+class MixtureMean(layers.Layer):
+    """The plain GAN generator's head on colour: decoder parameters → the mixture's mean image."""
+
+    def __init__(self, num_components, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.num_components, self.channels = num_components, channels
+
+    def call(self, params):
+        return mixture_mean(params, self.num_components, self.channels)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.channels)
+
+    def get_config(self):
+        return {**super().get_config(), "num_components": self.num_components, "channels": self.channels}
 
 
 # --- The plain twins ---------------------------------------------------------------------------
 
 
-class PlainVAE(keras.Model):
-    """The textbook Keras VAE: same networks, ELBO written out (BCE from logits + analytic KL)."""
+def network_arguments(config):
+    """The keyword arguments kerasgen's VAE gives `build_encoder` and `build_decoder` for `config`."""
+    return {"architecture": config.architecture, "num_blocks": config.num_blocks}
 
-    def __init__(self):
+
+def plain_decoder(config):
+    """kerasgen's VAE decoder network for `config`: the channels (and head) its likelihood asks for."""
+    likelihood = get_likelihood(config.likelihood)
+    height, width, channels = config.image_shape
+    return build_decoder(config.latent_dim, (height, width, likelihood.network_channels(channels)), config.num_filters,
+                         config.hidden_dim, head=likelihood.decoder_head(config.image_shape), **network_arguments(config))
+
+
+class PlainVAE(keras.Model):
+    """The textbook Keras VAE: same networks, ELBO written out (BCE from logits, or the mixture, + analytic KL)."""
+
+    def __init__(self, config=CONFIGS["digits"]):
         super().__init__()
-        self.encoder = build_encoder(IMAGE_SHAPE, NUM_FILTERS, HIDDEN_DIM, 2 * LATENT_DIM)
-        self.decoder = build_decoder(LATENT_DIM, IMAGE_SHAPE, NUM_FILTERS, HIDDEN_DIM)
+        self.config = config
+        self.encoder = build_encoder(config.image_shape, config.num_filters, config.hidden_dim, 2 * config.latent_dim,
+                                     **network_arguments(config))
+        self.decoder = plain_decoder(config)
+        if config.likelihood == "logistic_mixture":
+            self.num_components = get_likelihood(config.likelihood).num_components
+        elif config.likelihood != "bernoulli":
+            raise ValueError(f"PlainVAE writes out 'bernoulli' and 'logistic_mixture'. Received: {config.likelihood!r}")
         self.seed_generator = keras.random.SeedGenerator(0)
         self.trackers = [keras.metrics.Mean(name=n) for n in ("loss", "reconstruction", "kl")]
 
@@ -82,9 +267,12 @@ class PlainVAE(keras.Model):
             loc, raw_scale = ops.split(params, 2, axis=-1)
             scale = ops.softplus(raw_scale) + 1e-5
             z = loc + scale * keras.random.normal(ops.shape(loc), seed=self.seed_generator)
-            logits = ops.cast(self.decoder(z, training=True), "float32")
-            bce = ops.binary_crossentropy(x, logits, from_logits=True)
-            reconstruction = ops.mean(ops.sum(bce, axis=(1, 2, 3)))
+            pixel_params = ops.cast(self.decoder(z, training=True), "float32")
+            if self.config.likelihood == "bernoulli":
+                bce = ops.binary_crossentropy(x, pixel_params, from_logits=True)
+                reconstruction = ops.mean(ops.sum(bce, axis=(1, 2, 3)))
+            else:
+                reconstruction = -ops.mean(mixture_log_prob(x, pixel_params, self.num_components))
             kl = ops.mean(ops.sum(0.5 * (ops.square(loc) + ops.square(scale) - 1.0) - ops.log(scale), axis=-1))
             loss = reconstruction + kl
             scaled_loss = self.optimizer.scale_loss(loss)
@@ -100,6 +288,7 @@ class PlainGAN(keras.Model):
     def __init__(self, generator, discriminator, r1_weight=10.0, ema_decay=0.99):
         super().__init__()
         self.generator, self.discriminator = generator, discriminator
+        self.latent_dim = generator.input_shape[-1]
         self.r1_weight, self.ema_decay = r1_weight, ema_decay
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.trainable = False
@@ -121,7 +310,7 @@ class PlainGAN(keras.Model):
 
     def train_step(self, data):
         real = ops.cast(data[0], "float32")
-        noise_shape = (ops.shape(real)[0], LATENT_DIM)
+        noise_shape = (ops.shape(real)[0], self.latent_dim)
         fake = self.generator(keras.random.normal(noise_shape, seed=self.seed_generator), training=True)
         with tf.GradientTape() as tape:
             with tf.GradientTape() as r1_tape:
@@ -146,34 +335,60 @@ class PlainGAN(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
-def plain_classifier():
+def plain_classifier(config=CONFIGS["digits"]):
     """kerasgen's Classifier's layers (shift, 2x(2 conv + pool), dense 128, dropout, logits) as a Sequential."""
     convs = []
-    for filters in NUM_FILTERS:
+    for filters in config.num_filters:
         convs += [layers.Conv2D(filters, 3, padding="same", activation="relu") for _ in range(2)]
         convs.append(layers.MaxPooling2D(2, padding="same"))
     return keras.Sequential([
-        keras.Input(IMAGE_SHAPE), layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=0), *convs,
+        keras.Input(config.image_shape), layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=0), *convs,
         layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.3, seed=1), layers.Dense(10),
     ])
 
 
-def build(model, variant):
+def kerasgen_vae(config):
+    """kerasgen's VAE for `config`, with the arguments `kerasgen train-vae` chooses (`runs/vae.py`, `choose.py`).
+
+    The arguments the choice leaves alone stay at `VAE`'s defaults, which are train-vae's.
+    """
+    return VAE(
+        image_shape=config.image_shape, latent_dim=config.latent_dim, likelihood=config.likelihood,
+        num_filters=config.num_filters, hidden_dim=config.hidden_dim, architecture=config.architecture,
+        num_blocks=config.num_blocks, seed=0,
+    )
+
+
+def plain_discriminator(config):
+    """The discriminator `GAN.from_vae` builds for the VAE of `config` (`adversarial.default_discriminator`)."""
+    if config.architecture == "conv":
+        return build_discriminator(config.image_shape)
+    return build_discriminator(config.image_shape, config.num_filters, **network_arguments(config))
+
+
+def plain_generator(config):
+    """The decoder followed by the likelihood's mean, written out: a sigmoid, or the mixture's mean."""
+    z = keras.Input((config.latent_dim,))
+    if config.likelihood == "bernoulli":
+        mean = layers.Activation("sigmoid", dtype="float32")
+    else:
+        mean = MixtureMean(get_likelihood(config.likelihood).num_components, config.image_shape[-1], dtype="float32")
+    return keras.Model(z, mean(plain_decoder(config)(z)))
+
+
+def build(model, variant, config=CONFIGS["digits"]):
     """`(model, compile keyword arguments)`: kerasgen's model or its plain twin, same optimizer."""
     if model == "vae":
-        return (VAE(IMAGE_SHAPE, LATENT_DIM, num_filters=NUM_FILTERS, hidden_dim=HIDDEN_DIM, seed=0)
-                if variant == "kerasgen" else PlainVAE()), {"optimizer": keras.optimizers.Adam(1e-3)}
+        return (kerasgen_vae(config) if variant == "kerasgen" else PlainVAE(config)), \
+            {"optimizer": keras.optimizers.Adam(1e-3)}
     if model == "gan":
         optimizers = {f"{n}_optimizer": keras.optimizers.Adam(2e-4, beta_1=0.5) for n in "dg"}
         if variant == "kerasgen":
-            vae = VAE(IMAGE_SHAPE, LATENT_DIM, num_filters=NUM_FILTERS, hidden_dim=HIDDEN_DIM, seed=0)
-            return GAN.from_vae(vae, seed=0), optimizers
-        z = keras.Input((LATENT_DIM,))
-        decoder = build_decoder(LATENT_DIM, IMAGE_SHAPE, NUM_FILTERS, HIDDEN_DIM)
-        generator = keras.Model(z, layers.Activation("sigmoid", dtype="float32")(decoder(z)))
-        return PlainGAN(generator, build_discriminator(IMAGE_SHAPE)), optimizers
+            return GAN.from_vae(kerasgen_vae(config), seed=0), optimizers
+        return PlainGAN(plain_generator(config), plain_discriminator(config)), optimizers
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    network = Classifier(IMAGE_SHAPE, 10, NUM_FILTERS, seed=0) if variant == "kerasgen" else plain_classifier()
+    network = (Classifier(config.image_shape, 10, config.num_filters, seed=0) if variant == "kerasgen"
+               else plain_classifier(config))
     return network, {"optimizer": keras.optimizers.Adam(1e-3), "loss": loss}
 
 
@@ -200,9 +415,9 @@ def images_per_second(model, dataset, steps, batch_size):
     return steps * batch_size / (timer.times[1] - timer.times[0])
 
 
-def train_step_flops(model, batch_size):
+def train_step_flops(model, batch_size, image_shape=IMAGE_SHAPE):
     """FLOPs of one `train_step` from TF's profiler on its graph, traced for this batch shape."""
-    spec = (tf.TensorSpec((batch_size, *IMAGE_SHAPE), tf.float32), tf.TensorSpec((batch_size,), tf.int32))
+    spec = (tf.TensorSpec((batch_size, *image_shape), tf.float32), tf.TensorSpec((batch_size,), tf.int32))
     graph = tf.function(model.train_step).get_concrete_function(spec).graph
     builder = tf.compat.v1.profiler.ProfileOptionBuilder
     options = builder(builder.float_operation()).with_empty_output().build()
@@ -245,10 +460,22 @@ def pipeline_images_per_second(dataset, batch_size, images=20480):
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def real_pipeline(source, batch_size):
-    splits = load_dataset(source, batch_size=batch_size, binarize="dynamic")
+def real_pipeline(source, batch_size, config=CONFIGS["digits"], stream=False):
+    splits = load_dataset(source, batch_size=batch_size, binarize=config.binarize, image_size=config.image_size,
+                          stream=stream)
+    if splits.image_shape != config.image_shape:
+        raise ValueError(f"--config {config.name} measures {config.image_shape} images; --data {source} gives "
+                         f"{splits.image_shape}. Received: --data {source}")
     # Full batches only: an epoch's ragged last batch would retrace the step.
     return splits.train.repeat().filter(lambda x, y: tf.shape(x)[0] == batch_size), splits
+
+
+def synthetic_images(config, batch_size, seed=(1, 2)):
+    """A batch of seeded random images for `config`: binary pixels for digits, 8-bit levels for colour."""
+    uniform = tf.random.stateless_uniform((batch_size, *config.image_shape), seed)
+    if config.binarize == "dynamic":
+        return tf.cast(uniform < 0.3, tf.float32)
+    return tf.round(uniform * (NUM_LEVELS - 1)) / (NUM_LEVELS - 1)
 
 
 def device_info():
@@ -290,7 +517,7 @@ def distributed_worker(args, out_path):
     # same collective keys, and a second model's all-reduce then fails with a shape mismatch.
     strategies = {n: tf.distribute.MirroredStrategy(devices[:n]) for n in range(1, len(devices) + 1)}
     batch_size = args.batch_sizes[len(args.batch_sizes) // 2]
-    images = tf.cast(tf.random.stateless_uniform((batch_size, *IMAGE_SHAPE), (1, 2)) < 0.3, tf.float32)
+    images = synthetic_images(args.setup, batch_size)
     dataset = tf.data.Dataset.from_tensors((images, tf.zeros((batch_size,), tf.int32))).repeat()
     runs, results = {}, {"batch_size": batch_size, "devices": devices, "rates": {}, "errors": {}}
     for model in args.models:
@@ -298,7 +525,7 @@ def distributed_worker(args, out_path):
             key = f"{model} x{count}"
             try:
                 with strategy.scope():
-                    network, compile_kwargs = build(model, "kerasgen")
+                    network, compile_kwargs = build(model, "kerasgen", args.setup)
                     network.compile(jit_compile=False, **compile_kwargs)
                 images_per_second(network, dataset, 1, batch_size)
                 runs[key] = network
@@ -319,7 +546,8 @@ def measure_distributed(args, device):
     rounds = max(2, args.rounds // 2)
     with tempfile.TemporaryDirectory() as folder:
         out_path = os.path.join(folder, "distributed.json")
-        command = [sys.executable, __file__, "--distributed-worker", out_path, "--models", ",".join(args.models),
+        command = [sys.executable, __file__, "--distributed-worker", out_path, "--config", args.config,
+                   "--models", ",".join(args.models),
                    "--batch-sizes", ",".join(map(str, args.batch_sizes)), "--steps", str(args.steps),
                    "--rounds", str(rounds)]
         if args.mixed_precision:
@@ -362,7 +590,7 @@ def prepare(args, cached):
                 for variant in VARIANTS:
                     key = (model, batch_size, xla, variant)
                     try:
-                        network, compile_kwargs = build(model, variant)
+                        network, compile_kwargs = build(model, variant, args.setup)
                         network.compile(jit_compile=xla, **compile_kwargs)
                         if xla and not network.jit_compile:
                             unsupported = sorted({type(layer).__name__ for layer in network._flatten_layers()
@@ -374,7 +602,8 @@ def prepare(args, cached):
                         network.fit(cached[batch_size], steps_per_epoch=1, verbose=0, shuffle=False)
                         first_step[key] = time.perf_counter() - start
                         if (model, batch_size, variant) not in flops:
-                            flops[model, batch_size, variant] = train_step_flops(network, batch_size) / batch_size
+                            flops[model, batch_size, variant] = (
+                                train_step_flops(network, batch_size, args.setup.image_shape) / batch_size)
                         runs[key] = network
                     except Exception as error:  # reported, not fatal: e.g. an op XLA cannot compile
                         skipped[key] = f"failed: {error_line(error)}"
@@ -416,58 +645,88 @@ def measure_compute(args, runs, flops, first_step, cached, dtype, started):
 
 
 def measure_pipeline(args, runs, compute, pipelines, cached):
-    """Each model's fastest kerasgen configuration fed the cached batch and the real pipeline; the pipeline alone."""
+    """Each model's fastest kerasgen configuration fed the cached batch and the real pipelines; the pipelines alone.
+
+    `pipelines` maps a feed (`"pipeline"`: in memory; `"stream"`: decoded from the files every
+    epoch) to `{batch_size: (dataset, splits)}`.
+    """
     fastest = {}
     for r in compute:
         if r["variant"] == "kerasgen" and r["median_images_per_second"] > fastest.get(r["model"], (0,))[0]:
             fastest[r["model"]] = (r["median_images_per_second"], r["batch_size"], r["xla"])
     rounds = max(2, args.rounds // 2)
-    feeds = {model: {"cached": [], "pipeline": []} for model in fastest}
-    alone = {b: [] for b in args.batch_sizes}
+    kinds = list(pipelines)
+    feeds = {model: {feed: [] for feed in ("cached", *kinds)} for model in fastest}
+    alone = {kind: {b: [] for b in args.batch_sizes} for kind in kinds}
     for round_index in range(rounds):
-        for batch_size in args.batch_sizes:
-            alone[batch_size].append(pipeline_images_per_second(pipelines[batch_size][0], batch_size))
+        for kind in kinds:
+            for batch_size in args.batch_sizes:
+                alone[kind][batch_size].append(
+                    pipeline_images_per_second(pipelines[kind][batch_size][0], batch_size, args.pipeline_images))
         for model in list(fastest) if round_index % 2 == 0 else list(fastest)[::-1]:
             _, batch_size, xla = fastest[model]
-            for feed, dataset in (("cached", cached[batch_size]), ("pipeline", pipelines[batch_size][0])):
+            for feed in ("cached", *kinds):
+                dataset = cached[batch_size] if feed == "cached" else pipelines[feed][batch_size][0]
                 rate = images_per_second(runs[model, batch_size, xla, "kerasgen"], dataset, args.steps, batch_size)
                 feeds[model][feed].append(rate)
-    splits = pipelines[args.batch_sizes[0]][1]
+    splits = pipelines["pipeline"][args.batch_sizes[0]][1]
+    # The stream's figures carry a "stream_" prefix; the in-memory pipeline's keep the names they had.
+    prefix = {"pipeline": "", "stream": "stream_"}
     result = {"source": args.data, "num_train": splits.num_train, "binarize": splits.binarize, "rounds": rounds,
-              "alone": {b: {"images_per_second": v, "median": median(v)} for b, v in alone.items()},
-              "fed": [], "headroom": []}
+              "image_size": args.setup.image_size, "feeds": kinds, "fed": [], "headroom": []}
+    for kind in kinds:
+        result[f"alone{'_' + kind if kind != 'pipeline' else ''}"] = {
+            b: {"images_per_second": v, "median": median(v)} for b, v in alone[kind].items()}
     for model, (_, batch_size, xla) in fastest.items():
-        ratios = [p / c for p, c in zip(feeds[model]["pipeline"], feeds[model]["cached"])]
-        result["fed"].append({
-            "model": model, "batch_size": batch_size, "xla": xla, **feeds[model],
-            "median_cached": median(feeds[model]["cached"]), "median_pipeline": median(feeds[model]["pipeline"]),
-            "median_ratio": median(ratios), "ratios": ratios})
-    for r in compute:  # the pipeline alone against every kerasgen step of section 1
+        entry = {"model": model, "batch_size": batch_size, "xla": xla, **feeds[model],
+                 "median_cached": median(feeds[model]["cached"])}
+        for kind in kinds:
+            ratios = [p / c for p, c in zip(feeds[model][kind], feeds[model]["cached"])]
+            entry.update({f"median_{kind}": median(feeds[model][kind]), f"{prefix[kind]}median_ratio": median(ratios),
+                          f"{prefix[kind]}ratios": ratios})
+        result["fed"].append(entry)
+    for r in compute:  # the pipelines alone against every kerasgen step of section 1
         if r["variant"] == "kerasgen":
-            result["headroom"].append({"model": r["model"], "batch_size": r["batch_size"], "xla": r["xla"],
-                                       "headroom": median(alone[r["batch_size"]]) / r["median_images_per_second"]})
+            result["headroom"].append({
+                "model": r["model"], "batch_size": r["batch_size"], "xla": r["xla"],
+                **{f"{prefix[kind]}headroom": median(alone[kind][r["batch_size"]]) / r["median_images_per_second"]
+                   for kind in kinds}})
+    names = {"pipeline": "pipeline" if len(kinds) == 1 else "in-memory", "stream": "streamed"}
     print_table(
-        f"2. Input pipeline: load_dataset({args.data!r}, binarize={splits.binarize!r}), {splits.num_train:,} training "
-        f"images; each model's fastest kerasgen step; {rounds} rounds",
-        ["model", "batch", "XLA", "cached img/s", "pipeline img/s", "pipeline/cached", "per round"],
-        [[f["model"], f["batch_size"], on_off(f["xla"]), f["median_cached"], f["median_pipeline"],
-          f"{f['median_ratio']:.3f}", ", ".join(f"{x:.2f}" for x in f["ratios"])] for f in result["fed"]])
-    print_table("   the pipeline alone (images/s) and its headroom over each kerasgen step (pipeline alone / step)",
-                ["batch", "pipeline alone img/s", *[f"{m} headroom" for m in args.models]],
-                [[b, result["alone"][b]["median"], *[", ".join(f"{h['headroom']:.0f}x" for h in result["headroom"]
-                                                               if h["model"] == m and h["batch_size"] == b)
-                                                     for m in args.models]] for b in args.batch_sizes])
-    least_headroom = min(h["headroom"] for h in result["headroom"])
-    ratios = [r for f in result["fed"] for r in f["ratios"]]
-    # The pipeline runs beside the step (prefetched), so it can bound the step only if it cannot
-    # deliver batches fast enough alone, or if its CPU work slows the step in every measurement.
-    verdict = ("PIPELINE-BOUND" if least_headroom < 2 else
-               "THE PIPELINE SLOWS THE STEPS" if max(ratios) < 0.95 else "compute-bound")
-    result["verdict"] = (
-        f"{verdict}: the pipeline alone delivers at least {least_headroom:,.0f}x the images/s of any kerasgen "
-        f"step (its own work is at most {1 / least_headroom:.1%} of a step's time); fed by it, the steps ran at "
-        f"{median(ratios):.1%} of their cached-batch speed (median; per round and model {min(ratios):.0%} to "
-        f"{max(ratios):.0%}). Bound would be: headroom < 2x, or every measurement < 95%.")
+        f"2. Input pipeline: load_dataset({args.data!r}, binarize={splits.binarize!r}"
+        f"{f', image_size={args.setup.image_size}' if args.setup.image_size else ''}), {splits.num_train:,} training "
+        f"images{'; in memory and stream=True (every file decoded every epoch)' if 'stream' in kinds else ''}; "
+        f"each model's fastest kerasgen step; {rounds} rounds",
+        ["model", "batch", "XLA", "cached img/s",
+         *[h for kind in kinds for h in (f"{names[kind]} img/s", f"{names[kind]}/cached", "per round")]],
+        [[f["model"], f["batch_size"], on_off(f["xla"]), f["median_cached"],
+          *[v for kind in kinds for v in (f[f"median_{kind}"], f"{f[prefix[kind] + 'median_ratio']:.3f}",
+                                          ", ".join(f"{x:.2f}" for x in f[prefix[kind] + "ratios"]))]]
+         for f in result["fed"]])
+    for kind in kinds:
+        alone_key = f"alone{'_' + kind if kind != 'pipeline' else ''}"
+        print_table(f"   the {names[kind] + ' ' if len(kinds) > 1 else ''}pipeline alone (images/s) and its headroom over "
+                    f"each kerasgen step "
+                    f"(pipeline alone / step)",
+                    ["batch", "pipeline alone img/s", *[f"{m} headroom" for m in args.models]],
+                    [[b, result[alone_key][b]["median"],
+                      *[", ".join(f"{h[prefix[kind] + 'headroom']:.0f}x" for h in result["headroom"]
+                                  if h["model"] == m and h["batch_size"] == b) for m in args.models]]
+                     for b in args.batch_sizes])
+    verdicts = []
+    for kind in kinds:
+        least_headroom = min(h[f"{prefix[kind]}headroom"] for h in result["headroom"])
+        ratios = [r for f in result["fed"] for r in f[f"{prefix[kind]}ratios"]]
+        # The pipeline runs beside the step (prefetched), so it can bound the step only if it cannot
+        # deliver batches fast enough alone, or if its CPU work slows the step in every measurement.
+        verdict = ("PIPELINE-BOUND" if least_headroom < 2 else
+                   "THE PIPELINE SLOWS THE STEPS" if max(ratios) < 0.95 else "compute-bound")
+        verdicts.append(
+            f"{verdict}{f' ({names[kind]})' if len(kinds) > 1 else ''}: the pipeline alone delivers at least "
+            f"{least_headroom:,.0f}x the images/s of any kerasgen step (its own work is at most "
+            f"{1 / least_headroom:.1%} of a step's time); fed by it, the steps ran at {median(ratios):.1%} of their "
+            f"cached-batch speed (median; per round and model {min(ratios):.0%} to {max(ratios):.0%}).")
+    result["verdict"] = " ".join(verdicts) + " Bound would be: headroom < 2x, or every measurement < 95%."
     print(result["verdict"])
     return result
 
@@ -478,7 +737,7 @@ def measure_steps_per_execution(args, cached, values=(1, 8), steps=16):
     runs = {}
     for model in args.models:
         for per_call in values:
-            network, compile_kwargs = build(model, "kerasgen")
+            network, compile_kwargs = build(model, "kerasgen", args.setup)
             network.compile(steps_per_execution=per_call, **compile_kwargs)
             network.fit(cached[batch_size], steps_per_epoch=per_call, verbose=0, shuffle=False)  # traces
             runs[model, per_call] = network
@@ -561,24 +820,39 @@ def summarize(args, compute, skipped, device):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=tuple(CONFIGS), default="digits",
+                        help="images and networks: digits (28x28x1), cifar32 (32x32x3), cifar64 (64x64x3)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement, after 1 warm-up step")
-    parser.add_argument("--batch-sizes", default="64,256,1024")
-    parser.add_argument("--models", default="vae,gan,classifier")
+    parser.add_argument("--batch-sizes", default=None, help="default: 64,256,1024 (64 with --quick)")
+    parser.add_argument("--models", default=None, help="default: the config's (vae,gan,classifier for digits; vae,gan)")
     parser.add_argument("--xla", default="on,off", help="jit_compile settings to measure: on, off or on,off")
     parser.add_argument("--mixed-precision", choices=("float16", "bfloat16"), default=None)
-    parser.add_argument("--data", default=DEFAULT_DATA, help="load_dataset source of the real pipeline")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"sections to run, compute always among them: {','.join(SECTIONS)}")
+    parser.add_argument("--data", default=None, help="load_dataset source of the real pipeline (default: the config's)")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks the script end to end")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "throughput.json"))
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/throughput[_CONFIG].json")
     parser.add_argument("--distributed-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.setup = CONFIGS[args.config]
+    args.data = args.data or args.setup.data
+    args.out = args.out or args.setup.out
+    args.models = args.models or ",".join(args.setup.models)
+    # Images drawn from a pipeline alone per measurement (fewer with --quick).
+    args.pipeline_images = 20480
     if args.quick:
-        args.rounds, args.steps, args.batch_sizes = 2, 2, "64"
-    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+        args.rounds, args.steps, args.pipeline_images = 2, 2, 2048
+    args.batch_sizes = [int(b) for b in (args.batch_sizes or ("64" if args.quick else "64,256,1024")).split(",")]
     args.models = args.models.split(",")
+    args.sections = args.sections.split(",")
     args.xla = [{"on": True, "off": False}[x] for x in args.xla.split(",")]
-    if set(args.models) - set(MODELS) or args.rounds < 1 or args.steps < 1 or min(args.batch_sizes) < 1:
-        parser.error(f"--models takes {','.join(MODELS)}; --rounds, --steps and batch sizes must be positive")
+    if set(args.models) - set(args.setup.models) or args.rounds < 1 or args.steps < 1 or min(args.batch_sizes) < 1:
+        parser.error(f"--models takes {','.join(args.setup.models)} with --config {args.config}; --rounds, --steps and "
+                     f"batch sizes must be positive. Received: --models {','.join(args.models)}")
+    if set(args.sections) - set(SECTIONS) or "compute" not in args.sections:
+        parser.error(f"--sections takes {','.join(SECTIONS)}, compute among them (the others read its results). "
+                     f"Received: --sections {','.join(args.sections)}")
     if args.mixed_precision:
         keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
     return args
@@ -593,26 +867,47 @@ def main():
         return distributed_worker(args, args.distributed_worker)
     started, load_at_start = time.time(), os.getloadavg()[0]
     device = device_info()
+    setup, data_note = args.setup, None
     if args.data == DEFAULT_DATA and not os.path.exists(args.data):
         print(f"note: {DEFAULT_DATA} is missing; the real pipeline reads the bundled mnist-5k instead")
         args.data = "mnist-5k"
+    elif args.data == setup.data and not os.path.exists(args.data):
+        # No colour data ships with kerasgen: the steps are fed seeded random 8-bit images instead.
+        data_note = (f"{args.data} is missing: the compute sections are fed seeded random 8-bit {setup.image_shape} "
+                     f"images and the input-pipeline section is skipped (give --data a JPEG folder to measure it)")
+        print(f"note: {data_note}")
     dtype = keras.config.dtype_policy().compute_dtype
     print(f"kerasgen train-step throughput on {device['name']} (CPU {device['cpu']}, {device['cpu_cores_usable']} of "
           f"{device['cpu_cores']} cores usable; load average {load_at_start:.2f} at the start)\n"
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}, TFP {tfp.__version__}; dtype policy "
           f"{keras.config.dtype_policy().name}; {args.rounds} rounds x {args.steps} timed steps after 1 warm-up step; "
           f"batches {args.batch_sizes}; XLA {'/'.join(map(on_off, args.xla))}; peak: {dtype} matmul burst")
+    print(f"--config {setup.name}: {'x'.join(map(str, setup.image_shape))} images; VAE {setup.architecture} "
+          f"{setup.num_filters}, hidden {setup.hidden_dim}, latent {setup.latent_dim}, likelihood {setup.likelihood}; "
+          f"models {', '.join(args.models)}")
 
-    pipelines = {b: real_pipeline(args.data, b) for b in args.batch_sizes}
-    cached = {b: pipelines[b][0].take(1).cache().repeat() for b in args.batch_sizes}
+    pipelines = {}
+    if data_note is None:
+        pipelines["pipeline"] = {b: real_pipeline(args.data, b, setup) for b in args.batch_sizes}
+        if setup.stream and "pipeline" in args.sections:
+            pipelines["stream"] = {b: real_pipeline(args.data, b, setup, stream=True) for b in args.batch_sizes}
+        cached = {b: pipelines["pipeline"][b][0].take(1).cache().repeat() for b in args.batch_sizes}
+    else:
+        cached = {b: tf.data.Dataset.from_tensors((synthetic_images(setup, b), tf.zeros((b,), tf.int32))).repeat()
+                  for b in args.batch_sizes}
     runs, skipped, flops, first_step = prepare(args, cached)
     print(f"built, compiled and warmed {len(runs)} configurations in {time.time() - started:.0f} s")
     compute, peaks = measure_compute(args, runs, flops, first_step, cached, dtype, started)
-    pipeline = measure_pipeline(args, runs, compute, pipelines, cached)
-    distributed = measure_distributed(args, device)
-    steps_per_execution = measure_steps_per_execution(args, cached)
+    pipeline = distributed = steps_per_execution = None
+    if "pipeline" in args.sections:
+        pipeline = measure_pipeline(args, runs, compute, pipelines, cached) if pipelines else {"skipped": data_note}
+    if "distributed" in args.sections:
+        distributed = measure_distributed(args, device)
+    if "steps_per_execution" in args.sections:
+        steps_per_execution = measure_steps_per_execution(args, cached)
     summary = summarize(args, compute, skipped, device)
-    print(f"Pipeline: {pipeline['verdict']}")
+    if pipeline is not None:
+        print(f"Pipeline: {pipeline.get('verdict', pipeline.get('skipped'))}")
     elapsed, load_at_end = time.time() - started, os.getloadavg()[0]
     print(f"took {elapsed / 60:.1f} min; load average {load_at_start:.2f} at the start, {load_at_end:.2f} at the end")
 
@@ -621,8 +916,9 @@ def main():
         json.dump({
             "device": device, "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                                            "tensorflow_probability": tfp.__version__, "python": platform.python_version()},
-            "settings": {**{k: v for k, v in vars(args).items() if k != "distributed_worker"},
+            "settings": {**{k: v for k, v in vars(args).items() if k not in ("distributed_worker", "setup")},
                          "dtype_policy": keras.config.dtype_policy().name, "peak_dtype": dtype},
+            "config": dataclasses.asdict(setup),
             "flops_counting": " ".join(__doc__.split("FLOPs: ", 1)[1].split("\n\n")[0].split()),
             "peaks_gflops_before_after": peaks, "compute": compute,
             "skipped": {"/".join(map(str, k)): v for k, v in skipped.items()},
