@@ -7,10 +7,11 @@ close to, not equal to, those of the original). Everything trains on the full tr
 the VAE run's 500 validation images and is scored on the 10,000 test images, by the shipped
 CIFAR-10 classifier's features (`kerasgen/assets/classifier-cifar10`, 75.6% on these test images).
 
-The budget (defaults): the VAE trains `--vae-epochs` 8 epochs (train-vae's choice for the data: the
-discretized logistic mixture and the 32x32 residual preset), then the warm GAN `--gan-minutes` 45.
-The scratch GAN and the DCGAN get the whole of that, VAE time included, so that every curve
-ends at the same wall-clock; the VAE-GAN starts from the VAE and gets the GAN's minutes. Sample
+The budget (defaults): `--total-minutes` 90 for VAE + GAN. The VAE trains `--vae-epochs` 10 epochs
+(train-vae's choice for the data: the discretized logistic mixture and the 32x32 residual preset),
+then the warm GAN trains for what is left of the 90 minutes. The scratch GAN and the DCGAN get the
+whole 90, so that every curve ends at the same wall-clock; the VAE-GAN starts from the VAE and
+gets the GAN's minutes. Sample
 quality (FD, KID, class shares of 5,000 samples) is measured every few epochs on each run's own
 clock, measuring left out (`--max-minutes` and `--quality-every` of the runs).
 
@@ -85,7 +86,7 @@ class Bench:
     work: str
     results: str
     vae_epochs: int
-    gan_minutes: float
+    total_minutes: float
     gan_every: int
     dcgan_every: int
     k: int
@@ -107,8 +108,13 @@ class Bench:
             sys.exit(f"The VAE has not finished training in {self.vae_dir}: run the 'vae' stage first.")
         return float(read_history(history)["seconds"][-1])
 
-    def total_minutes(self):
-        return self.vae_seconds() / 60 + self.gan_minutes
+    @property
+    def gan_minutes(self):
+        """The GAN's share of the budget: what the VAE left of `total_minutes`."""
+        minutes = self.total_minutes - self.vae_seconds() / 60
+        if minutes <= 0:
+            sys.exit(f"The VAE took {self.vae_seconds() / 60:.1f} minutes, the whole budget of {self.total_minutes:g}.")
+        return minutes
 
 
 def resume_flags(folder, model_file):
@@ -193,7 +199,7 @@ def stage_gan(bench, init):
     if done:
         print(f"gan ({init}): finished in {folder}")
         return
-    minutes = bench.gan_minutes if init == "decoder" else bench.total_minutes()
+    minutes = bench.gan_minutes if init == "decoder" else bench.total_minutes
     config = TrainGANConfig(
         vae=bench.vae_dir, dataset=bench.data, init=init, epochs=MANY_EPOCHS, max_minutes=minutes,
         quality_every=bench.gan_every, classifier=SHIPPED_CIFAR10_CLASSIFIER, grid_every=1, seed=SEED, out=folder,
@@ -227,6 +233,7 @@ def stage_dcgan(bench):
     keras.utils.set_random_seed(SEED)
     gan = dcgan_keras_io.build(splits.image_shape)
     gan.optimizer_names = ("d_optimizer", "g_optimizer")  # what the checkpoint saves and restores
+    gan.built = True  # its two networks are built; the checkpoint saves the whole model's weights
     gan.d_optimizer.build(gan.discriminator.trainable_variables)  # as the first step would
     gan.g_optimizer.build(gan.generator.trainable_variables)
     backup = Backup(os.path.join(folder, "checkpoint"))
@@ -249,7 +256,7 @@ def stage_dcgan(bench):
         verbose=0,
         callbacks=[
             ElapsedTime(state["logs"].get("seconds", 0.0) if state else 0.0),
-            TimeBudget(bench.total_minutes(), quality),
+            TimeBudget(bench.total_minutes, quality),
             quality,
             HistoryCSV(os.path.join(folder, "history.csv"), append=initial_epoch > 0),
             SampleGrid(folder, every=1, seed=SEED),
@@ -290,7 +297,7 @@ def stage_report(bench):
     vae_json = os.path.join(bench.results, "vae.json")
     vae = read_json(vae_json) if os.path.isfile(vae_json) else None
     vae_seconds = bench.vae_seconds()
-    total = vae_seconds + 60 * bench.gan_minutes
+    total = 60 * bench.total_minutes
     curves, rows, samples = {}, {}, {}
     if vae is not None:
         rows["VAE (prior samples)"] = {"end": _summary(vae["samples_and_reconstructions"], 0.0), "at_budget": None}
@@ -343,7 +350,7 @@ def stage_report(bench):
         grids = {label: sample_images(model, 64, seed=SEED) for label, model in samples.items()}
         plot_sample_grids(grids, os.path.join(bench.results, "samples.png"), title="CIFAR-10: 64 samples of each model")
 
-    print(f"\nBudget: VAE {bench.vae_epochs} epochs, {vae_seconds / 60:.1f} min; GAN {bench.gan_minutes:g} min; "
+    print(f"\nBudget: VAE {bench.vae_epochs} epochs, {vae_seconds / 60:.1f} min; GAN {bench.gan_minutes:.1f} min; "
           f"total {total / 60:.1f} min (measuring excluded)")
     if vae is not None:
         print(f"VAE: {vae['importance_weighted_bits_per_dimension']:.3f} bits/dim (importance-weighted, K={vae['k']}, "
@@ -367,8 +374,11 @@ def main():
     parser.add_argument("--work", default="runs/cifar10", help="the runs' folders (not for git)")
     parser.add_argument("--results", default=os.path.join(HERE, "results", "cifar10"))
     parser.add_argument("--stages", nargs="+", default=STAGES, choices=STAGES)
-    parser.add_argument("--vae-epochs", type=int, default=8)
-    parser.add_argument("--gan-minutes", type=float, default=45.0)
+    parser.add_argument("--vae-epochs", type=int, default=10)
+    parser.add_argument(
+        "--total-minutes", type=float, default=90.0,
+        help="the budget of VAE + GAN: the warm GAN and the VAE-GAN get what the VAE leaves; the scratch GAN and the DCGAN all of it",
+    )
     parser.add_argument("--gan-every", type=int, default=1, help="kerasgen GANs and the VAE-GAN: measure every N epochs")
     parser.add_argument("--dcgan-every", type=int, default=2, help="the DCGAN: measure every N epochs")
     parser.add_argument("--k", type=int, default=100, help="importance samples per test image")
@@ -380,7 +390,7 @@ def main():
         sys.exit(f"No CIFAR-10 image folder at {args.data}: pass --data (a folder with train/ and test/).")
     bench = Bench(
         data=os.path.abspath(args.data), work=args.work, results=args.results, vae_epochs=args.vae_epochs,
-        gan_minutes=args.gan_minutes, gan_every=args.gan_every, dcgan_every=args.dcgan_every, k=args.k,
+        total_minutes=args.total_minutes, gan_every=args.gan_every, dcgan_every=args.dcgan_every, k=args.k,
         test_images=args.test_images, num_samples=args.num_samples,
         validation_size=args.validation_size,
     )
