@@ -45,6 +45,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import kerasgen  # noqa: E402, F401  (first: it keeps TensorFlow's start-up lines quiet)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
