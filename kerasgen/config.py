@@ -505,7 +505,15 @@ class TrainAAEConfig(Config):
     hidden_dim: int | None = _scratch("width of the dense layer next to z (default 256)", check=POSITIVE)
     architecture: str | None = _scratch(ARCHITECTURE_HELP + " (default conv)", choices=ARCHITECTURES)
     num_blocks: int | None = _scratch(NUM_BLOCKS_HELP + " (default 1)", check=POSITIVE)
-    likelihood: str | None = _scratch("p(x|z): bernoulli | gaussian | continuous_bernoulli (default bernoulli)", choices=LIKELIHOODS)
+    likelihood: str | None = _scratch(
+        "p(x|z): bernoulli | gaussian | continuous_bernoulli | logistic_mixture (default bernoulli)", choices=LIKELIHOODS
+    )
+    likelihood_scale: str | float | None = _scratch(
+        "the Gaussian's scale: pixel | global | optimal | a fixed positive number (default pixel)",
+        parse=number_or_name, check=POSITIVE, choices=("pixel", "global", "optimal"),
+    )
+    likelihood_components: int | None = _scratch("the logistic mixture's components (default 10)", check=POSITIVE)
+    latent_layout: str | None = _scratch("z as a vector | map (default vector)", choices=LATENT_LAYOUTS)
     binarize: str | None = _scratch(
         "none | static | dynamic (default: dynamic for the Bernoulli likelihood, else none)", choices=BINARIZATIONS
     )
@@ -548,8 +556,8 @@ class TrainAAEConfig(Config):
     overwrite: bool = _overwrite()
 
     SCRATCH_FLAGS = (
-        "image_size", "validation_size", "latent_dim", "num_filters", "hidden_dim", "likelihood", "binarize",
-        "architecture", "num_blocks",
+        "image_size", "validation_size", "latent_dim", "num_filters", "hidden_dim", "likelihood", "likelihood_scale",
+        "likelihood_components", "latent_layout", "binarize", "architecture", "num_blocks",
     )
 
     def __post_init__(self):

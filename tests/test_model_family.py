@@ -126,6 +126,20 @@ def test_train_aae_from_scratch_with_a_mixture_prior_and_a_gaussian_encoder(tmp_
     assert np.isfinite(metrics["aggregated_posterior"]["mmd"])
 
 
+def test_train_aae_from_scratch_takes_the_8_bit_likelihood_and_a_latent_map(tmp_path, colour_npz):
+    # 8x12 images, one level: a 4x6 map, so a latent of 48 numbers is 2 channels per position.
+    out = tmp_path / "aae"
+    args = ["train-aae", "--dataset", colour_npz, "--latent-dim", "48", "--num-filters", "4", "--validation-size", "16",
+            "--likelihood", "logistic_mixture", "--likelihood-components", "2", "--latent-layout", "map",
+            "--batch-size", "16", "--epochs", "1", "--out", str(out)]
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["likelihood"], config["likelihood_components"], config["latent_layout"]) == ("logistic_mixture", 2, "map")
+    model = keras.saving.load_model(out / "aae.keras")
+    assert (model.likelihood, model.likelihood_components, model.latent_layout) == ("logistic_mixture", 2, "map")
+    assert model.decoder.get_layer("z_map").output.shape[1:] == (4, 6, 2)
+
+
 @pytest.mark.slow
 def test_train_aae_from_a_vae_run_starts_at_the_vae(tmp_path, vae_run):
     out = tmp_path / "aae"

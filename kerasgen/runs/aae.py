@@ -12,8 +12,8 @@ from kerasgen.runs.warm_start import starting_point
 
 # The architecture of an AAE from scratch, where its flags leave it open: the pipeline's VAE.
 SCRATCH_DEFAULTS = {
-    "latent_dim": 8, "num_filters": (32, 64), "hidden_dim": 256, "likelihood": "bernoulli", "architecture": "conv",
-    "num_blocks": 1,
+    "latent_dim": 8, "num_filters": (32, 64), "hidden_dim": 256, "likelihood": "bernoulli", "likelihood_scale": "pixel",
+    "likelihood_components": 10, "architecture": "conv", "num_blocks": 1, "latent_layout": "vector",
 }
 
 
