@@ -103,6 +103,7 @@ class BenchmarkConfig:
     hidden_dim: int
     architecture: str = "conv"
     num_blocks: int = 1
+    latent_layout: str = "vector"
     likelihood: str = "bernoulli"
     binarize: str = "dynamic"
     data: str = DEFAULT_DATA
@@ -117,7 +118,8 @@ def colour_config(name, side):
     preset = network_preset((side, side, 3))
     return BenchmarkConfig(
         name, (side, side, 3), preset["latent_dim"], tuple(preset["num_filters"]), preset["hidden_dim"],
-        architecture=preset["architecture"], num_blocks=preset["num_blocks"], likelihood="logistic_mixture",
+        architecture=preset["architecture"], num_blocks=preset["num_blocks"], latent_layout=preset["latent_layout"],
+        likelihood="logistic_mixture",
         binarize="none", data=DEFAULT_COLOUR_DATA, image_size=None if side == 32 else (side, side),
         models=("vae", "gan"), stream=True, out=os.path.join(RESULTS, f"throughput_{name}.json"),
     )
@@ -228,8 +230,9 @@ class MixtureMean(layers.Layer):
 
 
 def network_arguments(config):
-    """The keyword arguments kerasgen's VAE gives `build_encoder` and `build_decoder` for `config`."""
-    return {"architecture": config.architecture, "num_blocks": config.num_blocks}
+    """The keyword arguments kerasgen's VAE gives `build_encoder`, `build_decoder` (and, but the
+    latent's layout, `build_discriminator`) for `config`."""
+    return {"architecture": config.architecture, "num_blocks": config.num_blocks, "latent_layout": config.latent_layout}
 
 
 def plain_decoder(config):
@@ -355,7 +358,7 @@ def kerasgen_vae(config):
     return VAE(
         image_shape=config.image_shape, latent_dim=config.latent_dim, likelihood=config.likelihood,
         num_filters=config.num_filters, hidden_dim=config.hidden_dim, architecture=config.architecture,
-        num_blocks=config.num_blocks, seed=0,
+        num_blocks=config.num_blocks, latent_layout=config.latent_layout, seed=0,
     )
 
 
@@ -363,7 +366,9 @@ def plain_discriminator(config):
     """The discriminator `GAN.from_vae` builds for the VAE of `config` (`adversarial.default_discriminator`)."""
     if config.architecture == "conv":
         return build_discriminator(config.image_shape)
-    return build_discriminator(config.image_shape, config.num_filters, **network_arguments(config))
+    return build_discriminator(
+        config.image_shape, config.num_filters, architecture=config.architecture, num_blocks=config.num_blocks
+    )
 
 
 def plain_generator(config):
@@ -883,7 +888,8 @@ def main():
           f"{keras.config.dtype_policy().name}; {args.rounds} rounds x {args.steps} timed steps after 1 warm-up step; "
           f"batches {args.batch_sizes}; XLA {'/'.join(map(on_off, args.xla))}; peak: {dtype} matmul burst")
     print(f"--config {setup.name}: {'x'.join(map(str, setup.image_shape))} images; VAE {setup.architecture} "
-          f"{setup.num_filters}, hidden {setup.hidden_dim}, latent {setup.latent_dim}, likelihood {setup.likelihood}; "
+          f"{setup.num_filters}, hidden {setup.hidden_dim}, latent {setup.latent_dim} ({setup.latent_layout}), "
+          f"likelihood {setup.likelihood}; "
           f"models {', '.join(args.models)}")
 
     pipelines = {}

@@ -246,9 +246,10 @@ class TrainVAEConfig(Config):
     hidden_dim: int | None = _field(None, "width of the dense layer next to z; " + CHOSEN_HELP, check=POSITIVE)
     architecture: str | None = _field(None, ARCHITECTURE_HELP + "; " + CHOSEN_HELP, choices=ARCHITECTURES)
     num_blocks: int | None = _field(None, NUM_BLOCKS_HELP + "; " + CHOSEN_HELP, check=POSITIVE)
-    latent_layout: str = _field(
-        "vector", "z as a vector (dense layers to and from the networks) | map (a map at the coarsest resolution, "
-        "latent-dim / (h * w) channels; better likelihoods, less image-like prior samples)", choices=LATENT_LAYOUTS,
+    latent_layout: str | None = _field(
+        None, "z as a vector (dense layers to and from the networks) | map (a map at the coarsest resolution, "
+        "latent-dim / (h * w) channels; better likelihoods and reconstructions, less image-like prior samples); "
+        + CHOSEN_HELP, choices=LATENT_LAYOUTS,
     )
     decoder: str = _field(
         "conv", "p(x|z): conv (pixels independent given z) | pixelcnn (a Gated PixelCNN conditioned on z, which can "
@@ -657,7 +658,7 @@ class PipelineConfig(Config):
     architecture: str | None = _same_as(TrainVAEConfig, "architecture")
     num_filters: tuple[int, ...] | None = _same_as(TrainVAEConfig, "num_filters")
     num_blocks: int | None = _same_as(TrainVAEConfig, "num_blocks")
-    latent_layout: str = _same_as(TrainVAEConfig, "latent_layout")
+    latent_layout: str | None = _same_as(TrainVAEConfig, "latent_layout")
     hidden_dim: int | None = _same_as(TrainVAEConfig, "hidden_dim")
     vae_epochs: int = _field(TrainVAEConfig.epochs, "VAE training epochs", check=POSITIVE, resumable=True)
     gan_epochs: int = _field(TrainGANConfig.epochs, "GAN training epochs", check=POSITIVE, resumable=True)

@@ -5,15 +5,23 @@ import pytest
 
 from kerasgen.runs.choose import choose_settings, pixel_kind
 
-DIGITS = {"architecture": "conv", "num_filters": (32, 64), "num_blocks": 1, "hidden_dim": 256, "latent_dim": 8}
+DIGITS = {
+    "architecture": "conv", "num_filters": (32, 64), "num_blocks": 1, "hidden_dim": 256, "latent_dim": 8,
+    "latent_layout": "vector",
+}
 
 
 def _preset(image_shape):
-    return {"architecture": "resnet", "num_filters": (64, 128), "num_blocks": 2, "hidden_dim": 512, "latent_dim": 64, "_shape": image_shape}
+    return {
+        "architecture": "resnet", "num_filters": (64, 128), "num_blocks": 2, "hidden_dim": 512, "latent_dim": 256,
+        "latent_layout": "map", "_shape": image_shape,
+    }
 
 
 def _open(**given):
-    fields = dict.fromkeys(("likelihood", "binarize", "architecture", "num_filters", "num_blocks", "hidden_dim", "latent_dim"))
+    fields = dict.fromkeys(
+        ("likelihood", "binarize", "architecture", "num_filters", "num_blocks", "hidden_dim", "latent_dim", "latent_layout")
+    )
     return {**fields, **given}
 
 
@@ -55,7 +63,28 @@ def test_colour_gets_the_8_bit_likelihood_and_the_preset_for_its_shape():
     choice = choose_settings(_photographs(3, size=64), _open(), lambda s: (shapes.append(s), _preset(s))[1], DIGITS)
     assert choice.kind == "8-bit colour"
     assert choice.settings["likelihood"] == "logistic_mixture" and choice.settings["binarize"] == "none"
+    assert choice.settings["latent_layout"] == "map"
     assert shapes == [(64, 64, 3)]
+
+
+def test_the_real_presets_give_photographs_a_latent_map_and_digits_a_vector():
+    from kerasgen.networks import network_preset
+    from kerasgen.runs.choose import DIGIT_NETWORK
+
+    digits = choose_settings(_strokes(), _open(), network_preset, {**DIGIT_NETWORK, "latent_dim": 16})
+    assert (digits.settings["latent_layout"], digits.settings["latent_dim"]) == ("vector", 16)
+    for side, levels in ((32, 2), (64, 3)):
+        colour = choose_settings(_photographs(3, size=side), _open(), network_preset, {**DIGIT_NETWORK, "latent_dim": 16})
+        # An 8x8x16 map: the networks stop at 8x8.
+        assert (colour.settings["latent_layout"], colour.settings["latent_dim"]) == ("map", 1024)
+        assert side // 2 ** len(colour.settings["num_filters"]) == 8 and len(colour.settings["num_filters"]) == levels
+        assert "latent layout map" in colour.line() and "hidden dim" not in colour.line()
+    # Given networks or a given latent size that no map of them holds: a vector, not a refusal.
+    given = _open(num_filters=(8, 16), latent_dim=4)
+    small = choose_settings(_photographs(3, size=32), given, network_preset, {**DIGIT_NETWORK, "latent_dim": 16})
+    assert (small.settings["latent_layout"], small.settings["latent_dim"]) == ("vector", 4)
+    fits = choose_settings(_photographs(3, size=32), _open(latent_dim=64 * 4), network_preset, DIGIT_NETWORK)
+    assert fits.settings["latent_layout"] == "map"
 
 
 def test_colour_is_8_bit_even_when_its_pixels_are_near_black_or_white():

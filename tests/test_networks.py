@@ -97,7 +97,7 @@ def test_the_preset_of_each_resolution_builds_a_vae(size):
 def test_network_preset_refuses_what_it_cannot_fit():
     with pytest.raises(ValueError, match="up to 128x128"):
         network_preset((256, 256, 3))
-    with pytest.raises(ValueError, match="divisible by 8"):
+    with pytest.raises(ValueError, match="divisible by 4"):
         network_preset((30, 30, 3))
     with pytest.raises(ValueError, match="architecture must be one of"):
         VAE(architecture="vgg")

@@ -100,7 +100,8 @@ def test_configs(throughput):
     assert digits.binarize == "dynamic" and digits.out.endswith("throughput.json")
     for name, side in (("cifar32", 32), ("cifar64", 64)):
         config, preset = throughput.CONFIGS[name], network_preset((side, side, 3))
-        assert (config.architecture, config.num_filters, config.hidden_dim, config.latent_dim) == (
-            preset["architecture"], tuple(preset["num_filters"]), preset["hidden_dim"], preset["latent_dim"])
+        assert (config.architecture, config.num_filters, config.hidden_dim, config.latent_dim, config.latent_layout) == (
+            preset["architecture"], tuple(preset["num_filters"]), preset["hidden_dim"], preset["latent_dim"],
+            preset["latent_layout"])
         assert config.likelihood == "logistic_mixture" and config.binarize == "none"
         assert config.out.endswith(f"throughput_{name}.json")

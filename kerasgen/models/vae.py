@@ -168,7 +168,8 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             if posterior != "diagonal":
                 raise ValueError(
                     "latent_layout='map' reads the posterior's parameters as maps, which only the diagonal posterior "
-                    f"has. Received: posterior={posterior!r}"
+                    "has (a full posterior needs latent_layout='vector' and a latent_dim small enough for a full "
+                    f"covariance). Received: posterior={posterior!r}"
                 )
             map_channels(latent_dim, self.image_shape, len(num_filters))
         self.latent_dim = latent_dim

@@ -23,7 +23,9 @@ EDGE = 0.1
 SAMPLE_IMAGES = 1000
 
 # The fields a choice fills in, in the order the line names them.
-CHOSEN_FIELDS = ("likelihood", "binarize", "architecture", "num_filters", "num_blocks", "hidden_dim", "latent_dim")
+CHOSEN_FIELDS = (
+    "likelihood", "binarize", "architecture", "num_filters", "num_blocks", "hidden_dim", "latent_dim", "latent_layout",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +46,12 @@ class DataChoice:
 
     def line(self):
         """One line: what the data looks like, what was chosen, what was given."""
+        # A latent map is read straight from the networks' last level: no dense layer to name.
+        unused = ("hidden_dim",) if self.settings.get("latent_layout") == "map" else ()
         chosen = ", ".join(
             f"{name.replace('_', ' ')} {_show(value)}"
             for name, value in self.settings.items()
-            if name not in self.given and value is not None
+            if name not in self.given and value is not None and name not in unused
         )
         given = f"; kept as given: {', '.join('--' + n.replace('_', '-') for n in self.given)}" if self.given else ""
         return (
@@ -106,7 +110,19 @@ def choose_settings(images, given, preset, digit_defaults):
             kept.append(name)
         else:
             settings[name] = chosen.get(name)
+    if "latent_layout" not in kept and settings.get("latent_layout") == "map" and not _fits_a_map(images, settings):
+        # The preset's map, but given networks or a given latent size that no map of them holds.
+        settings["latent_layout"] = "vector"
     return DataChoice(kind, edge_share, settings, tuple(kept))
+
+
+def _fits_a_map(images, settings):
+    """Whether `settings`' latent_dim fills a map at the coarsest resolution of its num_filters."""
+    height, width = np.shape(images)[1:3]
+    factor = 2 ** len(settings.get("num_filters") or ())
+    positions = (height // factor) * (width // factor)
+    latent_dim = settings.get("latent_dim")
+    return bool(height % factor == 0 and width % factor == 0 and positions and latent_dim and latent_dim % positions == 0)
 
 
 def _show(value):
@@ -114,7 +130,9 @@ def _show(value):
 
 
 # The digit networks: today's train-vae defaults, kept exactly for near-binary grey data.
-DIGIT_NETWORK = {"architecture": "conv", "num_filters": (32, 64), "num_blocks": 1, "hidden_dim": 256}
+DIGIT_NETWORK = {
+    "architecture": "conv", "num_filters": (32, 64), "num_blocks": 1, "hidden_dim": 256, "latent_layout": "vector",
+}
 
 
 def choose_for_config(config, digit_latent_dim):
