@@ -251,3 +251,20 @@ def test_per_optimizer_schedules_drive_each_rate_and_survive_a_round_trip(tmp_pa
     gan.save(tmp_path / "gan.keras")
     restored = keras.saving.load_model(tmp_path / "gan.keras")
     assert float(restored.d_optimizer.learning_rate) == pytest.approx(1e-3 * 0.5**2)
+
+
+def test_the_discriminator_of_a_latent_map_vae_goes_on_to_4x4():
+    from kerasgen.models.adversarial import discriminator_filters
+
+    # An encoder that stops at 8x8 (z an 8x8 map) gets one more level; one at 4x4 keeps its own.
+    assert discriminator_filters((32, 32, 3), (32, 64)) == (32, 64, 128)
+    assert discriminator_filters((32, 32, 3), (32, 64, 128)) == (32, 64, 128)
+    assert discriminator_filters((40, 40, 3), (8,)) == (8, 16, 32)  # 20 -> 10 -> 5: an odd side stops
+    vae = _small_vae(
+        image_shape=(32, 32, 3), latent_dim=64, num_filters=(8, 16), architecture="resnet", latent_layout="map",
+        likelihood="logistic_mixture", likelihood_components=2,
+    )
+    gan = GAN.from_vae(vae, ema_decay=0.0)
+    features = [layer.output.shape for layer in gan.discriminator.layers if "conv" in layer.name.lower()]
+    assert tuple(features[-1][1:3]) == (4, 4)
+    assert tuple(gan.discriminator(np.zeros((2, 32, 32, 3), "float32")).shape) == (2, 1)

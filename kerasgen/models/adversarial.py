@@ -55,8 +55,9 @@ def default_discriminator(vae, discriminator=None, spectral_norm=False):
 
     A `"conv"` VAE gets `build_discriminator`'s default (the digits' strided convolutions); a
     `"resnet"` or `"dcgan"` VAE a discriminator of its family, with its encoder's `num_filters`
-    and `num_blocks`. `spectral_norm` is `build_discriminator`'s; it cannot apply to a given
-    discriminator, so asking for both is refused.
+    and `num_blocks`, and more levels (doubling the filters) where the encoder stops above 4x4
+    (`discriminator_filters`). `spectral_norm` is `build_discriminator`'s; it cannot apply to a
+    given discriminator, so asking for both is refused.
     """
     if discriminator is not None:
         if spectral_norm:
@@ -68,9 +69,22 @@ def default_discriminator(vae, discriminator=None, spectral_norm=False):
     if vae.architecture == "conv":
         return build_discriminator(vae.image_shape, spectral_norm=spectral_norm)
     return build_discriminator(
-        vae.image_shape, vae.num_filters, architecture=vae.architecture, num_blocks=vae.num_blocks,
-        spectral_norm=spectral_norm,
+        vae.image_shape, discriminator_filters(vae.image_shape, vae.num_filters), architecture=vae.architecture,
+        num_blocks=vae.num_blocks, spectral_norm=spectral_norm,
     )
+
+
+def discriminator_filters(image_shape, num_filters):
+    """An encoder's `num_filters`, extended by levels of twice the filters down to 4x4.
+
+    A VAE whose z is an 8x8 map has an encoder that stops at 8x8; a discriminator judges the
+    whole image, so it goes on to 4x4 (an odd side stops the halving early).
+    """
+    filters, side = list(num_filters), min(image_shape[:2]) // 2 ** len(num_filters)
+    while side > 4 and side % 2 == 0:
+        filters.append(2 * filters[-1])
+        side //= 2
+    return tuple(filters)
 
 
 def clone_in_policy(model):
