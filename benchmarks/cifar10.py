@@ -356,13 +356,13 @@ def stage_report(bench):
     }
     write_json(os.path.join(bench.results, "cifar10.json"), summary)
     if curves:
-        title = f"CIFAR-10 (JPEG copy): FD of 5,000 samples vs the 10,000 test images; VAE {vae_seconds / 60:.0f} min"
+        title = f"CIFAR-10 (JPEG copy): FD of {bench.num_samples:,} samples vs the test images; VAE {vae_seconds / 60:.0f} min"
         plot_quality_curves(curves, os.path.join(bench.results, "fd_vs_wall_clock.png"), title=title, metric="fd")
     if samples:
         grids = {label: sample_images(model, 64, seed=SEED) for label, model in samples.items()}
         plot_sample_grids(grids, os.path.join(bench.results, "samples.png"), title="CIFAR-10: 64 samples of each model")
 
-    print(f"\nBudget: VAE {bench.vae_epochs} epochs, {vae_seconds / 60:.1f} min; GAN {bench.gan_minutes:.1f} min; "
+    print(f"\nBudget: VAE {bench.vae_epochs} epoch{'' if bench.vae_epochs == 1 else 's'}, {vae_seconds / 60:.1f} min; GAN {bench.gan_minutes:.1f} min; "
           f"total {total / 60:.1f} min (measuring excluded)")
     if vae is not None:
         print(f"VAE: {vae['importance_weighted_bits_per_dimension']:.3f} bits/dim (importance-weighted, K={vae['k']}, "
