@@ -158,7 +158,8 @@ def _test_split(bench, batch_size=100):
 
 def stage_likelihood(bench):
     out = os.path.join(bench.results, "vae.json")
-    if os.path.isfile(out):
+    model_file = os.path.join(bench.vae_dir, "vae.keras")
+    if os.path.isfile(out) and os.path.getmtime(out) > os.path.getmtime(model_file):
         print(f"likelihood: done, {out}")
         return
     vae = load_run(bench.vae_dir, filenames=("vae.keras",))[0]
