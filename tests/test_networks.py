@@ -240,7 +240,7 @@ def test_a_latent_map_vae_trains_round_trips_and_starts_a_gan_and_an_aae(tmp_pat
     "kwargs, message",
     [
         (dict(latent_dim=30), "latent_dim must be a multiple of 16. Received: latent_dim=30"),
-        (dict(latent_dim=32, posterior="full"), "only the diagonal posterior has. Received: posterior='full'"),
+        (dict(latent_dim=32, posterior="full"), "only the diagonal posterior has (a full posterior needs latent_layout='vector'"),
         (dict(latent_dim=32, latent_layout="grid"), "latent_layout must be one of 'vector', 'map'. Received: latent_layout='grid'"),
     ],
 )
