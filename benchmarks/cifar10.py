@@ -43,7 +43,6 @@ import dataclasses
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -60,7 +59,7 @@ import dcgan_keras_io  # noqa: E402
 import keras  # noqa: E402
 
 from kerasgen import distributions  # noqa: E402
-from kerasgen.artifacts import load_run, read_json, write_json  # noqa: E402
+from kerasgen.artifacts import atomic_path, load_run, read_json, write_json  # noqa: E402
 from kerasgen.callbacks import Backup, ElapsedTime, EpochLog, HistoryCSV, SampleGrid, SampleQuality, TimeBudget  # noqa: E402
 from kerasgen.config import TrainGANConfig, TrainVAEConfig, TrainVAEGANConfig  # noqa: E402
 from kerasgen.data import load_dataset  # noqa: E402
@@ -388,17 +387,13 @@ def _last_grid(folder):
 
 def _ship(folder, name, files, report):
     """FOLDER/NAME from `{target: source}` files and `{file: json}` report, written whole or not at all."""
-    os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, name)
-    staging = tempfile.mkdtemp(prefix=f".{name}.", dir=folder)
-    for relative, source in files.items():
-        shutil.copyfile(source, os.path.join(staging, relative))
-    os.makedirs(os.path.join(staging, "report"))
-    for relative, content in report.items():
-        write_json(os.path.join(staging, "report", relative), content)
-    if os.path.isdir(target):
-        shutil.rmtree(target)
-    os.replace(staging, target)
+    with atomic_path(target) as staging:
+        os.makedirs(os.path.join(staging, "report"))
+        for relative, source in files.items():
+            shutil.copyfile(source, os.path.join(staging, relative))
+        for relative, content in report.items():
+            write_json(os.path.join(staging, "report", relative), content)
     print(f"ship: wrote {target} ({', '.join(sorted(files))}, report/)")
 
 

@@ -117,12 +117,16 @@ def choose_settings(images, given, preset, digit_defaults):
 
 
 def _fits_a_map(images, settings):
-    """Whether `settings`' latent_dim fills a map at the coarsest resolution of its num_filters."""
-    height, width = np.shape(images)[1:3]
-    factor = 2 ** len(settings.get("num_filters") or ())
-    positions = (height // factor) * (width // factor)
-    latent_dim = settings.get("latent_dim")
-    return bool(height % factor == 0 and width % factor == 0 and positions and latent_dim and latent_dim % positions == 0)
+    """Whether `settings`' networks and latent_dim make a latent map of images like `images`."""
+    from kerasgen.networks import check_image_shape, map_channels
+
+    shape, levels = tuple(int(d) for d in np.shape(images)[1:]), len(settings["num_filters"])
+    try:
+        check_image_shape(shape, levels)
+        map_channels(settings["latent_dim"], shape, levels)
+    except ValueError:
+        return False
+    return True
 
 
 def _show(value):
