@@ -94,6 +94,15 @@ def test_colour_is_8_bit_even_when_its_pixels_are_near_black_or_white():
     assert kind == "8-bit colour" and share > 0.9
 
 
+def test_the_kind_is_judged_on_the_whole_data_not_its_first_images():
+    # A folder read class by class: 1,000 stroke images first, then 4,000 grey photographs.
+    images = np.concatenate([_strokes(n=1000), _photographs(1, n=4000, size=28)])
+    assert pixel_kind(images[:1000])[0] == "near-binary grey"
+    kind, share = pixel_kind(images)
+    assert kind == "8-bit grey"
+    assert share == pytest.approx(0.2 * pixel_kind(images[:1000])[1] + 0.8 * pixel_kind(images[1000:])[1], abs=0.01)
+
+
 def test_given_values_are_kept_and_named():
     choice = choose_settings(_photographs(3), _open(likelihood="gaussian", latent_dim=16), _preset, DIGITS)
     assert choice.settings["likelihood"] == "gaussian"

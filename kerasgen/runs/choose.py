@@ -19,7 +19,7 @@ import numpy as np
 # mnist-5k: 91%; CIFAR-10 converted to grey: 10%, in colour: 12%.
 NEAR_BINARY_SHARE = 0.75
 EDGE = 0.1
-# The pixels looked at: enough for a stable share, few enough to be instant.
+# The images looked at, evenly spaced over the data: enough for a stable share, few enough to be instant.
 SAMPLE_IMAGES = 1000
 
 # The fields a choice fills in, in the order the line names them.
@@ -69,7 +69,9 @@ def pixel_kind(images):
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError(f"images must be a non-empty [N, H, W, C] array. Received: shape {images.shape}")
-    sample = images[:SAMPLE_IMAGES]
+    # Spread over the whole array: an image folder is read class by class, so its first images
+    # are one class (CIFAR-10's first 1,000 are all airplanes).
+    sample = images[np.unique(np.linspace(0, len(images) - 1, min(len(images), SAMPLE_IMAGES)).astype(int))]
     unit = sample.astype(np.float32) / 255.0 if sample.dtype == np.uint8 else sample.astype(np.float32)
     edge_share = float(np.mean((unit <= EDGE) | (unit >= 1.0 - EDGE)))
     if images.shape[-1] != 1:
@@ -82,7 +84,7 @@ def choose_settings(images, given, preset, digit_defaults):
 
     Args:
         images: a sample of the data, uint8 or [0, 1], `[N, H, W, C]` (the whole training set is fine:
-            only the first `SAMPLE_IMAGES` are read).
+            only `SAMPLE_IMAGES` of them, evenly spaced, are read).
         given: `{field: value or None}` for the fields of `CHOSEN_FIELDS` the run has; None means
             "choose". A field absent from `given` is neither chosen nor reported.
         preset: function `image_shape -> {field: value}` giving the network for 8-bit data
