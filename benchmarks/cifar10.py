@@ -103,6 +103,7 @@ class Bench:
     num_samples: int
     validation_size: int
     r1_weight: float
+    beta: float = 1.0
     saved_models: str = SHIPPED
 
     def path(self, *names):
@@ -141,8 +142,8 @@ def stage_vae(bench):
         print(f"vae: finished in {bench.vae_dir}")
         return
     config = TrainVAEConfig(
-        dataset=bench.data, validation_size=bench.validation_size, epochs=bench.vae_epochs, grid_every=2, seed=SEED,
-        out=bench.vae_dir, resume=resume,
+        dataset=bench.data, validation_size=bench.validation_size, epochs=bench.vae_epochs, beta=bench.beta, grid_every=2,
+        seed=SEED, out=bench.vae_dir, resume=resume,
     )
     train_vae(config, verbose=2)
 
@@ -198,6 +199,7 @@ def stage_likelihood(bench):
         "likelihood_seconds": iw_seconds,
         "training_seconds": bench.vae_seconds(),
         "epochs": bench.vae_epochs,
+        "beta": float(getattr(vae, "beta", 1.0)),
         "samples_and_reconstructions": record,
     }
     write_json(out, result)
@@ -482,6 +484,7 @@ def main():
     parser.add_argument("--num-samples", type=int, default=5000, help="samples per quality measurement")
     parser.add_argument("--validation-size", type=int, default=500, help="training images the VAE holds out")
     parser.add_argument("--saved-models", default=SHIPPED, help="where the ship stage writes (default: saved_models/)")
+    parser.add_argument("--beta", type=float, default=1.0, help="the VAE's KL weight in training (its bounds are always the β = 1 ELBO)")
     parser.add_argument("--r1-weight", type=float, default=R1_WEIGHT, help="the R1 penalty of the kerasgen GANs and the VAE-GAN")
     args = parser.parse_args()
     if not os.path.isdir(args.data):
@@ -490,7 +493,7 @@ def main():
         data=os.path.abspath(args.data), work=args.work, results=args.results, vae_epochs=args.vae_epochs,
         total_minutes=args.total_minutes, gan_every=args.gan_every, dcgan_every=args.dcgan_every, k=args.k,
         test_images=args.test_images, num_samples=args.num_samples,
-        validation_size=args.validation_size, r1_weight=args.r1_weight, saved_models=args.saved_models,
+        validation_size=args.validation_size, r1_weight=args.r1_weight, beta=args.beta, saved_models=args.saved_models,
     )
     os.makedirs(bench.results, exist_ok=True)
     stages = {
