@@ -187,7 +187,7 @@ def stage_likelihood(bench):
         "data": bench.data,
         "test_images": int(len(chosen)),
         "test_subset": f"np.random.default_rng({SEED}).permutation({len(x)})[:{bench.test_images}], sorted",
-        "test_subset_class_counts": np.bincount(y[chosen]).tolist() if y is not None else None,
+        "test_subset_class_counts": np.bincount(y[chosen]).tolist(),
         "k": bench.k,
         "likelihood": vae.likelihood,
         "bits_per_dimension_of": "the probability of the 8-bit values" if likelihood.discrete else "a density",
