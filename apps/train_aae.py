@@ -12,7 +12,10 @@ gives digits. Run it as `python apps/train_aae.py`; it writes into `runs/app_aae
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import kerasgen
+
+# This script owns its terminal: TensorFlow's start-up log lines are filtered.
+kerasgen.quiet_tensorflow_startup()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

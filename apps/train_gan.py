@@ -10,7 +10,10 @@ with an R1 penalty. Run it as `python apps/train_gan.py`; it writes into `runs/a
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import kerasgen
+
+# This script owns its terminal: TensorFlow's start-up log lines are filtered.
+kerasgen.quiet_tensorflow_startup()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

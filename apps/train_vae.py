@@ -7,9 +7,10 @@ pixels, both `tfd` distributions built inside the model; the loss is the negativ
 Run it as `python apps/train_vae.py`; it writes into `runs/app_vae/`.
 """
 
-import os
+import kerasgen
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# This script owns its terminal: TensorFlow's start-up log lines are filtered.
+kerasgen.quiet_tensorflow_startup()
 
 import keras  # noqa: E402
 

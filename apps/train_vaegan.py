@@ -13,7 +13,10 @@ as `python apps/train_vaegan.py`; it writes into `runs/app_vaegan/`.
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import kerasgen
+
+# This script owns its terminal: TensorFlow's start-up log lines are filtered.
+kerasgen.quiet_tensorflow_startup()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -11,7 +11,10 @@ non-saturating adversarial loss then sharpens it. Run it as `python apps/vae_to_
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import kerasgen
+
+# This script owns its terminal: TensorFlow's start-up log lines are filtered.
+kerasgen.quiet_tensorflow_startup()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

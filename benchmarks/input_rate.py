@@ -15,6 +15,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import kerasgen  # noqa: E402
+
+kerasgen.quiet_tensorflow_startup()  # this script owns its terminal: TensorFlow's start-up lines are filtered
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -21,6 +21,10 @@ import time
 
 import numpy as np
 
+import kerasgen
+
+kerasgen.quiet_tensorflow_startup()  # this script owns its terminal: TensorFlow's start-up lines are filtered
+
 SHAPES = ("disc", "ring", "square", "outline", "triangle", "cross", "x", "hbar", "vbar", "diamond")
 
 

@@ -28,6 +28,10 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import kerasgen  # noqa: E402
+
+kerasgen.quiet_tensorflow_startup()  # this script owns its terminal: TensorFlow's start-up lines are filtered
+
 from kerasgen.artifacts import load_run, read_json, write_json  # noqa: E402
 from kerasgen.config import TrainGANConfig, TrainVAEConfig  # noqa: E402
 from kerasgen.runs.gan import train_gan  # noqa: E402

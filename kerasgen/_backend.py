@@ -1,7 +1,9 @@
-"""What must hold before Keras and TensorFlow load: the TensorFlow backend, and a quiet start.
+"""What must hold before Keras and TensorFlow load (the TensorFlow backend), and an opt-in quiet start.
 
-`import kerasgen` runs `prepare()` and imports neither Keras nor TensorFlow, so `kerasgen --help`
-answers at once; the first module that needs Keras imports it then.
+`import kerasgen` runs `prepare()`, which only sets environment defaults and checks the backend: it
+imports neither Keras nor TensorFlow (so `kerasgen --help` answers at once) and leaves the process's
+file descriptors alone. `quiet_tensorflow_startup()` is for programs that own their terminal — the
+`kerasgen` command, the apps, the benchmarks — not for a library user or a notebook.
 
 Why more than `TF_CPP_MIN_LOG_LEVEL`: TensorFlow 2.21 writes its first lines while its shared
 libraries load, before absl logging is initialized, and those ignore the variable —
@@ -12,8 +14,8 @@ libraries load, before absl logging is initialized, and those ignore the variabl
 once per library that bundles its own absl (twice), and, on a machine without CUDA, an
 `E... cuda_platform.cc] failed call to cuInit` line when the devices are first listed. No
 environment variable reaches them (tried: TF_CPP_MIN_LOG_LEVEL=3, GLOG_minloglevel,
-ABSL_MIN_LOG_LEVEL), so the first `import tensorflow` after `import kerasgen` runs with stderr
-captured at the file-descriptor level and is then replayed through a filter that applies
+ABSL_MIN_LOG_LEVEL), so after `quiet_tensorflow_startup()` the first `import tensorflow` runs with
+stderr captured at the file-descriptor level and is then replayed through a filter that applies
 TensorFlow's own rule to those early lines: a `[IWEF]MMDD ...] ` line is kept when its severity
 reaches `TF_CPP_MIN_LOG_LEVEL` (default 2 here: errors and fatals stay visible, info and warnings
 go). Every other line — Python warnings, tracebacks — is replayed unchanged, and everything is
@@ -44,9 +46,9 @@ _CUINIT_FAILED = b"failed call to cuInit"
 
 
 def prepare():
-    """Sets the environment Keras and TensorFlow read at import, checks the backend, quiets TensorFlow's start.
+    """Sets the environment Keras and TensorFlow read at import and checks the backend.
 
-    Idempotent and cheap: it imports neither Keras nor TensorFlow.
+    Idempotent and cheap: it imports neither Keras nor TensorFlow and touches no file descriptor.
 
     Raises:
         ImportError: Keras runs (or is set to run) on another backend than TensorFlow.
@@ -57,6 +59,26 @@ def prepare():
     # progress output; errors stay.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", _DEFAULT_MIN_LOG_LEVEL)
     check_backend()
+
+
+def quiet_tensorflow_startup():
+    """Filters the log lines TensorFlow writes while it loads, for a program that owns its terminal.
+
+    The next `import tensorflow` (direct, or through Keras or kerasgen) runs with stderr captured
+    at the file-descriptor level and replayed without the start-up lines below
+    `TF_CPP_MIN_LOG_LEVEL` (see the module docstring). Call it first thing in a script, before
+    Keras is imported; the `kerasgen` command, the apps and the benchmarks do. `import kerasgen`
+    alone never does this. Idempotent; does nothing once TensorFlow is imported, or with
+    `TF_CPP_MIN_LOG_LEVEL=0`.
+
+    Example:
+
+        import kerasgen
+
+        kerasgen.quiet_tensorflow_startup()
+        import keras
+    """
+    prepare()
     if (
         "tensorflow" not in sys.modules
         and _min_log_level() > 0

@@ -13,6 +13,8 @@ import zipfile
 
 import keras
 
+from kerasgen import specs
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -58,8 +60,8 @@ def read_json(path):
         return json.load(f)
 
 
-# The generative models' files in a run folder, in the order `load_run` looks for them.
-MODEL_FILES = ("vae.keras", "gan.keras", "vaegan.keras", "aae.keras")
+# The generative models' files in a run folder, in the order `load_run` looks for them (from the specs).
+MODEL_FILES = specs.model_files()
 
 
 def load_run(model_path, filenames=MODEL_FILES, flag="--model"):
@@ -68,7 +70,8 @@ def load_run(model_path, filenames=MODEL_FILES, flag="--model"):
     Args:
         model_path: str, a run's output folder (holding one of `filenames`) or a `.keras` file.
         filenames: the model files a run folder may hold, tried in order. Defaults to
-            `MODEL_FILES` (a VAE's, a GAN's, a VAE-GAN's, an adversarial autoencoder's).
+            `MODEL_FILES`: the generative models' (a VAE's, a GAN's, a VAE-GAN's, an adversarial
+            autoencoder's, ...).
         flag: str, the command-line flag that named `model_path`, for error messages.
 
     Returns:
@@ -89,9 +92,7 @@ def load_run(model_path, filenames=MODEL_FILES, flag="--model"):
     folder = os.path.dirname(path)
     config_path = os.path.join(folder, "config.json")
     run_config = read_json(config_path) if os.path.isfile(config_path) else {}
-    # `import kerasgen` does not import the models; `load_model` finds only registered classes.
-    import kerasgen.models  # noqa: F401
-
+    # Keras finds kerasgen's classes without importing them here: `import kerasgen` registered them.
     try:
         model = keras.saving.load_model(path)
     except (KeyError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as error:

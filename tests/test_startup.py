@@ -1,54 +1,91 @@
-"""`kerasgen --help` answers at once, and TensorFlow starts without its log noise."""
+"""`kerasgen --help` answers at once; the command filters TensorFlow's start-up noise, `import kerasgen` leaves stderr alone.
 
+(How fast `kerasgen --help` answers: tests/test_loading.py.)
+"""
+
+import json
 import os
 import re
 import subprocess
 import sys
-import time
 
 from kerasgen import _backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # What TensorFlow 2.21 writes while it starts, before absl logging is initialized.
 NOISE = re.compile(r"absl|cudart|cuInit|cuda|oneDNN|cpu_feature_guard|^[IWEF]\d{4} ", re.MULTILINE)
 
 
 def _environment(**changes):
-    """This process's environment without the test suite's TF_CPP_MIN_LOG_LEVEL, so kerasgen's default applies."""
+    """This environment with this source tree first on the path, without the test suite's
+    TF_CPP_MIN_LOG_LEVEL (so kerasgen's default applies)."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
     return {**env, **changes}
 
 
-def test_help_answers_within_a_second_without_noise():
-    start = time.perf_counter()
+def test_help_answers_without_noise():
     result = subprocess.run([sys.executable, "-m", "kerasgen", "--help"], capture_output=True, text=True, env=_environment())
-    seconds = time.perf_counter() - start
 
     assert result.returncode == 0, result.stderr
     assert "export" in result.stdout and "train-vae" in result.stdout
     assert result.stderr == ""
-    # About 0.25 s here (9 s when `import kerasgen` imported TensorFlow); slack for a loaded machine.
-    assert seconds < 2.0, f"kerasgen --help took {seconds:.2f} s"
 
 
 def test_importing_the_package_the_cli_and_the_config_imports_no_tensorflow():
     code = (
-        "import sys, kerasgen, kerasgen.cli, kerasgen.config\n"
+        "import sys, kerasgen, kerasgen.cli, kerasgen.config, kerasgen.specs\n"
         "print(sorted(m for m in ('keras', 'tensorflow', 'tensorflow_probability') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_environment())
     assert result.stdout.strip() == "[]"
 
 
-def test_building_and_sampling_a_vae_prints_no_startup_noise():
-    code = (
-        "import kerasgen.models\n"
-        "vae = kerasgen.VAE(image_shape=(16, 16, 1), latent_dim=2, num_filters=(4,), hidden_dim=8, seed=0)\n"
-        "print(tuple(vae.sample(2, seed=0).shape))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_environment())
+# Records every call that could redirect file descriptor 2, then works as a library user does.
+_LIBRARY_USER = r"""
+import json, os, sys
+calls = []
+dup, dup2 = os.dup, os.dup2
+os.dup = lambda fd, *rest: (calls.append(["dup", fd]), dup(fd, *rest))[1]
+os.dup2 = lambda fd, fd2, *rest, **options: (calls.append(["dup2", fd, fd2]), dup2(fd, fd2, *rest, **options))[1]
+before = os.fstat(2)
+
+import kerasgen
+import keras
+vae = kerasgen.VAE(image_shape=(16, 16, 1), latent_dim=2, num_filters=(4,), hidden_dim=8, seed=0)
+shape = tuple(vae.sample(2, seed=0).shape)
+
+after = os.fstat(2)
+print(json.dumps({
+    "shape": shape,
+    "stderr_calls": [call for call in calls if 2 in call[1:]],
+    "same_stderr": (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino),
+    "tensorflow": "tensorflow" in sys.modules,
+}))
+"""
+
+
+def test_import_kerasgen_leaves_the_file_descriptors_alone():
+    # A library user or a notebook keeps its stderr: no capture while TensorFlow loads, even at
+    # kerasgen's default TF_CPP_MIN_LOG_LEVEL (TensorFlow's start-up lines reach it unfiltered).
+    result = subprocess.run([sys.executable, "-c", _LIBRARY_USER], capture_output=True, text=True, env=_environment())
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "(2, 16, 16, 1)"
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["shape"] == [2, 16, 16, 1] and report["tensorflow"]
+    assert report["stderr_calls"] == [] and report["same_stderr"]
+
+
+def test_the_command_prints_no_startup_noise(tmp_path):
+    # The command owns its terminal and asks for the filter: loading a model imports TensorFlow.
+    out = tmp_path / "grid.png"
+    command = [sys.executable, "-m", "kerasgen", "sample", "--model", os.path.join(ROOT, "saved_models", "vae-mnist-5k"),
+               "--n", "4", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, env=_environment())
+
+    assert result.returncode == 0, result.stderr
+    assert out.is_file() and "Wrote 4 samples" in result.stdout
     assert not NOISE.search(result.stderr), result.stderr
 
 
