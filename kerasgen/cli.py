@@ -1,25 +1,18 @@
-"""The `kerasgen` command line: `pipeline`, `train-vae`, `train-gan`, `train-vaegan`, `train-aae`, `sample`, `evaluate`, `export`, `train-classifier`.
+"""The `kerasgen` command line: `pipeline`, a `train-*` command per model (`train-vae`, `train-gan`, ...), `sample`, `evaluate`, `export`.
 
-Nothing here imports TensorFlow at module level, so `kerasgen --help` answers at once."""
+The training commands come from the model specs (`kerasgen.specs`): each spec's command, config,
+run function, `--help` line and headline. Nothing here imports TensorFlow at module level, so
+`kerasgen --help` answers at once."""
 
 import argparse
+import dataclasses
 import errno
 import os
 import sys
 
-from kerasgen.config import (
-    EvaluateConfig,
-    ExportConfig,
-    PipelineConfig,
-    SampleConfig,
-    TrainAAEConfig,
-    TrainClassifierConfig,
-    TrainGANConfig,
-    TrainVAEConfig,
-    TrainVAEGANConfig,
-    add_arguments,
-    from_arguments,
-)
+import kerasgen
+from kerasgen import specs
+from kerasgen.config import EvaluateConfig, ExportConfig, PipelineConfig, SampleConfig, add_arguments, from_arguments
 
 
 def pipeline_command(config):
@@ -55,100 +48,70 @@ def pipeline_command(config):
     print(f"TensorBoard:         tensorboard --logdir {os.path.dirname(result.vae)}")
 
 
-def train_vae_command(config):
-    from kerasgen.runs.vae import train_vae
+def train_command(spec):
+    """The command that trains `spec`'s model with its run function and prints what the run wrote."""
 
-    artifacts = train_vae(config)
-    metrics = artifacts.final_metrics
-    print(
-        f"\nValidation −ELBO {-metrics['val_elbo']:.2f} nats per image "
-        f"(reconstruction {metrics['val_reconstruction']:.2f}, KL {metrics['val_kl']:.2f})."
+    def command(config):
+        result = spec.run_function()(config)
+        print("\n" + spec.headline.format_map({**_fields(result), **result.final_metrics}))
+        _print_outputs(result)
+
+    return command
+
+
+def _fields(result):
+    """A run result's fields, without copying them (`dataclasses.asdict` would)."""
+    return {field.name: getattr(result, field.name) for field in dataclasses.fields(result)}
+
+
+def _print_outputs(result):
+    """What a training run wrote (each file or folder that exists), its measurements and TensorBoard."""
+    rows = (
+        ("Model (.keras)", result.model),
+        ("SavedModel", result.saved_model),
+        ("Run config", result.config),
+        ("Metadata", os.path.join(result.out, "metadata.json")),
+        ("History", result.history, result.history_plot),
+        ("Sample grids", result.samples, result.reconstructions),
+        ("Checkpoint", result.checkpoint),
     )
-    print(f"Model (.keras):      {artifacts.model}")
-    print(f"SavedModel:          {artifacts.saved_model}")
-    print(f"Run config:          {artifacts.config}")
-    print(f"History:             {artifacts.history} and {artifacts.history_plot}")
-    print(f"Sample grids:        {artifacts.samples}/ and {artifacts.reconstructions}/")
-    _print_quality(artifacts)
-    _print_latent(artifacts)
-    print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
+    for label, *paths in rows:
+        written = [path + "/" if os.path.isdir(path) else path for path in paths if path and os.path.exists(path)]
+        if written:
+            print(f"{label + ':':21}{' and '.join(written)}")
+    _print_quality(result)
+    _print_latent(result)
+    if os.path.isdir(result.logdir):
+        print(f"TensorBoard:         tensorboard --logdir {result.logdir}")
 
 
-def _print_latent(artifacts):
-    """One line for a run's latent instruments (`--latent-images`): the last epoch's."""
-    if not artifacts.latent:
-        return
-    last = artifacts.latent[-1]
-    print(
-        f"Latent instruments:  {os.path.join(artifacts.out, 'latent.json')} ({last['active_units']} of "
-        f"{len(last['active_unit_variances'])} units active, I(x; z) {last['mutual_information']:.2f} nats, "
-        f"KL {last['kl']:.2f} after epoch {last['epoch']})"
-    )
-
-
-def train_gan_command(config):
-    from kerasgen.runs.gan import train_gan
-
-    artifacts = train_gan(config)
-    metrics = artifacts.final_metrics
-    print(
-        f"\nLast epoch: d_loss {metrics['d_loss']:.3f}, g_loss {metrics['g_loss']:.3f}, "
-        f"D(x) {metrics['d_real']:.3f}, D(G(z)) {metrics['d_fake']:.3f}."
-    )
-    print(f"Model (.keras):      {artifacts.model}")
-    print(f"SavedModel:          {artifacts.saved_model}")
-    print(f"Run config:          {artifacts.config}")
-    print(f"History:             {artifacts.history}")
-    print(f"Sample grids:        {artifacts.samples}/")
-    print(f"Checkpoint:          {artifacts.checkpoint}/")
-    _print_quality(artifacts)
-    print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
-
-
-def train_vaegan_command(config):
-    from kerasgen.runs.vae_gan import train_vaegan
-
-    _print_autoencoder(train_vaegan(config))
-
-
-def train_aae_command(config):
-    from kerasgen.runs.aae import train_aae
-
-    _print_autoencoder(train_aae(config))
-
-
-def _print_autoencoder(artifacts):
-    """What a VAE-GAN or adversarial autoencoder run wrote, and its last epoch."""
-    metrics = artifacts.final_metrics
-    print(
-        f"\nLast epoch: reconstruction {metrics['reconstruction']:.2f}, d_loss {metrics['d_loss']:.3f}, "
-        f"g_loss {metrics['g_loss']:.3f}, D(x) {metrics['d_real']:.3f}, D(fake) {metrics['d_fake']:.3f}."
-    )
-    print(f"Model (.keras):      {artifacts.model}")
-    print(f"SavedModel:          {artifacts.saved_model}")
-    print(f"Run config:          {artifacts.config}")
-    print(f"History:             {artifacts.history} and {artifacts.history_plot}")
-    print(f"Sample grids:        {artifacts.samples}/ and {artifacts.reconstructions}/")
-    print(f"Checkpoint:          {artifacts.checkpoint}/")
-    _print_quality(artifacts)
-    print(f"TensorBoard:         tensorboard --logdir {artifacts.logdir}")
-
-
-def _print_quality(artifacts):
+def _print_quality(result):
     """One line for a run's `--quality-every` measurements: the last and the best Fréchet distance."""
-    if not artifacts.quality:
+    if not result.quality:
         return
-    last = artifacts.quality[-1]
-    best = min(artifacts.quality, key=lambda record: record["fd"])
-    path = os.path.join(artifacts.out, "quality.json")
+    last = result.quality[-1]
+    best = min(result.quality, key=lambda record: record["fd"])
+    path = os.path.join(result.out, "quality.json")
     print(
         f"Sample quality:      {path} (Fréchet distance {last['fd']:.1f} after epoch {last['epoch']}, "
         f"best {best['fd']:.1f} after epoch {best['epoch']})"
     )
-    accuracy = artifacts.classifier["heldout_accuracy"]
+    accuracy = result.classifier["heldout_accuracy"]
     print(
-        f"  scored by the {artifacts.classifier['origin']} classifier {artifacts.classifier['path']}"
+        f"  scored by the {result.classifier['origin']} classifier {result.classifier['path']}"
         + ("" if accuracy is None else f" ({100 * accuracy:.1f}% right on held-out images)")
+    )
+
+
+def _print_latent(result):
+    """One line for a run's latent instruments (`--latent-images`): the last epoch's."""
+    if not result.latent:
+        return
+    last = result.latent[-1]
+    print(
+        f"Latent instruments:  {os.path.join(result.out, 'latent.json')} ({last['active_units']} of "
+        f"{len(last['active_unit_variances'])} units active, I(x; z) {last['mutual_information']:.2f} nats, "
+        f"KL {last['kl']:.2f} after epoch {last['epoch']})"
     )
 
 
@@ -187,70 +150,52 @@ def export_command(config):
     print(f"Inspect:             saved_model_cli show --dir {path} --all")
 
 
-def train_classifier_command(config):
-    from kerasgen.runs.classifier import train_classifier
-
-    artifacts = train_classifier(config)
-    print(
-        f"\nHeld-out ({artifacts.heldout_split}) accuracy {100 * artifacts.heldout_accuracy:.2f}% "
-        f"after {artifacts.training_seconds:.0f} s of training."
-    )
-    print(f"Classifier (.keras): {artifacts.model}")
-    print(f"Metadata:            {artifacts.metadata}")
+_EXPORT_HELP = (
+    "write a SavedModel for serving from a kerasgen .keras file or run folder "
+    f"({', '.join(spec.class_name for spec in specs.SPECS[:-1])} or {specs.SPECS[-1].class_name})"
+)
 
 
+def _export_description():
+    """`export --help`'s description: the models it takes and the endpoints each gets."""
+    models_by_endpoints = {}
+    for spec in specs.SPECS:
+        models_by_endpoints.setdefault(spec.endpoints, []).append(spec.class_name)
+    endpoints = "; ".join(f"{', '.join(models)}: {', '.join(names)}" for names, models in models_by_endpoints.items())
+    return f"{_EXPORT_HELP}. The endpoints: {endpoints}."
+
+
+# `command: (config class, function, --help line[, description])`; the training commands come from the specs.
 COMMANDS = {
     "pipeline": (
         PipelineConfig,
         pipeline_command,
         "train a VAE, then a GAN from its decoder, then evaluate both (the defaults: mnist-5k in about 10 minutes)",
     ),
-    "train-vae": (TrainVAEConfig, train_vae_command, "train a VAE and write its model, SavedModel and grids"),
-    "train-gan": (
-        TrainGANConfig,
-        train_gan_command,
-        "train a GAN whose generator starts as a trained VAE's decoder; write its model, SavedModel and grids",
-    ),
-    "train-vaegan": (
-        TrainVAEGANConfig,
-        train_vaegan_command,
-        "train the VAE-GAN of Larsen et al. (2016), from a trained VAE (--vae) or from scratch",
-    ),
-    "train-aae": (
-        TrainAAEConfig,
-        train_aae_command,
-        "train the adversarial autoencoder of Makhzani et al. (2015), from a trained VAE (--vae) or from scratch",
-    ),
+    **{name: (spec.config, train_command(spec), spec.summary) for name, spec in specs.commands().items()},
     "sample": (SampleConfig, sample_command, "draw samples from a trained model into a PNG grid"),
     "evaluate": (
         EvaluateConfig,
         evaluate_command,
         "likelihood (ELBO, importance-weighted log p(x)), posterior diagnostics, sample quality and plots",
     ),
-    "export": (
-        ExportConfig,
-        export_command,
-        "write a SavedModel for serving from a kerasgen .keras file or run folder (VAE, GAN, VAE-GAN, AAE or classifier)",
-    ),
-    "train-classifier": (
-        TrainClassifierConfig,
-        train_classifier_command,
-        "train the domain classifier whose features measure sample quality (Fréchet distance, KID)",
-    ),
+    "export": (ExportConfig, export_command, _EXPORT_HELP, _export_description()),
 }
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="kerasgen", description="Keras 3 generative models with TFP distributions.")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name, (config_class, _, help_text) in COMMANDS.items():
-        add_arguments(subparsers.add_parser(name, help=help_text, description=help_text), config_class)
+    for name, (config_class, _, help_text, *description) in COMMANDS.items():
+        add_arguments(subparsers.add_parser(name, help=help_text, description=(description or [help_text])[0]), config_class)
     return parser
 
 
 def main(argv=None):
+    # The command owns its terminal: TensorFlow's start-up lines are filtered (a library user's are not).
+    kerasgen.quiet_tensorflow_startup()
     arguments = build_parser().parse_args(argv)
-    config_class, command, _ = COMMANDS[arguments.command]
+    config_class, command, *_ = COMMANDS[arguments.command]
     try:
         command(from_arguments(config_class, arguments))
     except (ValueError, FloatingPointError, RuntimeError) as error:

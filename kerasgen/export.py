@@ -1,7 +1,8 @@
 """SavedModel export for serving: named signatures over plain tensors, no kerasgen needed to load.
 
-`export_saved_model` takes any kerasgen `.keras` file or run folder and picks the endpoints by
-model type; `export_autoencoder` (VAE, VAE-GAN, AAE), `export_gan` and `export_classifier` take the Python objects.
+`export_saved_model` takes any kerasgen `.keras` file or run folder and writes it with the exporter
+its model's spec names (`kerasgen.specs`); `export_autoencoder` (VAE, VAE-GAN, AAE), `export_gan`
+and `export_classifier` take the Python objects.
 """
 
 import os
@@ -10,19 +11,20 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasgen import artifacts
+from kerasgen import artifacts, specs
 from kerasgen.artifacts import atomic_path
-from kerasgen.models import AAE, VAEGAN, Classifier, GAN, VAE
+from kerasgen.models import AAE
 
 # The model files a run folder may hold, in the order `export_saved_model` looks for them.
-MODEL_FILES = (*artifacts.MODEL_FILES, "classifier.keras")
+MODEL_FILES = specs.model_files(generative_only=False)
 
 
 def export_saved_model(path, out):
     """Loads the kerasgen model at `path` and writes it to `out` as a SavedModel for serving.
 
-    The endpoints follow the model's type: a `VAE` gets `export_vae`'s, a `GAN` `export_gan`'s, a
-    `Classifier` `export_classifier`'s. The write is atomic.
+    The endpoints follow the model's type: its spec's exporter writes them (a `VAE` gets
+    `export_vae`'s, a `GAN` `export_gan`'s, a `Classifier` `export_classifier`'s), and a subclass
+    of a kerasgen model is exported as that model. The write is atomic.
 
     Args:
         path: str, a `.keras` file or a run folder holding one of `MODEL_FILES` (the first
@@ -38,13 +40,13 @@ def export_saved_model(path, out):
         ValueError: the model is of a type kerasgen does not export.
     """
     model, _, _ = artifacts.load_run(path, filenames=MODEL_FILES)
-    for model_type, export in ((VAE, export_vae), (VAEGAN, export_autoencoder), (AAE, export_autoencoder), (GAN, export_gan), (Classifier, export_classifier)):
-        if isinstance(model, model_type):
-            return os.fspath(out), export(model, out)
-    raise ValueError(
-        "Only a kerasgen VAE, VAE-GAN, adversarial autoencoder, GAN or Classifier can be exported. "
-        f"Received: a {type(model).__module__}.{type(model).__name__} from {path!r}"
-    )
+    spec = specs.spec_of(model)
+    if spec is None:
+        raise ValueError(
+            f"Only a kerasgen model ({', '.join(known.class_name for known in specs.SPECS)}) can be exported. "
+            f"Received: a {type(model).__module__}.{type(model).__name__} from {path!r}"
+        )
+    return os.fspath(out), spec.exporter()(model, out)
 
 
 def export_vae(vae, path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgen import VAE
+from kerasgen import VAE, specs
 from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER, load_classifier
 from kerasgen.export import export_saved_model, export_vae
 
@@ -132,7 +132,7 @@ def test_export_saved_model_serves_the_shipped_vae(tmp_path):
 
     served = tf.saved_model.load(path).signatures["decode"](z=tf.constant(z))["images"]
 
-    assert endpoints == ["decode", "sample", "encode", "reconstruct"]
+    assert endpoints == ["decode", "sample", "encode", "reconstruct"] == list(specs.named("VAE").endpoints)
     assert _max_difference(served, vae.decode(z)) < 1e-5
 
 
@@ -145,7 +145,7 @@ def test_export_saved_model_serves_the_shipped_gan_from_its_run_folder(tmp_path)
 
     served = tf.saved_model.load(path).signatures["generate"](z=tf.constant(z))["images"]
 
-    assert endpoints == ["generate", "sample"]
+    assert endpoints == ["generate", "sample"] == list(specs.named("GAN").endpoints)
     assert _max_difference(served, gan.generate(z)) < 1e-5
 
 
@@ -159,7 +159,7 @@ def test_export_saved_model_serves_the_shipped_classifier(tmp_path):
     predicted = loaded.signatures["predict"](images=tf.constant(images))
     features = loaded.signatures["features"](images=tf.constant(images))["features"]
 
-    assert endpoints == ["predict", "features"]
+    assert endpoints == ["predict", "features"] == list(specs.named("Classifier").endpoints)
     assert _max_difference(predicted["logits"], classifier(images, training=False)) < 1e-5
     assert _max_difference(predicted["probabilities"], keras.ops.softmax(classifier(images, training=False))) < 1e-5
     assert _max_difference(features, classifier.features(images)) < 1e-5

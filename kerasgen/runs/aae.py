@@ -2,6 +2,7 @@
 
 import keras
 
+from kerasgen import specs
 from kerasgen.callbacks import DivergenceGuard
 from kerasgen.config import TrainAAEConfig
 from kerasgen.export import export_autoencoder
@@ -35,7 +36,7 @@ def train_aae(config=TrainAAEConfig(), verbose=None):
     Returns:
         `RunResult`.
     """
-    run = Run(config, "aae.keras", verbose)
+    run = Run(config, specs.named("AAE").file, verbose)
     start = starting_point(config, TrainAAEConfig.SCRATCH_FLAGS)
     architecture = _architecture(config, start.vae)
     binarize = _binarize(config, start)

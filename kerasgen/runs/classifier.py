@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 import kerasgen
+from kerasgen import specs
 from kerasgen.artifacts import atomic_path, inference_copy, write_json
 from kerasgen.config import TrainClassifierConfig, show_flag
 from kerasgen.data import load_dataset
@@ -40,7 +41,7 @@ def train_classifier(config=TrainClassifierConfig(), verbose=None):
     Raises:
         ValueError: the dataset or its validation split has no class labels (or one class).
     """
-    run = Run(config, "classifier.keras", verbose)
+    run = Run(config, specs.named("Classifier").file, verbose)
     splits = load_dataset(
         config.dataset,
         batch_size=config.batch_size,

@@ -2,6 +2,7 @@
 
 import keras
 
+from kerasgen import specs
 from kerasgen.callbacks import DivergenceGuard
 from kerasgen.export import export_gan
 from kerasgen.models import GAN
@@ -28,7 +29,7 @@ def train_gan(config, verbose=None):
     Returns:
         `RunResult`.
     """
-    run = Run(config, "gan.keras", verbose)
+    run = Run(config, specs.named("GAN").file, verbose)
     start = starting_point(config)
     vae = start.vae
     splits = start.load(config, binarize="none")

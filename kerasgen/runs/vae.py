@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 
+from kerasgen import specs
 from kerasgen.callbacks import AggressivePhase
 from kerasgen.config import TrainClassifierConfig, TrainVAEConfig, shared_flags, show_flag
 from kerasgen.data import load_dataset
@@ -82,7 +83,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
     Returns:
         `RunResult`.
     """
-    run = Run(config, "vae.keras", verbose)
+    run = Run(config, specs.named("VAE").file, verbose)
     config, choice = choose_for_config(config, digit_latent_dim=16)
     if choice is not None:
         print(choice.line())

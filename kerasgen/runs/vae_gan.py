@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from kerasgen import specs
 from kerasgen.callbacks import DivergenceGuard
 from kerasgen.config import TrainVAEGANConfig
 from kerasgen.export import export_autoencoder
@@ -32,7 +33,7 @@ def train_vaegan(config=TrainVAEGANConfig(), verbose=None):
     Returns:
         `RunResult`.
     """
-    run = Run(config, "vaegan.keras", verbose)
+    run = Run(config, specs.named("VAEGAN").file, verbose)
     start = starting_point(config, TrainVAEGANConfig.SCRATCH_FLAGS)
     splits = start.load(config, binarize="none")
     start.check_shape(splits, config)
