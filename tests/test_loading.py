@@ -171,6 +171,21 @@ def test_the_lazy_registry_lists_what_the_modules_register(loaded):
     assert report["registered"] == {name: [module, attribute, is_class] for name, (module, attribute, is_class) in _registry.REGISTERED.items()}
 
 
+@pytest.mark.slow
+def test_a_file_loads_when_keras_was_imported_before_kerasgen():
+    # Then `import kerasgen` registers the stand-ins at once instead of waiting for Keras's import.
+    code = (
+        "import sys, keras, kerasgen\n"
+        "model = keras.saving.load_model(sys.argv[1])\n"
+        "print(type(model).__module__ + '.' + type(model).__name__)"
+    )
+    path = os.path.join(ROOT, "kerasgen", "assets", "classifier-mnist-5k", "classifier.keras")
+    env = {**_environment(), "KERAS_BACKEND": "tensorflow"}
+    result = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "kerasgen.models.classifier.Classifier"
+
+
 def test_kerasgen_help_answers_within_a_second():
     kerasgen = shutil.which("kerasgen", path=os.path.dirname(sys.executable)) or shutil.which("kerasgen")
     assert kerasgen, "the kerasgen console script is missing: install the package with pip install -e ."
