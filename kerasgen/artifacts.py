@@ -73,6 +73,10 @@ def load_run(model_path, filenames=MODEL_FILES, flag="--model"):
 
     Returns:
         `(model, run_config, folder)`; `run_config` is `{}` when no `config.json` is beside it.
+
+    Keras rebuilds only registered classes: kerasgen's register when `kerasgen.models` is
+    imported. This module does not import it (the models use it, and nothing here needs them),
+    so the callers that read kerasgen models (the evaluation, the runs, the CLI) import them.
     """
     path = model_path
     if os.path.isdir(model_path):
@@ -89,9 +93,6 @@ def load_run(model_path, filenames=MODEL_FILES, flag="--model"):
     folder = os.path.dirname(path)
     config_path = os.path.join(folder, "config.json")
     run_config = read_json(config_path) if os.path.isfile(config_path) else {}
-    # `import kerasgen` does not import the models; `load_model` finds only registered classes.
-    import kerasgen.models  # noqa: F401
-
     try:
         model = keras.saving.load_model(path)
     except (KeyError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as error:

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgen.callbacks import AggressivePhase, Backup
+from kerasgen.callbacks import AggressivePhase
 from kerasgen.config import TrainVAEConfig, from_arguments
 from kerasgen.models import AggressiveVAE
 from kerasgen.models.aggressive_vae import MAX_ENCODER_STEPS, WINDOW, window_rule
+from kerasgen.runs.plumbing import Backup
 
 
 def _images(n=16, size=8, seed=0):

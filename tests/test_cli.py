@@ -38,7 +38,7 @@ def test_train_vae_writes_every_artifact_and_resumes(tmp_path, grey_npz):
     assert sorted(os.listdir(out / "reconstructions")) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
     assert os.listdir(out / "logs")
     # The final model ships without optimizer state; the checkpoint keeps it for --resume.
-    from kerasgen.callbacks import Backup
+    from kerasgen.runs.plumbing import Backup
     from kerasgen.models import VAE
 
     final = keras.saving.load_model(out / "vae.keras")
