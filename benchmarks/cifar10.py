@@ -63,7 +63,7 @@ import keras  # noqa: E402
 
 from kerasgen import distributions  # noqa: E402
 from kerasgen.artifacts import atomic_path, load_run, read_json, write_json  # noqa: E402
-from kerasgen.callbacks import Backup, ElapsedTime, EpochLog, HistoryCSV, SampleGrid, SampleQuality, TimeBudget  # noqa: E402
+from kerasgen.callbacks import SampleGrid, SampleQuality  # noqa: E402
 from kerasgen.config import TrainGANConfig, TrainVAEConfig, TrainVAEGANConfig  # noqa: E402
 from kerasgen.data import load_dataset  # noqa: E402
 from kerasgen.evaluation import elbo, importance_weighted_log_likelihood  # noqa: E402
@@ -71,6 +71,7 @@ from kerasgen.evaluation.sample_quality import SHIPPED_CIFAR10_CLASSIFIER, load_
 from kerasgen.plots import plot_quality_curves, plot_sample_grids, read_history  # noqa: E402
 from kerasgen.runs.gan import train_gan  # noqa: E402
 from kerasgen.runs.harness import is_run_folder, quality_records_before, truncate_history  # noqa: E402
+from kerasgen.runs.plumbing import Backup, ElapsedTime, EpochLog, HistoryCSV, TimeBudget  # noqa: E402
 from kerasgen.runs.vae import train_vae  # noqa: E402
 from kerasgen.runs.vae_gan import train_vaegan  # noqa: E402
 

@@ -60,7 +60,7 @@ from kerasgen.evaluation import (  # noqa: E402
     sample_quality,
 )
 from kerasgen.plots import _save, plt, read_history  # noqa: E402
-from kerasgen.runs.domain import choose_classifier  # noqa: E402
+from kerasgen.evaluation.domain import choose_classifier  # noqa: E402
 from kerasgen.runs.choose import CHOSEN_FIELDS  # noqa: E402
 from kerasgen.runs.harness import check_same_run  # noqa: E402
 from kerasgen.runs.vae import resolve_binarize, train_vae  # noqa: E402

@@ -76,6 +76,10 @@ def load_run(model_path, filenames=MODEL_FILES, flag="--model"):
 
     Returns:
         `(model, run_config, folder)`; `run_config` is `{}` when no `config.json` is beside it.
+
+    Keras rebuilds only registered classes: kerasgen's register when `kerasgen.models` is
+    imported. This module does not import it (the models use it, and nothing here needs them),
+    so the callers that read kerasgen models (the evaluation, the runs, the CLI) import them.
     """
     path = model_path
     if os.path.isdir(model_path):

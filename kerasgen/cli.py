@@ -118,6 +118,7 @@ def _print_latent(result):
 def sample_command(config):
     import keras
 
+    import kerasgen.models  # noqa: F401  (registers the model classes that load_run reads)
     from kerasgen.artifacts import load_run
     from kerasgen.images import image_grid, save_png
 
@@ -133,8 +134,10 @@ def sample_command(config):
 
 def evaluate_command(config):
     from kerasgen.evaluation.report import evaluate, format_table
+    from kerasgen.runs.classifier import train_classifier
 
-    report = evaluate(config)
+    # A data set that no shipped classifier serves gets one trained on its labels.
+    report = evaluate(config, train=train_classifier)
     print()
     print(format_table(report.metrics))
     print(f"\nMetrics: {report.path}")

@@ -8,7 +8,9 @@ import dataclasses
 import typing
 
 
-def _field(default, help, parse=None, required=False, check=None, choices=None, resumable=False, positional=None):
+def _field(
+    default, help, parse=None, required=False, check=None, choices=None, resumable=False, positional=None, requires=None
+):
     """A config field: its default, its `--help`, and what makes a value valid.
 
     Args:
@@ -17,10 +19,53 @@ def _field(default, help, parse=None, required=False, check=None, choices=None, 
         resumable: True for a flag that may change on `--resume` (how long to train, where to
             write, what to log); every other flag must be the checkpoint's.
         positional: str or None, a metavar: the value is a positional argument (`--NAME` also works).
+        requires: a `Requires`: what another field must hold for this one to have an effect.
+            A value other than the default is refused without it.
     """
     metadata = {"help": help, "parse": parse, "required": required, "check": check, "choices": choices}
     metadata["positional"] = positional
+    metadata["requires"] = requires
     return dataclasses.field(default=default, metadata={**metadata, "resumable": resumable})
+
+
+@dataclasses.dataclass(frozen=True)
+class Requires:
+    """A flag that has an effect only with another flag: `--kl-cycle-ratio` only with `--kl-cycles`.
+
+    Declared on the dependent field (`_field(..., requires=Requires("kl_cycles"))`) and checked by
+    `Config` for every config: a dependent field whose value differs from its default is refused
+    when the requirement is not met, naming both flags and what was received. "Differs from its
+    default" rather than "typed on the command line": a config is also built in Python and rebuilt
+    from `config.json` on `--resume`, where every field is given and only the values can tell.
+
+    Attributes:
+        name: the field required.
+        values: the values of `name` that meet the requirement; None: any value other than its
+            default (`--vae DIR` given, `--kl-cycles` above 0, `--aggressive` on). A None among
+            them accepts a field left open to be chosen later (its config is then checked again
+            with the chosen value).
+    """
+
+    name: str
+    values: tuple | None = None
+
+    def met(self, config):
+        value = getattr(config, self.name)
+        if self.values is None:
+            return value != type(config).__dataclass_fields__[self.name].default
+        return value in self.values
+
+    def describe(self):
+        """`--decoder pixelcnn`, `--kl-cycles`: what the requirement asks, as a user types it."""
+        named = [value for value in self.values or () if value is not None]
+        return " ".join([flag(self.name), " or ".join(map(str, named))]) if named else flag(self.name)
+
+    def received(self, config):
+        """`with --decoder conv` or `without --vae`: the required field as `config`, which does not meet it, holds it."""
+        value = getattr(config, self.name)
+        if self.values is None or value is None or value is False:
+            return f"without {flag(self.name)}"
+        return f"with {show_flag(self.name, value)}"
 
 
 _COMPARE = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
@@ -50,6 +95,13 @@ class Config:
                     raise ValueError(f"{flag(field.name)} is required.")
                 continue
             _check_field(field, hints[field.name], value)
+        for field in dataclasses.fields(self):
+            requirement, value = field.metadata.get("requires"), getattr(self, field.name)
+            if requirement is not None and value != field.default and not requirement.met(self):
+                raise ValueError(
+                    f"{flag(field.name)} requires {requirement.describe()}, without which it has no effect. "
+                    f"Received: {show_flag(field.name, value)} {requirement.received(self)}"
+                )
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -237,9 +289,12 @@ class TrainVAEConfig(Config):
     )
     likelihood_scale: str | float = _field(
         "pixel", "the Gaussian's scale: pixel | global | optimal (each image's MSE, the sigma-VAE) | a fixed positive number",
-        parse=number_or_name, check=POSITIVE, choices=("pixel", "global", "optimal"),
+        parse=number_or_name, check=POSITIVE, choices=("pixel", "global", "optimal"), requires=Requires("likelihood", ("gaussian",)),
     )
-    likelihood_components: int = _field(10, "the logistic mixture's components", check=POSITIVE)
+    # Open (None), the likelihood is chosen from the data, and the config checked again with it.
+    likelihood_components: int = _field(
+        10, "the logistic mixture's components", check=POSITIVE, requires=Requires("likelihood", ("logistic_mixture", None))
+    )
     posterior: str = _field("diagonal", "q(z|x): diagonal | full (full-covariance Gaussian)", choices=("diagonal", "full"))
     latent_dim: int | None = _field(None, "size of z; " + CHOSEN_HELP + " (16 for digits)", check=POSITIVE)
     num_filters: tuple[int, ...] | None = _field(None, "filters per downsampling level; " + CHOSEN_HELP, check=POSITIVE)
@@ -256,8 +311,14 @@ class TrainVAEConfig(Config):
         "model the image without z; needs --likelihood bernoulli; samples are drawn pixel by pixel)",
         choices=DECODERS,
     )
-    pixelcnn_layers: int = _field(4, "the PixelCNN's gated layers: more see more of the image and need z less", check=POSITIVE)
-    pixelcnn_filters: int = _field(32, "the PixelCNN's width and the channels of its conditioning map", check=POSITIVE)
+    pixelcnn_layers: int = _field(
+        4, "the PixelCNN's gated layers: more see more of the image and need z less", check=POSITIVE,
+        requires=Requires("decoder", ("pixelcnn",)),
+    )
+    pixelcnn_filters: int = _field(
+        32, "the PixelCNN's width and the channels of its conditioning map", check=POSITIVE,
+        requires=Requires("decoder", ("pixelcnn",)),
+    )
     beta: float = _field(1.0, "weight of the KL term", check=NON_NEGATIVE)
     kl_warmup_epochs: int = _field(0, "epochs over which the KL weight grows linearly from 0 to beta", check=NON_NEGATIVE)
     kl_cycles: int = _field(
@@ -266,7 +327,9 @@ class TrainVAEConfig(Config):
         "--kl-warmup-epochs)",
         check=NON_NEGATIVE,
     )
-    kl_cycle_ratio: float = _field(0.5, "the share of each KL cycle over which the weight rises, in (0, 1]", check=POSITIVE)
+    kl_cycle_ratio: float = _field(
+        0.5, "the share of each KL cycle over which the weight rises, in (0, 1]", check=POSITIVE, requires=Requires("kl_cycles")
+    )
     free_bits: float = _field(
         0.0, "free bits (Kingma et al. 2016): nats per latent dimension below which the batch-averaged KL is "
         "floored in the objective; kl and elbo stay the true values (0: off; diagonal posterior, one importance sample)",
@@ -280,7 +343,7 @@ class TrainVAEConfig(Config):
     )
     aggressive_patience: int = _field(
         5, "with --aggressive: epochs without a new best I(x; z) after which encoder and decoder train jointly",
-        check=POSITIVE,
+        check=POSITIVE, requires=Requires("aggressive"),
     )
     epochs: int = _field(50, "training epochs", check=POSITIVE, resumable=True)
     max_minutes: float | None = _max_minutes()
@@ -339,11 +402,6 @@ class TrainVAEConfig(Config):
             raise ValueError(
                 "--aggressive ends its phase when I(x; z) on held-out images stops rising, which --latent-images "
                 f"measures; give it images (500 by default). Received: --aggressive, {show_flag('latent_images', 0)}"
-            )
-        if not self.aggressive and self.aggressive_patience != type(self).aggressive_patience:
-            raise ValueError(
-                "--aggressive-patience sets when the aggressive phase ends and means nothing without --aggressive. "
-                f"Received: {show_flag('aggressive_patience', self.aggressive_patience)} without --aggressive"
             )
         if self.aggressive and self.jit_compile == "on":
             raise ValueError(
@@ -411,6 +469,14 @@ def _scratch(help, **kwargs):
     return _field(None, help + " (without --vae)", **kwargs)
 
 
+def _init():
+    """How a model warm-started from `--vae` takes its networks; from scratch there is nothing to take."""
+    return _field(
+        "vae", "with --vae: vae (its weights) | scratch (its architecture, fresh weights)", choices=("vae", "scratch"),
+        requires=Requires("vae"),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainVAEGANConfig(Config):
     """Everything `kerasgen train-vaegan` needs: the VAE-GAN of Larsen et al. (2016), from a trained VAE or from scratch."""
@@ -419,7 +485,7 @@ class TrainVAEGANConfig(Config):
         None, "a train-vae output folder or .keras file to start from: its encoder, decoder, data and split "
         "(default: none, a VAE-GAN from scratch)",
     )
-    init: str = _field("vae", "with --vae: vae (its weights) | scratch (its architecture, fresh weights)", choices=("vae", "scratch"))
+    init: str = _init()
     dataset: str | None = _field(None, "the images (default: the VAE run's dataset, else mnist-5k)")
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
     stream: bool = _stream()
@@ -493,7 +559,7 @@ class TrainAAEConfig(Config):
         None, "a train-vae output folder or .keras file to start from: its encoder, decoder, likelihood, data, split "
         "and binarization (default: none, an AAE from scratch)",
     )
-    init: str = _field("vae", "with --vae: vae (its weights) | scratch (its architecture, fresh weights)", choices=("vae", "scratch"))
+    init: str = _init()
     dataset: str | None = _field(None, "the images (default: the VAE run's dataset, else mnist-5k)")
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
     stream: bool = _stream()
@@ -511,9 +577,11 @@ class TrainAAEConfig(Config):
     )
     likelihood_scale: str | float | None = _scratch(
         "the Gaussian's scale: pixel | global | optimal | a fixed positive number (default pixel)",
-        parse=number_or_name, check=POSITIVE, choices=("pixel", "global", "optimal"),
+        parse=number_or_name, check=POSITIVE, choices=("pixel", "global", "optimal"), requires=Requires("likelihood", ("gaussian",)),
     )
-    likelihood_components: int | None = _scratch("the logistic mixture's components (default 10)", check=POSITIVE)
+    likelihood_components: int | None = _scratch(
+        "the logistic mixture's components (default 10)", check=POSITIVE, requires=Requires("likelihood", ("logistic_mixture",))
+    )
     latent_layout: str | None = _scratch("z as a vector | map (default vector)", choices=LATENT_LAYOUTS)
     binarize: str | None = _scratch(
         "none | static | dynamic (default: dynamic for the Bernoulli likelihood, else none)", choices=BINARIZATIONS
@@ -526,8 +594,10 @@ class TrainAAEConfig(Config):
         "normal", "p(z): normal (N(0, I)) | mixture (Gaussians on a circle in the first two latent axes)",
         choices=("normal", "mixture"),
     )
-    prior_components: int = _field(10, "the mixture prior's number of components", check=POSITIVE)
-    prior_radius: float = _field(4.0, "the mixture prior's circle radius", check=POSITIVE)
+    prior_components: int = _field(
+        10, "the mixture prior's number of components", check=POSITIVE, requires=Requires("prior", ("mixture",))
+    )
+    prior_radius: float = _field(4.0, "the mixture prior's circle radius", check=POSITIVE, requires=Requires("prior", ("mixture",)))
     discriminator_units: tuple[int, ...] = _field((512, 512), "hidden widths of the latent discriminator", check=POSITIVE)
     epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
     max_minutes: float | None = _max_minutes()

@@ -170,7 +170,7 @@ def test_keras_file_round_trip_gives_the_same_model_and_resumes_training(tmp_pat
     assert kinds == ["Adam", "SGD", "RMSprop"]
     assert all(int(o.iterations) == 1 for o in (restored.optimizer, restored.d_optimizer, restored.g_optimizer))
     # A `.keras` file holds no SeedGenerator state (Keras saves weights and optimizers; a run's
-    # checkpoint, `callbacks.Backup`, carries the seeds): give the copy the original's.
+    # checkpoint, `runs.plumbing.Backup`, carries the seeds): give the copy the original's.
     for name in ("seed_generator", "eval_seed_generator"):
         getattr(restored, name).state.assign(getattr(aae, name).state)
     for model in (aae, restored):

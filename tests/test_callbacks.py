@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from kerasgen import VAE
 from kerasgen.artifacts import atomic_path
-from kerasgen.callbacks import Backup, HistoryCSV, SampleGrid
+from kerasgen.callbacks import SampleGrid
 from kerasgen.images import image_grid, interleave
+from kerasgen.runs.plumbing import Backup, HistoryCSV
 
 
 def _small_vae():

@@ -11,7 +11,7 @@ from keras import ops
 from kerasgen.data import load_dataset
 from kerasgen.evaluation.sample_quality import SHIPPED_CIFAR10_CLASSIFIER, SHIPPED_CLASSIFIER, load_classifier
 from kerasgen.models import Classifier
-from kerasgen.runs.domain import choose_classifier, shipped_serving
+from kerasgen.evaluation.domain import choose_classifier, shipped_serving
 
 
 def _colour_images(count=8, size=16, seed=0):

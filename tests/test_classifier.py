@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasgen.runs.domain import count_correct
+from kerasgen.evaluation.domain import count_correct
 from kerasgen.cli import build_parser, main
 from kerasgen.config import TrainClassifierConfig, from_arguments
 from kerasgen.data import load_dataset

@@ -38,7 +38,7 @@ def test_train_vae_writes_every_artifact_and_resumes(tmp_path, grey_npz):
     assert sorted(os.listdir(out / "reconstructions")) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
     assert os.listdir(out / "logs")
     # The final model ships without optimizer state; the checkpoint keeps it for --resume.
-    from kerasgen.callbacks import Backup
+    from kerasgen.runs.plumbing import Backup
     from kerasgen.models import VAE
 
     final = keras.saving.load_model(out / "vae.keras")
@@ -217,7 +217,7 @@ def test_flags_parse_into_the_config():
     from kerasgen.config import TrainVAEConfig, from_arguments
 
     args = build_parser().parse_args(
-        ["train-vae", "--image-size", "32", "32", "--validation-size", "0.1", "--likelihood-scale", "0.2",
+        ["train-vae", "--image-size", "32", "32", "--validation-size", "0.1", "--likelihood", "gaussian", "--likelihood-scale", "0.2",
          "--num-filters", "16", "32", "64", "--resume"]
     )
     config = from_arguments(TrainVAEConfig, args)
@@ -225,4 +225,127 @@ def test_flags_parse_into_the_config():
     assert config.validation_size == 0.1 and config.likelihood_scale == 0.2 and config.resume
     defaults = from_arguments(TrainVAEConfig, build_parser().parse_args(["train-vae"]))
     assert defaults == TrainVAEConfig()
-    assert from_arguments(TrainVAEConfig, build_parser().parse_args(["train-vae", "--likelihood-scale", "global"])).likelihood_scale == "global"
+    gaussian = build_parser().parse_args(["train-vae", "--likelihood", "gaussian", "--likelihood-scale", "global"])
+    assert from_arguments(TrainVAEConfig, gaussian).likelihood_scale == "global"
+
+
+# A flag that depends on another flag, given without it: (command line, config class, field values, what the error says).
+WITHOUT_WHAT_THEY_NEED = [
+    (["train-vae", "--kl-cycle-ratio", "0.25"], "TrainVAEConfig", dict(kl_cycle_ratio=0.25),
+     "--kl-cycle-ratio requires --kl-cycles, without which it has no effect. Received: --kl-cycle-ratio 0.25 without --kl-cycles"),
+    (["train-vae", "--pixelcnn-layers", "6"], "TrainVAEConfig", dict(pixelcnn_layers=6),
+     "--pixelcnn-layers requires --decoder pixelcnn, without which it has no effect. Received: --pixelcnn-layers 6 with --decoder conv"),
+    (["train-vae", "--pixelcnn-filters", "16"], "TrainVAEConfig", dict(pixelcnn_filters=16),
+     "--pixelcnn-filters requires --decoder pixelcnn, without which it has no effect. Received: --pixelcnn-filters 16 with --decoder conv"),
+    (["train-aae", "--prior-components", "3"], "TrainAAEConfig", dict(prior_components=3),
+     "--prior-components requires --prior mixture, without which it has no effect. Received: --prior-components 3 with --prior normal"),
+    (["train-aae", "--prior", "normal", "--prior-radius", "2"], "TrainAAEConfig", dict(prior="normal", prior_radius=2.0),
+     "--prior-radius requires --prior mixture, without which it has no effect. Received: --prior-radius 2.0 with --prior normal"),
+    (["train-vae", "--likelihood", "bernoulli", "--likelihood-scale", "global"], "TrainVAEConfig",
+     dict(likelihood="bernoulli", likelihood_scale="global"),
+     "--likelihood-scale requires --likelihood gaussian, without which it has no effect. Received: --likelihood-scale global with --likelihood bernoulli"),
+    # Left open, the likelihood is chosen from the data, and the choice is never Gaussian.
+    (["train-vae", "--likelihood-scale", "0.1"], "TrainVAEConfig", dict(likelihood_scale=0.1),
+     "--likelihood-scale requires --likelihood gaussian, without which it has no effect. Received: --likelihood-scale 0.1 without --likelihood"),
+    (["pipeline", "--likelihood", "logistic_mixture", "--likelihood-scale", "optimal"], "PipelineConfig",
+     dict(likelihood="logistic_mixture", likelihood_scale="optimal"),
+     "Received: --likelihood-scale optimal with --likelihood logistic_mixture"),
+    (["train-aae", "--likelihood", "continuous_bernoulli", "--likelihood-scale", "global"], "TrainAAEConfig",
+     dict(likelihood="continuous_bernoulli", likelihood_scale="global"),
+     "Received: --likelihood-scale global with --likelihood continuous_bernoulli"),
+    (["train-vae", "--likelihood", "gaussian", "--likelihood-components", "5"], "TrainVAEConfig",
+     dict(likelihood="gaussian", likelihood_components=5),
+     "--likelihood-components requires --likelihood logistic_mixture, without which it has no effect. Received: --likelihood-components 5 with --likelihood gaussian"),
+    (["train-vaegan", "--init", "scratch"], "TrainVAEGANConfig", dict(init="scratch"),
+     "--init requires --vae, without which it has no effect. Received: --init scratch without --vae"),
+    (["train-aae", "--init", "scratch"], "TrainAAEConfig", dict(init="scratch"),
+     "--init requires --vae, without which it has no effect. Received: --init scratch without --vae"),
+    (["train-vae", "--aggressive-patience", "2"], "TrainVAEConfig", dict(aggressive_patience=2),
+     "--aggressive-patience requires --aggressive, without which it has no effect. Received: --aggressive-patience 2 without --aggressive"),
+]
+
+
+def _case_id(value):
+    return " ".join(value) if isinstance(value, list) else ""
+
+
+@pytest.mark.parametrize("args, config_class, values, message", WITHOUT_WHAT_THEY_NEED, ids=_case_id)
+def test_a_flag_without_the_flag_it_requires_is_one_clear_line(tmp_path, capsys, monkeypatch, args, config_class, values, message):
+    from kerasgen import cli
+
+    # Refused while the flags are read: the command (data, model, folder) never starts.
+    def never(config):
+        raise AssertionError(f"kerasgen {args[0]} started with {config}")
+
+    config_type, _, help_text = cli.COMMANDS[args[0]]
+    monkeypatch.setitem(cli.COMMANDS, args[0], (config_type, never, help_text))
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"kerasgen {args[0]}: error: --") and message in error
+    assert "Traceback" not in error and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, config_class, values, message", WITHOUT_WHAT_THEY_NEED, ids=_case_id)
+def test_a_config_field_without_the_field_it_requires_is_refused(args, config_class, values, message):
+    from kerasgen import config
+
+    with pytest.raises(ValueError) as error:
+        getattr(config, config_class)(**values)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train-vae", "--kl-cycles", "4", "--kl-cycle-ratio", "0.25"], dict(kl_cycle_ratio=0.25)),
+        (["train-vae", "--decoder", "pixelcnn", "--pixelcnn-layers", "6", "--pixelcnn-filters", "16"],
+         dict(pixelcnn_layers=6, pixelcnn_filters=16)),
+        (["train-aae", "--prior", "mixture", "--prior-components", "3", "--prior-radius", "2"],
+         dict(prior_components=3, prior_radius=2.0)),
+        (["train-vae", "--likelihood", "gaussian", "--likelihood-scale", "global"], dict(likelihood_scale="global")),
+        (["train-aae", "--likelihood", "gaussian", "--likelihood-scale", "0.5"], dict(likelihood_scale=0.5)),
+        (["pipeline", "--likelihood", "gaussian", "--likelihood-scale", "optimal"], dict(likelihood_scale="optimal")),
+        # Left open, the likelihood may be chosen as the logistic mixture; the choice is checked again.
+        (["train-vae", "--likelihood-components", "5"], dict(likelihood_components=5)),
+        (["train-aae", "--likelihood", "logistic_mixture", "--likelihood-components", "5"], dict(likelihood_components=5)),
+        (["train-vaegan", "--vae", "runs/vae", "--init", "scratch"], dict(init="scratch")),
+        (["train-aae", "--vae", "runs/vae", "--init", "scratch"], dict(init="scratch")),
+        (["train-vae", "--aggressive", "--aggressive-patience", "2"], dict(aggressive_patience=2)),
+        # A default value is no use of the flag: the run uses it anyway.
+        (["train-vae", "--kl-cycle-ratio", "0.5", "--pixelcnn-layers", "4"], dict(kl_cycle_ratio=0.5, pixelcnn_layers=4)),
+        (["train-aae", "--init", "vae", "--prior-radius", "4"], dict(init="vae", prior_radius=4.0)),
+    ],
+    ids=_case_id,
+)
+def test_a_flag_with_the_flag_it_requires_parses(args, expected):
+    from kerasgen.cli import COMMANDS, build_parser
+    from kerasgen.config import from_arguments
+
+    config = from_arguments(COMMANDS[args[0]][0], build_parser().parse_args(args))
+    assert {name: getattr(config, name) for name in expected} == expected
+
+
+def test_every_requirement_names_a_field_of_its_own_config_and_the_defaults_meet_them():
+    import dataclasses
+
+    from kerasgen.cli import COMMANDS
+
+    declared = set()
+    for config_class, _, _ in COMMANDS.values():
+        fields = dataclasses.fields(config_class)
+        for field in fields:
+            requirement = field.metadata.get("requires")
+            if requirement is not None:
+                declared.add((config_class.__name__, field.name))
+                assert requirement.name in {other.name for other in fields}, (
+                    f"{config_class.__name__}.{field.name} requires {requirement.name}, which it does not have"
+                )
+        if not any(field.metadata.get("required") for field in fields):
+            config_class()  # The defaults never use a dependent flag.
+    assert {
+        ("TrainVAEConfig", "kl_cycle_ratio"), ("TrainVAEConfig", "pixelcnn_layers"), ("TrainVAEConfig", "pixelcnn_filters"),
+        ("TrainAAEConfig", "prior_components"), ("TrainAAEConfig", "prior_radius"), ("TrainVAEConfig", "likelihood_scale"),
+        ("TrainAAEConfig", "likelihood_scale"), ("PipelineConfig", "likelihood_scale"), ("TrainVAEGANConfig", "init"),
+        ("TrainAAEConfig", "init"), ("TrainVAEConfig", "aggressive_patience"),
+    } <= declared

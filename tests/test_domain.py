@@ -8,7 +8,8 @@ import pytest
 from kerasgen.config import TrainClassifierConfig
 from kerasgen.data import load_dataset
 from kerasgen.evaluation.sample_quality import SHIPPED_CLASSIFIER
-from kerasgen.runs.domain import MIN_ACCURACY, choose_classifier
+from kerasgen.evaluation.domain import MIN_ACCURACY, choose_classifier
+from kerasgen.runs.classifier import train_classifier
 
 
 def test_the_shipped_classifier_serves_digits_by_its_measured_accuracy(tmp_path):
@@ -46,21 +47,21 @@ def test_another_domain_gets_a_classifier_trained_on_its_labels(tmp_path):
     source = _shapes_npz(tmp_path / "shapes.npz")
     splits = load_dataset(source, validation_size=80, seed=0)
     config = TrainClassifierConfig(dataset=source, validation_size=80, num_filters=(8, 16), epochs=4, batch_size=32)
-    choice, _ = choose_classifier(None, splits, str(tmp_path / "run"), config)
+    choice, _ = choose_classifier(None, splits, str(tmp_path / "run"), config, train=train_classifier)
     assert choice.origin == "trained" and choice.path == str(tmp_path / "run" / "classifier")
     assert "the shipped digit classifier does not serve this data" in choice.reason
     assert choice.heldout_accuracy >= MIN_ACCURACY and choice.heldout_size == 80
     metadata = json.loads((tmp_path / "run" / "classifier" / "metadata.json").read_text())
     assert metadata["heldout_accuracy"] == choice.heldout_accuracy
     # Asked again (a resumed run), the trained one is reused, not retrained.
-    again, how = choose_classifier(None, splits, str(tmp_path / "run"), config)
+    again, how = choose_classifier(None, splits, str(tmp_path / "run"), config, train=train_classifier)
     assert how == "reused" and again.heldout_accuracy == choice.heldout_accuracy
 
 
 def test_unlabelled_data_gets_no_classifier_and_a_reason(tmp_path):
     np.savez(tmp_path / "x.npz", x=np.zeros((40, 28, 28), np.uint8))
     splits = load_dataset(str(tmp_path / "x.npz"), validation_size=8)
-    choice, reason = choose_classifier(None, splits, str(tmp_path), TrainClassifierConfig())
+    choice, reason = choose_classifier(None, splits, str(tmp_path), TrainClassifierConfig(), train=train_classifier)
     assert choice is None and "--classifier" in reason and "no labels" in reason
 
 

@@ -250,7 +250,7 @@ def test_config_round_trips_and_derives_the_cycle_length():
     "kwargs, match",
     [
         (dict(kl_cycles=2, kl_warmup_epochs=3), "use one. Received: --kl-warmup-epochs 3, --kl-cycles 2"),
-        (dict(kl_cycle_ratio=1.5), "--kl-cycle-ratio must be <= 1. Received: --kl-cycle-ratio 1.5"),
+        (dict(kl_cycles=2, kl_cycle_ratio=1.5), "--kl-cycle-ratio must be <= 1. Received: --kl-cycle-ratio 1.5"),
         (dict(kl_cycle_ratio=0.0), "--kl-cycle-ratio must be > 0. Received: --kl-cycle-ratio 0.0"),
         (dict(kl_cycles=-1), "--kl-cycles must be >= 0. Received: --kl-cycles -1"),
         (dict(free_bits=-1.0), "--free-bits must be >= 0. Received: --free-bits -1.0"),

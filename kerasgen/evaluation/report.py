@@ -7,14 +7,15 @@ import time
 import keras
 import numpy as np
 
+# Registers kerasgen's model classes, which `load_run` needs to read a run's model.
+import kerasgen.models  # noqa: F401
 from kerasgen import distributions
 from kerasgen.artifacts import load_run, write_json
+from kerasgen.config import TrainClassifierConfig
 from kerasgen.data import load_dataset
 from kerasgen.evaluation import likelihood, reconstruction, sample_quality
-from kerasgen.config import TrainClassifierConfig
+from kerasgen.evaluation.domain import choose_classifier, heldout_images_and_labels
 from kerasgen.images import image_grid, save_png
-from kerasgen.runs.domain import choose_classifier, heldout_images_and_labels
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Report:
     plots: list
 
 
-def evaluate(config, classifier=None):
+def evaluate(config, classifier=None, train=None):
     """Evaluates a saved model (a VAE, a GAN, ...) as `config` (an `EvaluateConfig`) says and writes the report.
 
     The held-out images are the run's own: the same source, split seed and validation size as
@@ -34,8 +35,9 @@ def evaluate(config, classifier=None):
     Likelihood numbers, for models whose `defines_likelihood` is true, use the run's binarization
     (held-out images binarized once, with a fixed seed); sample-quality numbers compare decoded
     mean images with the grey held-out images, on the features of a classifier of the data's
-    domain (`runs.domain.choose_classifier`: the `--classifier`, the shipped digit one where it
-    scores the data's held-out images well, or one trained on the data into `MODEL/classifier`);
+    domain (`evaluation.domain.choose_classifier`: the `--classifier`, the shipped digit one where it
+    scores the data's held-out images well, or one trained on the data into `MODEL/classifier` by
+    `train`);
     the report says which, and how accurate. Models with `reconstruct` get the same classifier's
     view of their reconstructions of the grey held-out images (`reconstruction`); models with
     `posterior_distribution` and `prior` get the MMD between their codes of the held-out images,
@@ -45,6 +47,9 @@ def evaluate(config, classifier=None):
         config: an `EvaluateConfig`.
         classifier: `(ClassifierChoice or None, reason)` already chosen (the pipeline chooses once
             for both its models), or None to choose here.
+        train: `(TrainClassifierConfig) -> any`, what trains a classifier on the data when no
+            shipped one serves it (`kerasgen evaluate` passes `runs.classifier.train_classifier`);
+            None: never train, and sample metrics are then skipped with the reason.
 
     Raises:
         FileNotFoundError, ValueError: the model or the `--classifier` is missing or unusable.
@@ -97,11 +102,11 @@ def evaluate(config, classifier=None):
 
     grey = load_dataset(source, binarize="none", **split)
     if classifier is None:
-        classifier_config = TrainClassifierConfig(
+        classifier_config = None if train is None else TrainClassifierConfig(
             dataset=source, data_dir=split["data_dir"], image_size=split["image_size"],
             validation_size=split["validation_size"], seed=split["seed"], stream=split["stream"],
         )
-        classifier = choose_classifier(config.classifier, grey, folder, classifier_config, model.image_shape)
+        classifier = choose_classifier(config.classifier, grey, folder, classifier_config, model.image_shape, train=train)
     choice, reason = classifier
     # Loaded once: sample quality and reconstructions are judged by the same classifier.
     loaded = None if choice is None else choice.load(model.image_shape)

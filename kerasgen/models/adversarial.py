@@ -14,7 +14,9 @@ import tensorflow as tf
 from keras import ops
 
 from kerasgen import distribute
+from kerasgen.artifacts import load_run
 from kerasgen.losses import r1_penalty
+from kerasgen.models.vae import VAE
 from kerasgen.networks import build_discriminator
 
 REFUSED_COMPILE_ARGUMENTS = ("loss", "loss_weights", "metrics", "weighted_metrics")
@@ -27,10 +29,6 @@ def load_vae(vae_or_path):
         ValueError: the object or the file is not a kerasgen VAE, or its decoder is a PixelCNN.
         FileNotFoundError: no model at the path.
     """
-    # Imported here: kerasgen.models imports this module.
-    from kerasgen.artifacts import load_run
-    from kerasgen.models.vae import VAE
-
     vae = vae_or_path
     if isinstance(vae_or_path, (str, os.PathLike)):
         vae, _, _ = load_run(os.fspath(vae_or_path), filenames=("vae.keras",))

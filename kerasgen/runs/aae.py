@@ -7,6 +7,7 @@ from kerasgen.callbacks import DivergenceGuard
 from kerasgen.config import TrainAAEConfig
 from kerasgen.export import export_autoencoder
 from kerasgen.models import AAE, VAE
+from kerasgen.runs.classifier import train_classifier
 from kerasgen.runs.harness import Run
 from kerasgen.runs.vae import check_pixels
 from kerasgen.runs.warm_start import starting_point
@@ -67,7 +68,7 @@ def train_aae(config=TrainAAEConfig(), verbose=None):
     run.open({**start.facts(splits), "binarize": binarize, **architecture})
     run.restore(model)
     # Samples are mean images (Bernoulli probabilities): compared with the grey held-out images.
-    quality = run.quality(splits, splits.unbinarized_heldout, start.classifier_config(config), splits.image_shape)
+    quality = run.quality(splits, splits.unbinarized_heldout, start.classifier_config(config), splits.image_shape, train=train_classifier)
     guard = DivergenceGuard()
     history = run.fit(model, splits, callbacks=[guard], grid_images=validation_images[:32], quality=quality)
     final, model_path, saved_model = run.finish(

@@ -13,8 +13,8 @@ from kerasgen import specs
 from kerasgen.artifacts import atomic_path, inference_copy, write_json
 from kerasgen.config import TrainClassifierConfig, show_flag
 from kerasgen.data import load_dataset
+from kerasgen.evaluation.domain import count_correct
 from kerasgen.models import Classifier
-from kerasgen.runs.domain import count_correct
 from kerasgen.runs.harness import Run, RunResult
 from kerasgen.runs.schedules import learning_rate
 

@@ -6,6 +6,7 @@ from kerasgen import specs
 from kerasgen.callbacks import DivergenceGuard
 from kerasgen.export import export_gan
 from kerasgen.models import GAN
+from kerasgen.runs.classifier import train_classifier
 from kerasgen.runs.harness import Run
 from kerasgen.runs.warm_start import starting_point
 
@@ -56,7 +57,7 @@ def train_gan(config, verbose=None):
         )
     run.open(start.facts(splits))
     run.restore(gan)
-    quality = run.quality(splits, splits.unbinarized_heldout, start.classifier_config(config), vae.image_shape)
+    quality = run.quality(splits, splits.unbinarized_heldout, start.classifier_config(config), vae.image_shape, train=train_classifier)
     guard = DivergenceGuard()
     # Batches are (images, labels); the GAN ignores the labels. Validation reports D on held-out
     # images (val_d_real): a D that tells them from training images has started to memorize.

@@ -30,13 +30,12 @@ import keras
 
 from kerasgen import distribute
 from kerasgen.artifacts import atomic_path, inference_copy, read_json, write_json
-from kerasgen.callbacks import (
-    Backup, ElapsedTime, EpochLog, HistoryCSV, LatentDiagnostics, SampleGrid, SampleQuality, TimeBudget,
-)
+from kerasgen.callbacks import LatentDiagnostics, SampleGrid, SampleQuality
 from kerasgen.config import show_flag
+from kerasgen.evaluation.domain import choose_classifier, heldout_images_and_labels
 from kerasgen.evaluation.sample_quality import load_classifier
 from kerasgen.plots import plot_history
-from kerasgen.runs.domain import choose_classifier, heldout_images_and_labels
+from kerasgen.runs.plumbing import Backup, ElapsedTime, EpochLog, HistoryCSV, TimeBudget
 
 CONFIG_FILE = "config.json"
 
@@ -51,7 +50,7 @@ class RunResult:
         saved_model: the SavedModel folder, or None for a model that is not exported.
         final_metrics: the last epoch's logs.
         quality: the `SampleQuality` records (empty without `--quality-every`).
-        classifier: which classifier scored the samples (`runs.domain.ClassifierChoice.describe()`), or None.
+        classifier: which classifier scored the samples (`evaluation.domain.ClassifierChoice.describe()`), or None.
         latent: the `LatentDiagnostics` records (empty for a run without them).
     """
 
@@ -222,15 +221,16 @@ class Run:
                 f"(a train-classifier folder). Received: {show_flag('quality_every', self.config.quality_every)}"
             )
 
-    def quality(self, splits, real_images, classifier_config, image_shape):
+    def quality(self, splits, real_images, classifier_config, image_shape, train):
         """The `SampleQuality` callback of `--quality-every` (None without it), writing `quality.json`.
 
-        Its classifier comes from `runs.domain.choose_classifier` (trained into `OUT/classifier`
-        when the shipped one does not serve the data); a resumed run keeps its earlier records.
+        Its classifier comes from `evaluation.domain.choose_classifier` (trained by `train`, the
+        classifier run's `train_classifier`, into `OUT/classifier` when no shipped one serves the
+        data); a resumed run keeps its earlier records.
         """
         if not getattr(self.config, "quality_every", 0):
             return None
-        choice, _ = choose_classifier(self.config.classifier, splits, self.out, classifier_config, image_shape)
+        choice, _ = choose_classifier(self.config.classifier, splits, self.out, classifier_config, image_shape, train=train)
         self.classifier_choice = choice
         print(f"Sample quality: {choice.summary()}")
         path = self.path("quality.json")

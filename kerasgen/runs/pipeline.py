@@ -15,10 +15,11 @@ from kerasgen.config import (
     shared_flags,
 )
 from kerasgen.data import load_dataset
+from kerasgen.evaluation.domain import choose_classifier
 from kerasgen.evaluation.report import evaluate
 from kerasgen.plots import plot_same_latents
-from kerasgen.runs.domain import choose_classifier
 from kerasgen.runs.choose import CHOSEN_FIELDS, choose_for_config
+from kerasgen.runs.classifier import train_classifier
 from kerasgen.runs.gan import train_gan
 from kerasgen.runs.harness import CONFIG_FILE, check_folder, check_same_run, prepare_folder
 from kerasgen.runs.vae import train_vae
@@ -53,7 +54,7 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
     (training runs, each with `report/`), `classifier/` (when the data needs its own classifier),
     `comparison.png` (VAE and GAN samples from the same latent vectors) and `summary.json`.
     Sample quality is measured on `config.num_samples` (10,000) samples of each model with a classifier of the data's
-    domain (`runs.domain.choose_classifier`); `summary.json` says which and how accurate. With
+    domain (`evaluation.domain.choose_classifier`); `summary.json` says which and how accurate. With
     `resume`, a finished training stage is skipped and an interrupted one continues from its
     checkpoint, so a crash or kill costs at most the epoch in progress.
 
@@ -102,7 +103,9 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
     stages = (
         ("Training the VAE", lambda: _train(train_vae, vae_config, "vae.keras", config.resume, verbose)),
         ("Training the GAN from the VAE's decoder", lambda: _train(train_gan, gan_config, "gan.keras", config.resume, verbose)),
-        ("Choosing the classifier that scores samples", lambda: choose_classifier(config.classifier, splits, config.out, classifier_config)),
+        ("Choosing the classifier that scores samples", lambda: choose_classifier(
+            config.classifier, splits, config.out, classifier_config, train=train_classifier
+        )),
         ("Evaluating the VAE", lambda: evaluate(EvaluateConfig(model=vae_dir, k=config.k, **quality), results[2])),
         ("Evaluating the GAN", lambda: evaluate(EvaluateConfig(model=gan_dir, **quality), results[2])),
     )

@@ -12,6 +12,7 @@ from kerasgen.data import load_dataset
 from kerasgen.export import export_vae
 from kerasgen.models import VAE, AggressiveVAE
 from kerasgen.runs.choose import choose_for_config
+from kerasgen.runs.classifier import train_classifier
 from kerasgen.runs.harness import Run
 from kerasgen.runs.schedules import learning_rate
 
@@ -72,7 +73,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
     `reconstruct`), `config.json`, `history.csv`, `history.png`, `samples/epoch_NNN.png`,
     `reconstructions/epoch_NNN.png`, `checkpoint/` and TensorBoard logs. With `quality_every`,
     the Fréchet distance and KID of 5,000 prior samples against the grey held-out images go into
-    the history and `quality.json`, scored by a classifier of the data's domain (`runs.domain`).
+    the history and `quality.json`, scored by a classifier of the data's domain (`evaluation.domain`).
     With `latent_images` (500 by default), the latent instruments on that many validation images
     (KL per dimension, active units, I(x; z), the ELBO split) go into the history, `latent.json`
     and TensorBoard before training and after every epoch (`callbacks.LatentDiagnostics`).
@@ -140,7 +141,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
     run.open({"binarize": binarize, "image_shape": splits.image_shape})
     run.restore(vae)
     # The VAE's samples are mean images (Bernoulli probabilities, say): compared with grey images.
-    quality = run.quality(splits, splits.unbinarized_heldout, _classifier_config(config), splits.image_shape)
+    quality = run.quality(splits, splits.unbinarized_heldout, _classifier_config(config), splits.image_shape, train=train_classifier)
     latent = run.latent_diagnostics(validation_images)
     callbacks = []
     if config.aggressive:

@@ -8,6 +8,7 @@ from kerasgen.callbacks import DivergenceGuard
 from kerasgen.config import TrainVAEGANConfig
 from kerasgen.export import export_autoencoder
 from kerasgen.models import VAE, VAEGAN
+from kerasgen.runs.classifier import train_classifier
 from kerasgen.runs.harness import Run
 from kerasgen.runs.warm_start import starting_point
 
@@ -65,7 +66,7 @@ def train_vaegan(config=TrainVAEGANConfig(), verbose=None):
     # Grey images, not binarized: what D compares with the decoder's means (and what evaluate reads).
     run.open({**start.facts(splits), "binarize": "none", "latent_dim": model.latent_dim})
     run.restore(model)
-    quality = run.quality(splits, splits.unbinarized_heldout, start.classifier_config(config), splits.image_shape)
+    quality = run.quality(splits, splits.unbinarized_heldout, start.classifier_config(config), splits.image_shape, train=train_classifier)
     guard = DivergenceGuard()
     history = run.fit(model, splits, callbacks=[guard], grid_images=validation_images[:32], quality=quality)
     final, model_path, saved_model = run.finish(

@@ -11,7 +11,8 @@ but meaningless classes. So a run asks `choose_classifier`:
    data's channel count, the most accurate on the held-out images among those that get at least
    their own minimum right (`serves.min_heldout_accuracy` in their metadata: `MIN_ACCURACY` for
    digits); otherwise a classifier trained on the data (the `train-classifier` defaults, the run's
-   own split) into `OUT/classifier/`, reused when it is already there;
+   own split) into `OUT/classifier/` by the training function the caller passes (`train`), reused
+   when it is already there;
 3. else (no labels): none — sample metrics need `--classifier`, and the reason says so.
 
 A classifier whose input has another height or width than the data scores the images resized to
@@ -68,7 +69,7 @@ class ClassifierChoice:
         return f"{self.origin} classifier {self.path}{accuracy}: {self.reason}{resized}"
 
 
-def choose_classifier(requested, splits, out, train_config=None, image_shape=None):
+def choose_classifier(requested, splits, out, train_config=None, image_shape=None, train=None):
     """The classifier to score samples of `splits`' data with (see the module docstring).
 
     Args:
@@ -78,6 +79,10 @@ def choose_classifier(requested, splits, out, train_config=None, image_shape=Non
         train_config: a `TrainClassifierConfig` for the data (dataset, split, seed), used when one
             must be trained; None: never train (the choice is then None with its reason printed).
         image_shape: the images the classifier must take. Defaults to `splits.image_shape`.
+        train: `(TrainClassifierConfig) -> any`, what trains a classifier into the config's `out`
+            (the run layer passes `kerasgen.runs.classifier.train_classifier`); given exactly
+            when `train_config` is. Evaluation takes it as an argument so that it never imports
+            the run layer.
 
     Returns:
         `(ClassifierChoice or None, reason)`; None when no classifier of this domain is available.
@@ -85,7 +90,13 @@ def choose_classifier(requested, splits, out, train_config=None, image_shape=Non
     Raises:
         FileNotFoundError, ValueError: the requested classifier is missing, unreadable, or takes
             images of another shape.
+        ValueError: one of `train_config` and `train` without the other.
     """
+    if (train_config is None) != (train is None):
+        raise ValueError(
+            "train_config (what to train) and train (how) go together: pass both to allow training a classifier, "
+            f"or neither. Received: {'train_config without train' if train is None else 'train without train_config'}"
+        )
     image_shape = tuple(image_shape or splits.image_shape)
     images, labels = heldout_images_and_labels(splits)
     labelled = labels is not None
@@ -116,12 +127,9 @@ def choose_classifier(requested, splits, out, train_config=None, image_shape=Non
     if train_config is None:
         return None, f"{shipped_reason}; pass --classifier DIR"
 
-    # Imported here: the classifier run imports this module.
-    from kerasgen.runs.classifier import train_classifier
-
     print(f"{shipped_reason[0].upper()}{shipped_reason[1:]}: training one into {trained} ...")
     # A training killed earlier in this run continues from its checkpoint.
-    train_classifier(dataclasses.replace(train_config, out=trained, resume=os.path.isdir(trained), overwrite=False))
+    train(dataclasses.replace(train_config, out=trained, resume=os.path.isdir(trained), overwrite=False))
     return _trained_choice(trained, shipped_reason, image_shape), "trained"
 
 
