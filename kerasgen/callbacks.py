@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasgen import validate
 from kerasgen.artifacts import write_json
 from kerasgen.evaluation import reconstruction, sample_quality
 from kerasgen.evaluation.instruments import ACTIVE_UNIT_THRESHOLD, LatentInstruments
@@ -43,8 +44,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     def __init__(self, directory, images=None, num_samples=64, every=1, seed=0, logdir=None):
         super().__init__()
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int. Received: every={every!r}")
+        validate.positive_int("every", every)
         self.directory = directory
         self.images = None if images is None else np.asarray(images, dtype=np.float32)
         self.num_samples = num_samples
@@ -113,8 +113,7 @@ class DivergenceGuard(keras.callbacks.Callback):
 
     def __init__(self, patience=3, d_fake_floor=0.02, g_loss_ceiling=5.0):
         super().__init__()
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be a positive int. Received: patience={patience!r}")
+        validate.positive_int("patience", patience)
         self.patience = patience
         self.d_fake_floor = float(d_fake_floor)
         self.g_loss_ceiling = float(g_loss_ceiling)
@@ -193,10 +192,8 @@ class SampleQuality(keras.callbacks.Callback):
         labels=None,
     ):
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int. Received: every={every!r}")
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
-            raise ValueError(f"num_samples must be an int >= 2. Received: num_samples={num_samples!r}")
+        validate.positive_int("every", every)
+        validate.integer("num_samples", num_samples, minimum=2)
         self.classifier = classifier
         self.real_images = real_images
         self.labels = labels
@@ -400,8 +397,7 @@ class AggressivePhase(keras.callbacks.Callback):
 
     def __init__(self, patience=5, images=None, seed=0):
         super().__init__()
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be a positive int. Received: patience={patience!r}")
+        validate.positive_int("patience", patience)
         self.patience = patience
         self.images = None if images is None else np.asarray(images, dtype=np.float32)
         self.seed = seed

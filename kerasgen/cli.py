@@ -12,7 +12,7 @@ import sys
 
 import kerasgen
 from kerasgen import specs
-from kerasgen.config import EvaluateConfig, ExportConfig, PipelineConfig, SampleConfig, add_arguments, from_arguments
+from kerasgen.config import EvaluateConfig, ExportConfig, PipelineConfig, SampleConfig, add_arguments, from_arguments, to_flags
 
 
 def pipeline_command(config):
@@ -202,8 +202,10 @@ def main(argv=None):
     try:
         command(from_arguments(config_class, arguments))
     except (ValueError, FloatingPointError, RuntimeError) as error:
-        # Input problems get one clear line, not a trace.
-        return _fail(arguments.command, error)
+        # Input problems get one clear line, not a trace; the library names its Python arguments,
+        # the user typed flags.
+        names = [field.name for field in dataclasses.fields(config_class)]
+        return _fail(arguments.command, to_flags(str(error), names))
     except OSError as error:
         # Not writable, a file where a folder should be, disk full, a missing path: one line too.
         where = f": {error.filename}" if error.filename else ""

@@ -4,8 +4,30 @@ Each run writes its config as JSON next to its artifacts, so it can be reproduce
 """
 
 import argparse
+import ast
 import dataclasses
+import re
 import typing
+
+from kerasgen import validate
+from kerasgen.options import (
+    AAE_ENCODERS,
+    AAE_PRIORS,
+    ARCHITECTURES,
+    BINARIZATIONS,
+    DECODERS,
+    FEATURE_SCALES,
+    GAUSSIAN_SCALES,
+    GENERATOR_INITS,
+    JIT_COMPILES,
+    LATENT_LAYOUTS,
+    LIKELIHOODS,
+    LR_SCHEDULES,
+    MIXED_PRECISIONS,
+    POSTERIORS,
+    STRATEGIES,
+    VAE_INITS,
+)
 
 
 def _field(
@@ -15,7 +37,7 @@ def _field(
 
     Args:
         check: `(operator, bound)` such as `(">", 0)` for numbers (each element of a tuple).
-        choices: the accepted strings.
+        choices: the accepted strings: a tuple of `kerasgen.options`, which the implementing code owns.
         resumable: True for a flag that may change on `--resume` (how long to train, where to
             write, what to log); every other flag must be the checkpoint's.
         positional: str or None, a metavar: the value is a positional argument (`--NAME` also works).
@@ -68,7 +90,8 @@ class Requires:
         return f"with {show_flag(self.name, value)}"
 
 
-_COMPARE = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+# A field's `check` as `validate.number`'s bounds.
+_BOUNDS = {">": "above", ">=": "at_least", "<": "below", "<=": "at_most"}
 
 
 def flag(name):
@@ -81,6 +104,39 @@ def show_flag(name, value):
     if value is True:
         return flag(name)
     return f"{flag(name)} {_show(value)}"
+
+
+# A value as `repr` writes it after `name=`: a quoted string, a tuple or list, or a word.
+_REPR = r"""'[^']*'|"[^"]*"|\([^()]*\)|\[[^\[\]]*\]|[^\s,;]+"""
+
+
+def to_flags(message, names):
+    """A library message as the CLI says it: the Python arguments among `names` become their flags.
+
+    `name=value` becomes the flag as typed (`show_flag`); a name with an underscore, or the
+    message's first word, becomes its flag. Other words stay, so that "the decoder" stays prose.
+
+        to_flags("latent_dim must be a positive int. Received: latent_dim=0", ["latent_dim"])
+        # "--latent-dim must be a positive int. Received: --latent-dim 0"
+    """
+    for name in sorted(names, key=len, reverse=True):
+        word = rf"(?<![\w.'\"-]){re.escape(name)}"
+        message = re.sub(rf"{word}=({_REPR})", lambda match, name=name: _as_typed(name, match.group(1)), message)
+        if "_" in name:
+            message = re.sub(rf"{word}(?![\w'\"=-])", flag(name), message)
+        elif re.match(rf"{re.escape(name)} ", message):
+            message = flag(name) + message[len(name):]
+    return message
+
+
+def _as_typed(name, text):
+    """`show_flag` of a value's repr: `'none'` → `--binarize none`, `(32, 0)` → `--num-filters 32 0`."""
+    end = "." if text.endswith(".") and text[0] not in "'\"([" else ""
+    try:
+        value = ast.literal_eval(text[: len(text) - len(end)])
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return f"{flag(name)} {text}"
+    return show_flag(name, tuple(value) if isinstance(value, list) else value) + end
 
 
 class Config:
@@ -113,34 +169,35 @@ class Config:
 
 
 def _check_field(field, kind, value):
-    def refuse(requirement):
-        raise ValueError(f"{flag(field.name)} {requirement}. Received: {show_flag(field.name, value)}")
+    """Checks one field's value with `kerasgen.validate`, as the CLI spells its flag."""
+    try:
+        _check_value(field.name, kind, value, field.metadata.get("check"), field.metadata.get("choices"))
+    except ValueError as error:
+        raise ValueError(to_flags(str(error), [field.name])) from None
 
+
+def _check_value(name, kind, value, check, choices):
     if kind is bool or bool in typing.get_args(kind):
-        if not isinstance(value, bool):
-            refuse("is a switch (True or False)")
+        validate.boolean(name, value)
         return
-    values = value if isinstance(value, tuple) else (value,)
-    if _is_tuple(kind) and not values:
-        refuse("needs at least one value")
-    numeric_types = tuple(t for t in (int, float) if t is kind or t in typing.get_args(kind) or _is_tuple(kind))
-    for item in values:
-        if isinstance(item, bool):
-            refuse("must be a number")
-        if isinstance(item, (int, float)):
-            if not numeric_types:
-                refuse("must be a name, not a number")
-            if numeric_types == (int,) and not isinstance(item, int):
-                refuse("must be a whole number")
-            if item != item or item in (float("inf"), float("-inf")):
-                refuse("must be a finite number")
-            check = field.metadata.get("check")
-            if check and not _COMPARE[check[0]](item, check[1]):
-                refuse(f"must be {check[0]} {check[1]}")
-        elif isinstance(item, str):
-            choices = field.metadata.get("choices")
-            if choices and item not in choices:
-                refuse(f"must be one of {' | '.join(choices)}")
+    if _is_tuple(kind):
+        # Filters per level, layer widths, an image size: every tuple field holds positive ints.
+        validate.positive_ints(name, value)
+        return
+    numeric = [t for t in (int, float) if t is kind or t in typing.get_args(kind)]
+    bounds = {_BOUNDS[check[0]]: check[1]} if check else {}
+    if not numeric:
+        if choices:
+            validate.one_of(name, value, choices)
+        elif not isinstance(value, str):
+            validate.refuse(name, "a str", value)
+    elif choices:
+        validate.name_or_number(name, value, choices, **bounds)
+    elif numeric == [int]:
+        # An int above b is an int of at least b + 1.
+        validate.integer(name, value, minimum=None if not check else check[1] + (check[0] == ">"))
+    else:
+        validate.number(name, value, **bounds)
 
 
 def count_or_fraction(text):
@@ -158,11 +215,6 @@ def number_or_name(text):
 
 
 DATASET_HELP = "'mnist-5k', 'tfds:NAME', or a path to an .npz, an IDX folder or an image folder"
-BINARIZATIONS = ("none", "static", "dynamic")
-LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "logistic_mixture")
-DECODERS = ("conv", "pixelcnn")
-ARCHITECTURES = ("conv", "resnet", "dcgan")
-LATENT_LAYOUTS = ("vector", "map")
 ARCHITECTURE_HELP = (
     "the encoder's and decoder's family: conv (the digits' strided convolutions) | resnet (residual blocks, "
     "average-pooling down, nearest-neighbour upsampling; for colour images) | dcgan (one strided (transposed) "
@@ -174,8 +226,6 @@ CHOSEN_HELP = (
     "8-bit grey or colour: logistic_mixture and the network preset for the image size)"
 )
 SPECTRAL_NORM_HELP = "spectral normalization of every discriminator layer (Miyato et al. 2018), besides the R1 penalty"
-LR_SCHEDULES = ("constant", "cosine")
-GENERATOR_INITS = ("decoder", "scratch")
 POSITIVE, NON_NEGATIVE = (">", 0), (">=", 0)
 
 
@@ -202,10 +252,6 @@ def _out(default):
 def _logdir():
     return _field(None, "TensorBoard log folder (default: OUT/logs)", resumable=True)
 
-
-STRATEGIES = ("default", "mirrored", "multi-worker")
-MIXED_PRECISIONS = ("none", "float16", "bfloat16")
-JIT_COMPILES = ("auto", "on", "off")
 
 
 def _strategy():
@@ -289,13 +335,13 @@ class TrainVAEConfig(Config):
     )
     likelihood_scale: str | float = _field(
         "pixel", "the Gaussian's scale: pixel | global | optimal (each image's MSE, the sigma-VAE) | a fixed positive number",
-        parse=number_or_name, check=POSITIVE, choices=("pixel", "global", "optimal"), requires=Requires("likelihood", ("gaussian",)),
+        parse=number_or_name, check=POSITIVE, choices=GAUSSIAN_SCALES, requires=Requires("likelihood", ("gaussian",)),
     )
     # Open (None), the likelihood is chosen from the data, and the config checked again with it.
     likelihood_components: int = _field(
         10, "the logistic mixture's components", check=POSITIVE, requires=Requires("likelihood", ("logistic_mixture", None))
     )
-    posterior: str = _field("diagonal", "q(z|x): diagonal | full (full-covariance Gaussian)", choices=("diagonal", "full"))
+    posterior: str = _field("diagonal", "q(z|x): diagonal | full (full-covariance Gaussian)", choices=POSTERIORS)
     latent_dim: int | None = _field(None, "size of z; " + CHOSEN_HELP + " (16 for digits)", check=POSITIVE)
     num_filters: tuple[int, ...] | None = _field(None, "filters per downsampling level; " + CHOSEN_HELP, check=POSITIVE)
     hidden_dim: int | None = _field(None, "width of the dense layer next to z; " + CHOSEN_HELP, check=POSITIVE)
@@ -472,7 +518,7 @@ def _scratch(help, **kwargs):
 def _init():
     """How a model warm-started from `--vae` takes its networks; from scratch there is nothing to take."""
     return _field(
-        "vae", "with --vae: vae (its weights) | scratch (its architecture, fresh weights)", choices=("vae", "scratch"),
+        "vae", "with --vae: vae (its weights) | scratch (its architecture, fresh weights)", choices=VAE_INITS,
         requires=Requires("vae"),
     )
 
@@ -507,7 +553,7 @@ class TrainVAEGANConfig(Config):
     feature_scale: str | float = _field(
         "fitted", "sigma of the Gaussian likelihood of D's features: fitted (each batch's maximum-likelihood value, "
         "the RMS feature error) | a fixed positive number (1: the paper's)", parse=number_or_name, check=POSITIVE,
-        choices=("fitted",),
+        choices=FEATURE_SCALES,
     )
     feature_layer: str | None = _field(None, "name of D's layer whose features are compared (default: its last convolution)")
     r1_weight: float = _field(10.0, "gamma of the R1 penalty on real images (0: none)", check=NON_NEGATIVE)
@@ -577,7 +623,7 @@ class TrainAAEConfig(Config):
     )
     likelihood_scale: str | float | None = _scratch(
         "the Gaussian's scale: pixel | global | optimal | a fixed positive number (default pixel)",
-        parse=number_or_name, check=POSITIVE, choices=("pixel", "global", "optimal"), requires=Requires("likelihood", ("gaussian",)),
+        parse=number_or_name, check=POSITIVE, choices=GAUSSIAN_SCALES, requires=Requires("likelihood", ("gaussian",)),
     )
     likelihood_components: int | None = _scratch(
         "the logistic mixture's components (default 10)", check=POSITIVE, requires=Requires("likelihood", ("logistic_mixture",))
@@ -588,11 +634,11 @@ class TrainAAEConfig(Config):
     )
     encoder: str = _field(
         "deterministic", "q(z|x): deterministic (z = the encoder's output) | gaussian (diagonal, sampled)",
-        choices=("deterministic", "gaussian"),
+        choices=AAE_ENCODERS,
     )
     prior: str = _field(
         "normal", "p(z): normal (N(0, I)) | mixture (Gaussians on a circle in the first two latent axes)",
-        choices=("normal", "mixture"),
+        choices=AAE_PRIORS,
     )
     prior_components: int = _field(
         10, "the mixture prior's number of components", check=POSITIVE, requires=Requires("prior", ("mixture",))

@@ -31,7 +31,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from kerasgen.config import STRATEGIES
+from kerasgen import validate
+from kerasgen.options import STRATEGIES
 
 
 def get_strategy(name="default"):
@@ -46,7 +47,7 @@ def get_strategy(name="default"):
     Raises:
         ValueError: an unknown name, or `"multi-worker"` without a usable `TF_CONFIG`.
     """
-    if name == "default":
+    if validate.one_of("strategy", name, STRATEGIES) == "default":
         return tf.distribute.get_strategy()
     return _create_strategy(name)
 
@@ -55,13 +56,21 @@ def get_strategy(name="default"):
 def _create_strategy(name):
     # One per process: a multi-worker strategy must exist before TensorFlow runs any op, and
     # every run of a pipeline uses the same one.
-    if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    if name == "multi-worker":
-        check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}. Received: strategy={name!r}")
+    return _STRATEGIES[name]()
+
+
+def _mirrored():
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def _multi_worker():
+    check_tf_config()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+# The strategies that `_create_strategy` makes, one per name of `options.STRATEGIES` but "default".
+_STRATEGIES = {"mirrored": _mirrored, "multi-worker": _multi_worker}
 
 
 def check_tf_config(environ=os.environ):

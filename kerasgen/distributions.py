@@ -13,14 +13,12 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import ops
 
-from kerasgen import logistic_mixture
+from kerasgen import logistic_mixture, validate
+from kerasgen.options import GAUSSIAN_SCALES, LIKELIHOODS, POSTERIORS
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
 
-POSTERIORS = ("diagonal", "full")
-LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "logistic_mixture")
-GAUSSIAN_SCALES = ("pixel", "global", "optimal")
 # PixelCNN++'s, NVAE's and VDVAE's choice on CIFAR-10; on colour it costs a 100-channel last convolution.
 DEFAULT_MIXTURE_COMPONENTS = 10
 
@@ -96,7 +94,7 @@ def full_covariance_gaussian(params):
 
 def posterior_parameter_size(posterior, latent_dim):
     """How many numbers the encoder emits per image for a posterior family."""
-    _check_choice("posterior", posterior, POSTERIORS)
+    validate.one_of("posterior", posterior, POSTERIORS)
     if posterior == "diagonal":
         return 2 * latent_dim
     return latent_dim + latent_dim * (latent_dim + 1) // 2
@@ -111,9 +109,12 @@ def posterior_latent_dim(posterior, parameter_size):
 
 
 def make_posterior(posterior):
-    """The function from encoder outputs to q(z|x) for a posterior family name."""
-    _check_choice("posterior", posterior, POSTERIORS)
-    return diagonal_gaussian if posterior == "diagonal" else full_covariance_gaussian
+    """The function from encoder outputs to q(z|x) for a name in `options.POSTERIORS`."""
+    return _POSTERIORS[validate.one_of("posterior", posterior, POSTERIORS)]
+
+
+# One function per name of `options.POSTERIORS`.
+_POSTERIORS = {"diagonal": diagonal_gaussian, "full": full_covariance_gaussian}
 
 
 def posterior_scale(distribution):
@@ -302,14 +303,7 @@ class Gaussian(Likelihood):
     name = "gaussian"
 
     def __init__(self, scale="pixel"):
-        if isinstance(scale, str):
-            _check_choice("likelihood_scale", scale, GAUSSIAN_SCALES)
-        elif not (isinstance(scale, (int, float)) and scale > 0):
-            raise ValueError(
-                "likelihood_scale must be 'pixel', 'global', 'optimal' or a positive number. "
-                f"Received: likelihood_scale={scale!r}"
-            )
-        self.scale = scale
+        self.scale = validate.name_or_number("likelihood_scale", scale, GAUSSIAN_SCALES, above=0)
 
     def distribution(self, params):
         if self.scale == "optimal":
@@ -428,11 +422,7 @@ class LogisticMixture(Likelihood):
     discrete = True
 
     def __init__(self, num_components=DEFAULT_MIXTURE_COMPONENTS):
-        if isinstance(num_components, bool) or not isinstance(num_components, int) or num_components < 1:
-            raise ValueError(
-                f"likelihood_components must be a positive int. Received: likelihood_components={num_components!r}"
-            )
-        self.num_components = num_components
+        self.num_components = validate.positive_int("likelihood_components", num_components)
 
     def distribution(self, params):
         channels = self.image_channels(params.shape[-1])
@@ -448,18 +438,20 @@ class LogisticMixture(Likelihood):
 
 
 def get_likelihood(likelihood, scale="pixel", num_components=DEFAULT_MIXTURE_COMPONENTS):
-    """The `Likelihood` for a name in `LIKELIHOODS`.
+    """The `Likelihood` for a name in `options.LIKELIHOODS`.
 
     `scale` only matters for `"gaussian"`, `num_components` only for `"logistic_mixture"`.
     """
-    _check_choice("likelihood", likelihood, LIKELIHOODS)
-    if likelihood == "bernoulli":
-        return Bernoulli()
-    if likelihood == "continuous_bernoulli":
-        return ContinuousBernoulli()
-    if likelihood == "logistic_mixture":
-        return LogisticMixture(num_components)
-    return Gaussian(scale)
+    return _LIKELIHOODS[validate.one_of("likelihood", likelihood, LIKELIHOODS)](scale, num_components)
+
+
+# One builder per name of `options.LIKELIHOODS`, from `(scale, num_components)`.
+_LIKELIHOODS = {
+    "bernoulli": lambda scale, num_components: Bernoulli(),
+    "gaussian": lambda scale, num_components: Gaussian(scale),
+    "continuous_bernoulli": lambda scale, num_components: ContinuousBernoulli(),
+    "logistic_mixture": lambda scale, num_components: LogisticMixture(num_components),
+}
 
 
 def bits_per_dimension(nats_per_image, num_dimensions, discrete):
@@ -485,8 +477,7 @@ def bits_per_dimension(nats_per_image, num_dimensions, discrete):
         bits_per_dimension(3072 * math.log(2), 3072, discrete=True)   # 1.0
         bits_per_dimension(0.0, 3072, discrete=False)                 # log2(255) = 7.994
     """
-    if isinstance(num_dimensions, bool) or not isinstance(num_dimensions, int) or num_dimensions < 1:
-        raise ValueError(f"num_dimensions must be a positive int. Received: num_dimensions={num_dimensions!r}")
+    validate.positive_int("num_dimensions", num_dimensions)
     bits = nats_per_image / (num_dimensions * math.log(2))
     return bits if discrete else bits + math.log2(255)
 
@@ -526,9 +517,3 @@ class PixelScale(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
-
-
-def _check_choice(argument, value, choices):
-    if value not in choices:
-        expected = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{argument} must be one of {expected}. Received: {argument}={value!r}")

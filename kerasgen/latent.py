@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from kerasgen import validate
+
 INTERPOLATIONS = ("linear", "spherical")
 
 
@@ -33,10 +35,8 @@ def interpolate(start, end, steps, method="linear"):
         steps: int >= 2, how many points.
         method: `"linear"` or `"spherical"`. Defaults to `"linear"`.
     """
-    if method not in INTERPOLATIONS:
-        raise ValueError(f"method must be one of {INTERPOLATIONS}. Received: method={method!r}")
-    if not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an int >= 2. Received: steps={steps!r}")
+    validate.one_of("method", method, INTERPOLATIONS)
+    validate.integer("steps", steps, minimum=2)
     start, end = np.asarray(start, np.float64), np.asarray(end, np.float64)
     t = np.linspace(0.0, 1.0, steps)[:, None]
     if method == "linear":

@@ -38,12 +38,10 @@ import math
 import keras
 from keras import layers
 
+from kerasgen import validate
 from kerasgen.layers import AveragePooling2D, Conv2D, Conv2DTranspose, UpSampling2D, leaky_relu
+from kerasgen.options import ARCHITECTURES, LATENT_LAYOUTS
 
-ARCHITECTURES = ("conv", "resnet", "dcgan")
-# z as one vector (dense layers to and from the coarsest feature map) or as a map at that
-# resolution (3x3 convolutions to and from it): the map keeps where things are in the image.
-LATENT_LAYOUTS = ("vector", "map")
 # Group normalization's groups: at most this many, fewer when the channels are not a multiple.
 MAX_GROUPS = 32
 
@@ -127,26 +125,16 @@ def network_preset(image_shape):
 
 def check_architecture(architecture, num_blocks):
     """Validates the network family and its residual blocks per level."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"architecture must be one of {', '.join(map(repr, ARCHITECTURES))}. Received: architecture={architecture!r}"
-        )
-    if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 1:
-        raise ValueError(f"num_blocks must be a positive int. Received: num_blocks={num_blocks!r}")
+    validate.one_of("architecture", architecture, ARCHITECTURES)
+    validate.positive_int("num_blocks", num_blocks)
 
 
 def check_latent_layout(latent_layout):
-    if latent_layout not in LATENT_LAYOUTS:
-        raise ValueError(
-            f"latent_layout must be one of {', '.join(map(repr, LATENT_LAYOUTS))}. Received: latent_layout={latent_layout!r}"
-        )
+    validate.one_of("latent_layout", latent_layout, LATENT_LAYOUTS)
 
 
 def _check_filters(num_filters):
-    if not num_filters or not all(isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in num_filters):
-        raise ValueError(
-            f"num_filters must be a non-empty sequence of positive ints. Received: num_filters={num_filters!r}"
-        )
+    validate.positive_ints("num_filters", num_filters)
 
 
 def build_encoder(
@@ -353,10 +341,8 @@ def build_discriminator(
     image_shape = check_image_shape(image_shape, 0)
     _check_filters(num_filters)
     check_architecture(architecture, num_blocks)
-    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
-        raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
-    if not isinstance(spectral_norm, bool):
-        raise ValueError(f"spectral_norm must be True or False. Received: spectral_norm={spectral_norm!r}")
+    validate.number("dropout", dropout, at_least=0, below=1)
+    validate.boolean("spectral_norm", spectral_norm)
     inputs = keras.Input(shape=image_shape, name="images")
     x = inputs
     if architecture == "resnet":
@@ -434,10 +420,8 @@ def build_latent_discriminator(latent_dim, units=(512, 512), activation=leaky_re
     Returns:
         A functional `keras.Model` from `[B, latent_dim]` codes to `[B, 1]` logits.
     """
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
-    if not units or not all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units):
-        raise ValueError(f"units must be a non-empty sequence of positive ints. Received: units={units!r}")
+    validate.positive_int("latent_dim", latent_dim)
+    validate.positive_ints("units", units)
     inputs = keras.Input(shape=(latent_dim,), name="z")
     x = inputs
     for width in units:

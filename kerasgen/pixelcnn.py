@@ -19,6 +19,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import layers, ops
 
+from kerasgen import validate
 from kerasgen.layers import Conv2D
 
 tfd = tfp.distributions
@@ -64,14 +65,10 @@ def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters
     Returns:
         A functional `keras.Model` from `[images, conditioning]` to logits `[B, H, W, channels]`.
     """
-    for argument, value, minimum in (
-        ("conditioning_channels", conditioning_channels, 1),
-        ("num_layers", num_layers, 1),
-        ("num_filters", num_filters, 1),
-        ("kernel_size", kernel_size, 3),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{argument} must be an int >= {minimum}. Received: {argument}={value!r}")
+    validate.positive_int("conditioning_channels", conditioning_channels)
+    validate.positive_int("num_layers", num_layers)
+    validate.positive_int("num_filters", num_filters)
+    validate.integer("kernel_size", kernel_size, minimum=3)
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd. Received: kernel_size={kernel_size!r}")
     height, width, channels = image_shape

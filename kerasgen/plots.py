@@ -12,6 +12,7 @@ import tensorflow as tf
 matplotlib.use("Agg")  # Files only: no display needed.
 import matplotlib.pyplot as plt  # noqa: E402
 
+from kerasgen import validate  # noqa: E402
 from kerasgen.artifacts import atomic_path  # noqa: E402
 from kerasgen.images import image_grid, interleave  # noqa: E402
 from kerasgen.latent import INTERPOLATIONS, fixed_latents, images_from_latents, interpolate, project_2d  # noqa: E402
@@ -211,9 +212,8 @@ def plot_quality_curves(runs, png_path, title="GAN", metric="fd", pretraining=No
         pretraining: dict or None, `{label: records}` of a VAE's prior samples during its training
             (`train-vae --quality-every`), drawn dashed on the time axis only. Defaults to None.
     """
-    label = {"fd": "Fréchet distance (classifier features)", "kid": "KID (classifier features)"}.get(metric)
-    if label is None:
-        raise ValueError(f"metric must be 'fd' or 'kid'. Received: metric={metric!r}")
+    labels = {"fd": "Fréchet distance (classifier features)", "kid": "KID (classifier features)"}
+    label = labels[validate.one_of("metric", metric, tuple(labels))]
     figure, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, (records, start_seconds) in runs.items():
         epochs = [r["epoch"] for r in records]

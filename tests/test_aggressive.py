@@ -280,7 +280,7 @@ def test_flags_and_bad_combinations_are_refused_with_what_was_received():
         _parse("--aggressive", "--jit-compile", "on")
     with pytest.raises(ValueError, match="--aggressive-patience requires --aggressive.*Received: --aggressive-patience 3 without --aggressive"):
         _parse("--aggressive-patience", "3")
-    with pytest.raises(ValueError, match="--aggressive-patience must be > 0"):
+    with pytest.raises(ValueError, match="--aggressive-patience must be a positive int"):
         _parse("--aggressive", "--aggressive-patience", "0")
     with pytest.raises(ValueError, match="aggressive must be True or False. Received: aggressive=1"):
         _tiny(aggressive=1)

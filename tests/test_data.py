@@ -472,14 +472,14 @@ def test_bad_validation_size(tmp_path, validation_size, match):
 @pytest.mark.parametrize("batch_size", [0, -5, 2.5, "128", True, None])
 def test_bad_batch_size(batch_size):
     with pytest.raises(
-        ValueError, match=re.escape(f"positive integer. Received: batch_size={batch_size!r}")
+        ValueError, match=re.escape(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
     ):
         load_dataset(batch_size=batch_size)
 
 
 def test_bad_binarization():
     with pytest.raises(
-        ValueError, match=r"binarize must be one of \('none', 'static', 'dynamic'\).*binarize='otsu'"
+        ValueError, match="binarize must be one of 'none', 'static', 'dynamic'. Received: binarize='otsu'"
     ):
         load_dataset(binarize="otsu")
     assert BINARIZATIONS == ("none", "static", "dynamic")

@@ -162,5 +162,5 @@ def test_train_vaegan_flags_parse_into_the_config():
     config = from_arguments(TrainVAEGANConfig, arguments)
     assert (config.gamma, config.feature_scale, config.equilibrium_margin, config.num_filters) == (0.1, 2.0, 0.3, (8, 16))
     assert from_arguments(TrainVAEGANConfig, build_parser().parse_args(["train-vaegan"])).feature_scale == "fitted"
-    with pytest.raises(ValueError, match="--feature-scale must be one of fitted. Received: --feature-scale scaled"):
+    with pytest.raises(ValueError, match="--feature-scale must be 'fitted' or a number > 0. Received: --feature-scale scaled"):
         TrainVAEGANConfig(feature_scale="scaled")

@@ -204,7 +204,7 @@ def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(decoder="made"), "decoder must be 'conv' or 'pixelcnn'. Received: decoder='made'"),
+        (dict(decoder="made"), "decoder must be one of 'conv', 'pixelcnn'. Received: decoder='made'"),
         (dict(likelihood="gaussian"), "needs likelihood='bernoulli'. Received: likelihood='gaussian'"),
         (dict(pixelcnn_layers=0), "Received: pixelcnn_layers=0"),
         (dict(pixelcnn_filters=True), "Received: pixelcnn_filters=True"),
@@ -244,7 +244,7 @@ def test_train_vae_flags_choose_the_pixelcnn_decoder():
     assert parse().decoder == "conv"
     with pytest.raises(ValueError, match="needs --likelihood bernoulli. Received: --decoder pixelcnn, --likelihood gaussian"):
         parse("--decoder", "pixelcnn", "--likelihood", "gaussian")
-    with pytest.raises(ValueError, match="--pixelcnn-layers must be > 0. Received: --pixelcnn-layers 0"):
+    with pytest.raises(ValueError, match="--pixelcnn-layers must be a positive int. Received: --pixelcnn-layers 0"):
         parse("--pixelcnn-layers", "0")
 
 

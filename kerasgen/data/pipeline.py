@@ -27,9 +27,9 @@ import typing
 import numpy as np
 import tensorflow as tf
 
+from kerasgen import validate
 from kerasgen.data.sources import ImageFiles, TFDSImages, load_arrays, open_lazily
-
-BINARIZATIONS = ("none", "static", "dynamic")
+from kerasgen.options import BINARIZATIONS
 # Examples a streamed tfds training split is shuffled through, each epoch.
 STREAM_SHUFFLE_BUFFER = 10_000
 
@@ -181,12 +181,12 @@ def load_dataset(
     >>> data.num_train, data.num_validation, data.image_shape
     (4500, 500, (28, 28, 1))
     """
-    _check_batch_size(batch_size)
-    _check_binarize(binarize)
+    validate.positive_int("batch_size", batch_size)
+    validate.one_of("binarize", binarize, BINARIZATIONS)
     image_size = _check_image_size(image_size)
-    _check_seed(seed)
+    validate.integer("seed", seed, minimum=0)
     _check_validation_size_type(validation_size)
-    _check_stream(stream)
+    validate.boolean("stream", stream)
     request = _Request(str(source), batch_size, validation_size, binarize, image_size, seed)
 
     if stream:
@@ -857,24 +857,6 @@ def _shard_by_data(dataset):
 # Argument checks
 
 
-def _check_batch_size(batch_size):
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size <= 0
-    ):
-        raise ValueError(
-            f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
-        )
-
-
-def _check_binarize(binarize):
-    if binarize not in BINARIZATIONS:
-        raise ValueError(
-            f"binarize must be one of {BINARIZATIONS}. Received: binarize={binarize!r}"
-        )
-
-
 def _check_image_size(image_size):
     if image_size is None:
         return None
@@ -893,11 +875,6 @@ def _check_image_size(image_size):
     return int(height), int(width)
 
 
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
-
-
 def _check_validation_size_type(validation_size):
     if isinstance(validation_size, bool) or not isinstance(
         validation_size, (numbers.Integral, numbers.Real)
@@ -906,11 +883,6 @@ def _check_validation_size_type(validation_size):
             "validation_size must be an int (a count) or a float in (0, 1) "
             f"(a fraction). Received: validation_size={validation_size!r}"
         )
-
-
-def _check_stream(stream):
-    if not isinstance(stream, bool):
-        raise ValueError(f"stream must be True or False. Received: stream={stream!r}")
 
 
 def _check_binarizable(binarize, image_shape):

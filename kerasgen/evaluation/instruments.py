@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasgen import validate
 from kerasgen.distributions import kl_per_dimension, kl_per_dimension_refusal
 from kerasgen.losses import negative_elbo
 
@@ -164,13 +165,8 @@ class LatentInstruments:
     def __init__(
         self, model, elbo=True, posterior=True, num_mi_samples=10, active_unit_threshold=ACTIVE_UNIT_THRESHOLD, seed=0
     ):
-        check_positive_int("num_mi_samples", num_mi_samples)
-        if isinstance(active_unit_threshold, bool) or not (
-            isinstance(active_unit_threshold, (int, float)) and active_unit_threshold >= 0
-        ):
-            raise ValueError(
-                f"active_unit_threshold must be a number >= 0. Received: active_unit_threshold={active_unit_threshold!r}"
-            )
+        validate.positive_int("num_mi_samples", num_mi_samples)
+        validate.number("active_unit_threshold", active_unit_threshold, at_least=0)
         if not (elbo or posterior):
             raise ValueError("LatentInstruments must measure something. Received: elbo=False, posterior=False")
         self.model = model
@@ -297,8 +293,7 @@ def _batches(data, batch_size):
 
 def base_seed(seed, stream):
     """The stateless seed pair `[seed, stream]` of one purpose (`ELBO_STREAM`, ...)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int. Received: seed={seed!r}")
+    validate.integer("seed", seed)
     # TFP's stateless samplers take an int32 pair; the stream keeps the purposes independent.
     return tf.constant([int(seed) % 2**31, stream], tf.int32)
 
@@ -306,8 +301,3 @@ def base_seed(seed, stream):
 def fold_in(seed, data):
     """A new stateless seed pair from `seed` and an integer, the same in and out of graphs."""
     return tf.cast(tf.random.experimental.stateless_fold_in(seed, data), tf.int32)
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")

@@ -24,12 +24,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasgen import validate
 from kerasgen.evaluation.instruments import (
     ACTIVE_UNIT_THRESHOLD,
     IMPORTANCE_STREAM,
     LatentInstruments,
     base_seed,
-    check_positive_int,
     fold_in,
 )
 from kerasgen.losses import log_importance_weights
@@ -117,8 +117,8 @@ def importance_weighted_log_likelihood(model, dataset, num_samples=500, chunk_si
         result = importance_weighted_log_likelihood(vae, splits.test, num_samples=5000)
         print(f"log p(x) >= {result['log_likelihood']:.2f} ± {result['standard_error']:.2f} nats")
     """
-    check_positive_int("num_samples", num_samples)
-    check_positive_int("chunk_size", chunk_size)
+    validate.positive_int("num_samples", num_samples)
+    validate.positive_int("chunk_size", chunk_size)
     seed_pair = base_seed(seed, IMPORTANCE_STREAM)
     _check_not_empty(dataset)
     chunk_size = min(chunk_size, num_samples)

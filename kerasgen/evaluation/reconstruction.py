@@ -31,6 +31,7 @@ Example:
 import numpy as np
 from keras import ops
 
+from kerasgen import validate
 from kerasgen.evaluation.instruments import base_seed, fold_in
 from kerasgen.evaluation.sample_quality import compute_features, compute_logits, frechet_distance
 
@@ -61,7 +62,7 @@ def reconstruct_images(model, images, batch_size=256):
     """
     _check_model(model, ("reconstruct",), "reconstruct_images")
     images = _check_images(images, "reconstruct_images", minimum=1)
-    _check_batch_size(batch_size)
+    validate.positive_int("batch_size", batch_size)
     reconstructions = np.concatenate(
         [
             ops.convert_to_numpy(model.reconstruct(images[start : start + batch_size])).astype(np.float32)
@@ -161,11 +162,10 @@ def aggregated_posterior_mmd(model, images, seed=0, batch_size=256, kernel="imq"
             prior draws are not `[N, D]` of one D.
     """
     _check_model(model, ("posterior_distribution", "prior"), "aggregated_posterior_mmd")
-    _check_kernel(kernel)
+    validate.one_of("kernel", kernel, KERNELS)
     images = _check_images(images, "aggregated_posterior_mmd", minimum=2)
-    _check_batch_size(batch_size)
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be a positive int. Received: repeats={repeats!r}")
+    validate.positive_int("batch_size", batch_size)
+    validate.positive_int("repeats", repeats)
     posterior_seed, prior_seed = base_seed(seed, _POSTERIOR_STREAM), base_seed(seed, _PRIOR_STREAM)
     # Each batch's q(z|x) once; every repeat samples it again.
     posteriors = [model.posterior_distribution(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
@@ -209,8 +209,7 @@ def imq_kernel_scales(latent_dim):
     Returns:
         A float64 array of the 7 values of C.
     """
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
+    validate.positive_int("latent_dim", latent_dim)
     return 2.0 * latent_dim * np.asarray(IMQ_SCALE_FACTORS, np.float64)
 
 
@@ -234,14 +233,13 @@ def unbiased_mmd_squared(codes_a, codes_b, kernel="imq", chunk_size=512):
     Returns:
         A float.
     """
-    _check_kernel(kernel)
+    validate.one_of("kernel", kernel, KERNELS)
     a, b = _check_codes(codes_a, "codes_a"), _check_codes(codes_b, "codes_b")
     if a.shape[1] != b.shape[1]:
         raise ValueError(
             f"The two sets of codes must have one dimension D. Received: codes_a.shape={a.shape}, codes_b.shape={b.shape}"
         )
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int. Received: chunk_size={chunk_size!r}")
+    validate.positive_int("chunk_size", chunk_size)
     scales = imq_kernel_scales(a.shape[1])
     n, m = len(a), len(b)
     within_a = _kernel_sum(a, a, scales, chunk_size, exclude_diagonal=True)
@@ -324,16 +322,6 @@ def _check_labels(labels, num_images):
             f"Received: {np.count_nonzero(labels < 0)} negative labels"
         )
     return labels
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
-
-
-def _check_kernel(kernel):
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {', '.join(map(repr, KERNELS))}. Received: kernel={kernel!r}")
 
 
 def _check_codes(codes, name):

@@ -33,6 +33,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from kerasgen import validate
+
 # ----------------------------------------------------------------------------
 # Features and logits
 
@@ -107,8 +109,7 @@ def sample_images(model, num_samples, batch_size=250, seed=0):
         batch_size: int >= 1, images per call. Defaults to 250.
         seed: int. Defaults to 0.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int. Received: num_samples={num_samples!r}")
+    validate.positive_int("num_samples", num_samples)
     return np.concatenate(
         [
             ops.convert_to_numpy(model.sample(min(batch_size, num_samples - i), seed=seed + i))
@@ -126,8 +127,7 @@ def compute_logits(classifier, images, batch_size=256):
 
 
 def _apply_in_batches(function, images, batch_size, caller):
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
+    validate.positive_int("batch_size", batch_size)
     if isinstance(images, tf.data.Dataset):
         batches = (batch[0] if isinstance(batch, (tuple, list)) else batch for batch in images)
     else:
@@ -402,8 +402,7 @@ class KID(keras.metrics.Metric):
                 f"real_images={'None' if real_images is None else 'an array'}, "
                 f"real_features={'None' if real_features is None else 'an array'}"
             )
-        if not isinstance(max_samples, int) or max_samples < 2:
-            raise ValueError(f"max_samples must be an int >= 2. Received: max_samples={max_samples!r}")
+        validate.integer("max_samples", max_samples, minimum=2)
         _check_kid_arguments(num_subsets, subset_size, seed)
         self.feature_extractor = feature_extractor
         if real_features is None:
@@ -482,7 +481,7 @@ def classifier_score(logits, num_splits=10):
         `(mean, std)` over the splits, as floats.
     """
     logits = _check_logits(logits)
-    if not isinstance(num_splits, int) or not 1 <= num_splits <= len(logits):
+    if not validate.is_int(num_splits) or not 1 <= num_splits <= len(logits):
         raise ValueError(
             f"num_splits must be an int between 1 and the number of samples ({len(logits)}). "
             f"Received: num_splits={num_splits!r}"
@@ -510,7 +509,7 @@ def class_histogram(logits, num_classes=None):
     """
     logits = _check_logits(logits)
     num_classes = logits.shape[1] if num_classes is None else num_classes
-    if not isinstance(num_classes, int) or num_classes < logits.shape[1]:
+    if not validate.is_int(num_classes) or num_classes < logits.shape[1]:
         raise ValueError(
             f"num_classes must be an int >= the logits' {logits.shape[1]} columns. Received: num_classes={num_classes!r}"
         )
@@ -551,12 +550,9 @@ def _check_logits(logits):
 
 
 def _check_kid_arguments(num_subsets, subset_size, seed):
-    if not isinstance(num_subsets, int) or num_subsets < 1:
-        raise ValueError(f"num_subsets must be a positive int. Received: num_subsets={num_subsets!r}")
-    if not isinstance(subset_size, int) or subset_size < 2:
-        raise ValueError(f"subset_size must be an int >= 2. Received: subset_size={subset_size!r}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0. Received: seed={seed!r}")
+    validate.positive_int("num_subsets", num_subsets)
+    validate.integer("subset_size", subset_size, minimum=2)
+    validate.integer("seed", seed, minimum=0)
 
 
 def _as_float64(values, name):

@@ -5,7 +5,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import ops
 
-from kerasgen import distribute, distributions
+from kerasgen import distribute, distributions, validate
 from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, weighted_mean
 from kerasgen.models.adversarial import (
     SeveralOptimizers,
@@ -22,12 +22,9 @@ from kerasgen.networks import (
     check_image_shape,
     check_latent_layout,
 )
+from kerasgen.options import AAE_ENCODERS, AAE_PRIORS, VAE_INITS
 
 tfd = tfp.distributions
-
-ENCODERS = ("deterministic", "gaussian")
-PRIORS = ("normal", "mixture")
-INITS = ("vae", "scratch")
 
 # Each mixture component's standard deviation in the circle's plane: with the default 10
 # components on a circle of radius 4, neighbouring means are 2·4·sin(π/10) = 2.47 apart, about
@@ -136,36 +133,19 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         super().__init__(**kwargs)
         check_architecture(architecture, num_blocks)
         check_latent_layout(latent_layout)
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
-        if encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of 'deterministic', 'gaussian'. Received: encoder={encoder!r}")
-        if prior not in PRIORS:
-            raise ValueError(f"prior must be one of 'normal', 'mixture'. Received: prior={prior!r}")
-        if isinstance(prior_components, bool) or not isinstance(prior_components, int) or prior_components < 1:
-            raise ValueError(
-                f"prior_components must be a positive int. Received: prior_components={prior_components!r}"
-            )
-        if isinstance(prior_radius, bool) or not (isinstance(prior_radius, (int, float)) and prior_radius > 0):
-            raise ValueError(f"prior_radius must be a number > 0. Received: prior_radius={prior_radius!r}")
+        validate.positive_int("latent_dim", latent_dim)
+        validate.one_of("encoder", encoder, AAE_ENCODERS)
+        validate.one_of("prior", prior, AAE_PRIORS)
+        validate.positive_int("prior_components", prior_components)
+        validate.number("prior_radius", prior_radius, above=0)
         if prior == "mixture" and latent_dim < 2:
             raise ValueError(
                 "The mixture prior places its means on a circle in the plane of the first two latent "
                 f"axes, so it needs latent_dim >= 2. Received: latent_dim={latent_dim!r}"
             )
-        if not num_filters or not all(isinstance(f, int) and f > 0 for f in num_filters):
-            raise ValueError(
-                f"num_filters must be a non-empty sequence of positive ints. Received: num_filters={num_filters!r}"
-            )
-        if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int) or hidden_dim < 1:
-            raise ValueError(f"hidden_dim must be a positive int. Received: hidden_dim={hidden_dim!r}")
-        if not discriminator_units or not all(
-            isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in discriminator_units
-        ):
-            raise ValueError(
-                "discriminator_units must be a non-empty sequence of positive ints. "
-                f"Received: discriminator_units={discriminator_units!r}"
-            )
+        validate.positive_ints("num_filters", num_filters)
+        validate.positive_int("hidden_dim", hidden_dim)
+        validate.positive_ints("discriminator_units", discriminator_units)
         self.image_shape = check_image_shape(image_shape, len(num_filters))
         self.latent_dim = latent_dim
         self.likelihood = likelihood
@@ -240,8 +220,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
             An `AAE`.
         """
         vae = load_vae(vae)
-        if init not in INITS:
-            raise ValueError(f"init must be one of 'vae', 'scratch'. Received: init={init!r}")
+        validate.one_of("init", init, VAE_INITS)
         architecture = (
             "image_shape", "latent_dim", "likelihood", "likelihood_scale", "likelihood_components", "num_filters",
             "hidden_dim", "architecture", "num_blocks", "latent_layout",
@@ -284,11 +263,7 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
 
     def prior(self):
         """p(z): N(0, I), or the mixture of Gaussians on a circle (see `AAE`)."""
-        if self.prior_type == "normal":
-            return distributions.standard_normal_prior(self.latent_dim)
-        return distributions.circle_mixture_prior(
-            self.latent_dim, self.prior_components, self.prior_radius, MIXTURE_COMPONENT_SCALE
-        )
+        return _PRIORS[self.prior_type](self)
 
     def posterior_distribution(self, x, training=False):
         """q(z|x) with batch shape `[B]`: a diagonal Gaussian, or a point mass at the encoder's code."""
@@ -489,3 +464,12 @@ class AAE(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         for key in ("image_shape", "num_filters", "discriminator_units"):
             config[key] = tuple(config[key])
         return cls(**config)
+
+
+# p(z) for each name of `options.AAE_PRIORS`, from the model.
+_PRIORS = {
+    "normal": lambda aae: distributions.standard_normal_prior(aae.latent_dim),
+    "mixture": lambda aae: distributions.circle_mixture_prior(
+        aae.latent_dim, aae.prior_components, aae.prior_radius, MIXTURE_COMPONENT_SCALE
+    ),
+}

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasgen import distribute
+from kerasgen import distribute, validate
 from kerasgen.models.adversarial import apply_gradients, compile_config_with_optimizers, compile_optimizers
 from kerasgen.models.vae import VAE, _image_weights, _total_weight
 
@@ -115,8 +115,7 @@ class AggressiveVAE(VAE):
 
     def __init__(self, aggressive=True, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(aggressive, bool):
-            raise ValueError(f"aggressive must be True or False. Received: aggressive={aggressive!r}")
+        validate.boolean("aggressive", aggressive)
         self.aggressive = aggressive
         self.aggressive_phase = self.add_weight(
             shape=(), dtype="int32", trainable=False, name="aggressive_phase",

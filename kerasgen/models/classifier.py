@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from kerasgen import distribute
+from kerasgen import distribute, validate
 from kerasgen.layers import Conv2D, MaxPooling2D
 
 
@@ -76,24 +76,14 @@ class Classifier(distribute.FirstReplicaBuild, keras.Model):
             raise ValueError(
                 f"image_shape must be three positive ints (height, width, channels). Received: image_shape={image_shape!r}"
             )
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2. Received: num_classes={num_classes!r}")
-        if not num_filters or not all(isinstance(f, int) and f > 0 for f in num_filters):
-            raise ValueError(
-                f"num_filters must be a non-empty sequence of positive ints. Received: num_filters={num_filters!r}"
-            )
-        if not isinstance(feature_dim, int) or feature_dim < 1:
-            raise ValueError(f"feature_dim must be a positive int. Received: feature_dim={feature_dim!r}")
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
-            raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
-        if not (isinstance(translation, (int, float)) and 0 <= translation < 1):
-            raise ValueError(f"translation must be a number in [0, 1). Received: translation={translation!r}")
-        if not isinstance(flip, bool):
-            raise ValueError(f"flip must be a bool. Received: flip={flip!r}")
-        if not isinstance(batch_norm, bool):
-            raise ValueError(f"batch_norm must be a bool. Received: batch_norm={batch_norm!r}")
-        if isinstance(convs_per_level, bool) or not isinstance(convs_per_level, int) or convs_per_level < 1:
-            raise ValueError(f"convs_per_level must be an int >= 1. Received: convs_per_level={convs_per_level!r}")
+        validate.integer("num_classes", num_classes, minimum=2)
+        validate.positive_ints("num_filters", num_filters)
+        validate.positive_int("feature_dim", feature_dim)
+        validate.number("dropout", dropout, at_least=0, below=1)
+        validate.number("translation", translation, at_least=0, below=1)
+        validate.boolean("flip", flip)
+        validate.boolean("batch_norm", batch_norm)
+        validate.positive_int("convs_per_level", convs_per_level)
         self.image_shape = shape
         self.num_classes = num_classes
         self.num_filters = tuple(num_filters)

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasgen import distribute, distributions
+from kerasgen import distribute, distributions, validate
 from kerasgen.losses import discriminator_loss, non_saturating_generator_loss, weighted_mean
 from kerasgen.models.adversarial import (
     SeveralOptimizers,
@@ -19,8 +19,7 @@ from kerasgen.models.adversarial import (
     update_weight_average,
     weight_average,
 )
-
-GENERATOR_INITS = ("decoder", "scratch")
+from kerasgen.options import GENERATOR_INITS
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -122,8 +121,7 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         for argument, value in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(value, keras.Model):
                 raise ValueError(f"{argument} must be a keras.Model. Received: {argument}={value!r}")
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
+        validate.positive_int("latent_dim", latent_dim)
         if generator.input_shape[-1] != latent_dim:
             raise ValueError(
                 f"The generator takes z of size {generator.input_shape[-1]}, not latent_dim. "
@@ -134,16 +132,10 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
                 "The discriminator must take the generator's images. Received: generator output shape "
                 f"{generator.output_shape[1:]}, discriminator input shape {discriminator.input_shape[1:]}"
             )
-        if isinstance(r1_weight, bool) or not (isinstance(r1_weight, (int, float)) and r1_weight >= 0):
-            raise ValueError(f"r1_weight must be a number >= 0. Received: r1_weight={r1_weight!r}")
-        if isinstance(d_steps, bool) or not isinstance(d_steps, int) or d_steps < 1:
-            raise ValueError(f"d_steps must be a positive int. Received: d_steps={d_steps!r}")
-        if not (isinstance(label_smoothing, (int, float)) and 0 <= label_smoothing < 1):
-            raise ValueError(
-                f"label_smoothing must be a number in [0, 1). Received: label_smoothing={label_smoothing!r}"
-            )
-        if not (isinstance(ema_decay, (int, float)) and 0 <= ema_decay < 1):
-            raise ValueError(f"ema_decay must be a number in [0, 1). Received: ema_decay={ema_decay!r}")
+        validate.number("r1_weight", r1_weight, at_least=0)
+        validate.positive_int("d_steps", d_steps)
+        validate.number("label_smoothing", label_smoothing, at_least=0, below=1)
+        validate.number("ema_decay", ema_decay, at_least=0, below=1)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
@@ -189,8 +181,7 @@ class GAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         Returns:
             A `GAN`.
         """
-        if init not in GENERATOR_INITS:
-            raise ValueError(f"init must be one of 'decoder', 'scratch'. Received: init={init!r}")
+        validate.one_of("init", init, GENERATOR_INITS)
         vae = load_vae(vae_or_path)
         decoder = clone_in_policy(vae.decoder)
         if init == "decoder":

@@ -4,14 +4,13 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasgen import distribute, distributions
+from kerasgen import distribute, distributions, validate
 from kerasgen.losses import negative_elbo, negative_iwae_bound
 from kerasgen.networks import (
     build_decoder, build_encoder, check_architecture, check_image_shape, check_latent_layout, map_channels,
 )
+from kerasgen.options import DECODERS
 from kerasgen.pixelcnn import AutoregressiveBernoulli, build_pixelcnn
-
-DECODERS = ("conv", "pixelcnn")
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -136,33 +135,21 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         super().__init__(**kwargs)
         check_architecture(architecture, num_blocks)
         check_latent_layout(latent_layout)
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
-        if not num_filters or not all(isinstance(f, int) and f > 0 for f in num_filters):
-            raise ValueError(
-                f"num_filters must be a non-empty sequence of positive ints. Received: num_filters={num_filters!r}"
-            )
-        if not isinstance(hidden_dim, int) or hidden_dim < 1:
-            raise ValueError(f"hidden_dim must be a positive int. Received: hidden_dim={hidden_dim!r}")
-        if not (isinstance(beta, (int, float)) and beta >= 0):
-            raise ValueError(f"beta must be a number >= 0. Received: beta={beta!r}")
-        if not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
-            raise ValueError(f"kl_warmup_steps must be an int >= 0. Received: kl_warmup_steps={kl_warmup_steps!r}")
-        if not isinstance(num_importance_samples, int) or num_importance_samples < 1:
-            raise ValueError(
-                f"num_importance_samples must be a positive int. Received: num_importance_samples={num_importance_samples!r}"
-            )
+        validate.positive_int("latent_dim", latent_dim)
+        validate.positive_ints("num_filters", num_filters)
+        validate.positive_int("hidden_dim", hidden_dim)
+        validate.number("beta", beta, at_least=0)
+        validate.integer("kl_warmup_steps", kl_warmup_steps, minimum=0)
+        validate.positive_int("num_importance_samples", num_importance_samples)
         _check_remedies(kl_warmup_steps, kl_cycle_steps, kl_cycle_ratio, free_bits, posterior, num_importance_samples)
-        if decoder not in DECODERS:
-            raise ValueError(f"decoder must be 'conv' or 'pixelcnn'. Received: decoder={decoder!r}")
+        validate.one_of("decoder", decoder, DECODERS)
         if decoder == "pixelcnn" and likelihood != "bernoulli":
             raise ValueError(
                 "decoder='pixelcnn' models binarized images and needs likelihood='bernoulli'. "
                 f"Received: likelihood={likelihood!r}"
             )
-        for name, value in (("pixelcnn_layers", pixelcnn_layers), ("pixelcnn_filters", pixelcnn_filters)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
+        validate.positive_int("pixelcnn_layers", pixelcnn_layers)
+        validate.positive_int("pixelcnn_filters", pixelcnn_filters)
         self.image_shape = check_image_shape(image_shape, len(num_filters))
         if latent_layout == "map":
             if posterior != "diagonal":
@@ -467,22 +454,19 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
 
 def _check_remedies(kl_warmup_steps, kl_cycle_steps, kl_cycle_ratio, free_bits, posterior, num_importance_samples):
     """Refuses bad cyclical-annealing and free-bits arguments, naming what was received."""
-    if isinstance(kl_cycle_steps, bool) or not isinstance(kl_cycle_steps, int) or kl_cycle_steps < 0:
-        raise ValueError(f"kl_cycle_steps must be an int >= 0. Received: kl_cycle_steps={kl_cycle_steps!r}")
+    validate.integer("kl_cycle_steps", kl_cycle_steps, minimum=0)
     if kl_cycle_steps == 1:
         raise ValueError(
             "kl_cycle_steps must be 0 (off) or at least 2: a one-step cycle keeps the KL weight at 0 throughout. "
             "Received: kl_cycle_steps=1"
         )
-    if isinstance(kl_cycle_ratio, bool) or not (isinstance(kl_cycle_ratio, (int, float)) and 0 < kl_cycle_ratio <= 1):
-        raise ValueError(f"kl_cycle_ratio must be a number in (0, 1]. Received: kl_cycle_ratio={kl_cycle_ratio!r}")
+    validate.number("kl_cycle_ratio", kl_cycle_ratio, above=0, at_most=1)
     if kl_cycle_steps and kl_warmup_steps:
         raise ValueError(
             "kl_cycle_steps and kl_warmup_steps are two schedules of the KL weight; use one. "
             f"Received: kl_warmup_steps={kl_warmup_steps!r}, kl_cycle_steps={kl_cycle_steps!r}"
         )
-    if isinstance(free_bits, bool) or not (isinstance(free_bits, (int, float)) and 0 <= free_bits < float("inf")):
-        raise ValueError(f"free_bits must be a finite number >= 0. Received: free_bits={free_bits!r}")
+    validate.number("free_bits", free_bits, at_least=0)
     if free_bits and posterior != "diagonal":
         raise ValueError(
             "free_bits needs posterior='diagonal': a full-covariance q's KL is not the sum of its dimensions'. "

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasgen import distribute, distributions
+from kerasgen import distribute, distributions, validate
 from kerasgen.losses import vaegan_losses, weighted_mean
 from kerasgen.models.adversarial import (
     SeveralOptimizers,
@@ -21,8 +21,8 @@ from kerasgen.models.adversarial import (
     update_weight_average,
     weight_average,
 )
+from kerasgen.options import FEATURE_SCALES, VAE_INITS
 
-INITS = ("vae", "scratch")
 # D's cross-entropy when it cannot tell real from fake (σ = 1/2): the balance point of the
 # equilibrium rule (the reference code rounds it to 0.68).
 EQUILIBRIUM = math.log(2.0)
@@ -142,8 +142,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
         for argument, value in (("encoder", encoder), ("decoder", decoder), ("discriminator", discriminator)):
             if not isinstance(value, keras.Model):
                 raise ValueError(f"{argument} must be a keras.Model. Received: {argument}={value!r}")
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int. Received: latent_dim={latent_dim!r}")
+        validate.positive_int("latent_dim", latent_dim)
         if decoder.input_shape[-1] != latent_dim:
             raise ValueError(
                 f"The decoder takes z of size {decoder.input_shape[-1]}, not latent_dim. Received: latent_dim={latent_dim!r}"
@@ -154,22 +153,13 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
                 f"A {posterior} q(z|x) over {latent_dim} dimensions takes {expected} parameters, but the encoder "
                 f"emits {encoder.output_shape[-1]}. Received: posterior={posterior!r}, latent_dim={latent_dim}"
             )
-        for name, value, low in (("gamma", gamma, 0), ("beta", beta, 0), ("r1_weight", r1_weight, 0)):
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value >= low):
-                raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
-        if isinstance(ema_decay, bool) or not (isinstance(ema_decay, (int, float)) and 0 <= ema_decay < 1):
-            raise ValueError(f"ema_decay must be a number in [0, 1). Received: ema_decay={ema_decay!r}")
-        if feature_scale != "fitted" and (
-            isinstance(feature_scale, bool) or not (isinstance(feature_scale, (int, float)) and feature_scale > 0)
-        ):
-            raise ValueError(f"feature_scale must be 'fitted' or a number > 0. Received: feature_scale={feature_scale!r}")
-        if equilibrium_margin is not None and (
-            isinstance(equilibrium_margin, bool)
-            or not (isinstance(equilibrium_margin, (int, float)) and equilibrium_margin >= 0)
-        ):
-            raise ValueError(
-                f"equilibrium_margin must be None or a number >= 0. Received: equilibrium_margin={equilibrium_margin!r}"
-            )
+        validate.number("gamma", gamma, at_least=0)
+        validate.number("beta", beta, at_least=0)
+        validate.number("r1_weight", r1_weight, at_least=0)
+        validate.number("ema_decay", ema_decay, at_least=0, below=1)
+        validate.name_or_number("feature_scale", feature_scale, FEATURE_SCALES, above=0)
+        if equilibrium_margin is not None:
+            validate.number("equilibrium_margin", equilibrium_margin, at_least=0)
         self.encoder = encoder
         self.decoder = decoder
         self.discriminator = discriminator
@@ -228,8 +218,7 @@ class VAEGAN(distribute.FirstReplicaBuild, SeveralOptimizers, keras.Model):
                 `discriminator` is None. Defaults to False.
             **kwargs: the other `VAEGAN` arguments (`gamma`, `r1_weight`, ...).
         """
-        if init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}. Received: init={init!r}")
+        validate.one_of("init", init, VAE_INITS)
         vae = load_vae(vae_or_path)
         encoder, decoder = clone_in_policy(vae.encoder), clone_in_policy(vae.decoder)
         if init == "vae":

@@ -28,12 +28,13 @@ import tempfile
 
 import keras
 
-from kerasgen import distribute
+from kerasgen import distribute, validate
 from kerasgen.artifacts import atomic_path, inference_copy, read_json, write_json
 from kerasgen.callbacks import LatentDiagnostics, SampleGrid, SampleQuality
 from kerasgen.config import show_flag
 from kerasgen.evaluation.domain import choose_classifier, heldout_images_and_labels
 from kerasgen.evaluation.sample_quality import load_classifier
+from kerasgen.options import JIT_COMPILES, MIXED_PRECISIONS
 from kerasgen.plots import plot_history
 from kerasgen.runs.plumbing import Backup, ElapsedTime, EpochLog, HistoryCSV, TimeBudget
 
@@ -460,7 +461,7 @@ def precision(mixed_precision="none"):
     """Keras's global dtype policy for the models built inside: `mixed_float16`, `mixed_bfloat16`
     or unchanged (`"none"`); the previous policy comes back on exit."""
     previous = keras.config.dtype_policy()
-    if mixed_precision != "none":
+    if validate.one_of("mixed_precision", mixed_precision, MIXED_PRECISIONS) != "none":
         keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
     try:
         yield
@@ -472,7 +473,7 @@ def use_xla(jit_compile="auto"):
     """`--jit-compile` as `compile` takes it: on, off, or auto = on with a GPU, off on CPUs (where
     `benchmarks/throughput.py` measured it 1.07-1.34x faster for the GAN and neutral for the VAE at
     its default batch, but a seeded run's bits and the shipped models depend on it staying off)."""
-    if jit_compile == "auto":
+    if validate.one_of("jit_compile", jit_compile, JIT_COMPILES) == "auto":
         import tensorflow as tf
 
         return bool(tf.config.list_physical_devices("GPU"))

@@ -20,6 +20,7 @@ import time
 import keras
 import numpy as np
 
+from kerasgen import validate
 from kerasgen.artifacts import atomic_path, read_json, write_json
 
 
@@ -60,8 +61,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def __init__(self, minutes, quality=None):
         super().__init__()
-        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
-            raise ValueError(f"minutes must be a positive number. Received: minutes={minutes!r}")
+        validate.number("minutes", minutes, above=0)
         self.minutes = float(minutes)
         self.quality = quality
         self.stopped_epoch = None

@@ -2,6 +2,9 @@
 
 import keras
 
+from kerasgen import validate
+from kerasgen.options import LR_SCHEDULES
+
 
 def learning_rate(config, steps_per_epoch):
     """Adam's learning rate for `config` (`learning_rate`, `lr_schedule`, `epochs`).
@@ -10,7 +13,7 @@ def learning_rate(config, steps_per_epoch):
     The schedule reads the optimizer's step count, which the checkpoint keeps, so a resumed run
     continues it; a resumed run with more `--epochs` stretches the remaining decay.
     """
-    if config.lr_schedule == "constant":
+    if validate.one_of("lr_schedule", config.lr_schedule, LR_SCHEDULES) == "constant":
         return config.learning_rate
     return keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05
