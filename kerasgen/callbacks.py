@@ -19,13 +19,14 @@ from kerasgen.artifacts import write_json
 from kerasgen.evaluation import reconstruction, sample_quality
 from kerasgen.evaluation.instruments import ACTIVE_UNIT_THRESHOLD, LatentInstruments
 from kerasgen.images import image_grid, interleave, save_png
-from kerasgen.latent import fixed_latents, images_from_latents
+from kerasgen.latent import images_from_latents, prior_latents
 
 
 class SampleGrid(keras.callbacks.Callback):
     """Saves PNG grids of samples from fixed latent vectors, and of inputs beside reconstructions.
 
-    The latent vectors are drawn once from N(0, I) with `seed`, so the grids of successive epochs
+    The latent vectors are drawn once from the model's own prior with `seed` (`prior_latents`:
+    N(0, I) for a VAE or a GAN, the mixture for an AAE with one), so the grids of successive epochs
     show the same z and can be compared. A model with `generate` (a GAN) turns them into images
     with it, otherwise with `decode` (a VAE); so `epoch_000` of a GAN warm-started from a VAE's
     decoder is the VAE's own grid for the same `seed`. Files: `directory/samples/epoch_NNN.png` and, when
@@ -57,7 +58,7 @@ class SampleGrid(keras.callbacks.Callback):
         self._epochs_seen = None
 
     def on_train_begin(self, logs=None):
-        self._latents = fixed_latents(self.num_samples, self.model.latent_dim, self.seed)
+        self._latents = prior_latents(self.model, self.num_samples, self.seed)
         if self.logdir:
             self._writer = tf.summary.create_file_writer(os.path.join(self.logdir, "images"))
         if not os.path.exists(self._path("samples", 0)):

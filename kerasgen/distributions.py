@@ -36,6 +36,18 @@ def standard_normal_prior(latent_dim):
     )
 
 
+def is_standard_normal(distribution):
+    """True when `distribution` is N(0, I) over its event, as `standard_normal_prior` builds it.
+
+    Lets code that shows a model's latents (`kerasgen.latent.prior_latents`) draw N(0, I) the one
+    way every model shares, and any other prior with its own `sample`.
+    """
+    if not isinstance(distribution, tfd.MultivariateNormalDiag):
+        return False
+    loc, scale = (ops.convert_to_numpy(value) for value in (distribution.loc, distribution.stddev()))
+    return bool(np.all(loc == 0.0) and np.all(scale == 1.0))
+
+
 def feature_gaussian(loc, scale=1.0):
     """N(f | loc, scale² I) over whole feature maps: one `log_prob` per example.
 

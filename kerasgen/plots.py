@@ -15,7 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from kerasgen import validate  # noqa: E402
 from kerasgen.artifacts import atomic_path  # noqa: E402
 from kerasgen.images import image_grid, interleave  # noqa: E402
-from kerasgen.latent import INTERPOLATIONS, fixed_latents, images_from_latents, interpolate, project_2d  # noqa: E402
+from kerasgen.latent import (  # noqa: E402
+    INTERPOLATIONS, images_from_latents, interpolate, manifold_latents, prior_latents, project_2d,
+)
 
 
 def read_history(csv_path):
@@ -89,18 +91,14 @@ def _show_image(axis, image):
 
 
 def plot_latent_manifold(vae, png_path, grid_size=20, title="VAE"):
-    """For a 2-D latent: the images decoded on a grid over the prior's quantiles (5% to 95%)."""
-    if vae.latent_dim != 2:
-        raise ValueError(f"The latent manifold needs a 2-D latent. Received: latent_dim={vae.latent_dim}")
+    """For a 2-D latent: the images decoded on a grid over the quantiles (5% to 95%) of the model's
+    own prior on each axis (`latent.manifold_latents`)."""
     # Equal prior probability between neighbouring rows and columns, as in Kingma & Welling (2014), fig. 4.
-    quantiles = np.linspace(0.05, 0.95, grid_size)
-    values = np.sqrt(2.0) * _erfinv(2.0 * quantiles - 1.0)
-    z1, z2 = np.meshgrid(values, values[::-1])
-    z = np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
+    values_1, values_2, z = manifold_latents(vae, grid_size)
     images = keras.ops.convert_to_numpy(vae.decode(z))
     grid = image_grid(images, columns=grid_size, padding=0)
     figure, axis = plt.subplots(figsize=(7, 7))
-    extent = [values[0], values[-1], values[0], values[-1]]
+    extent = [values_1[0], values_1[-1], values_2[0], values_2[-1]]
     axis.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", extent=extent)
     axis.set_xlabel("z₁ (prior quantiles 5% … 95%)")
     axis.set_ylabel("z₂ (prior quantiles 5% … 95%)")
@@ -179,10 +177,6 @@ def plot_training_progress(samples_dir, png_path, title="VAE"):
     _save(figure, png_path)
 
 
-def _erfinv(x):
-    return keras.ops.convert_to_numpy(tf.math.erfinv(tf.constant(x, tf.float64)))
-
-
 def plot_kl_per_dimension(kl_per_dimension, variances, png_path, threshold=0.01, title="VAE"):
     """KL(q(z_i|x) ‖ p(z_i)) per latent dimension, inactive units marked: posterior collapse at a glance."""
     kl = np.asarray(kl_per_dimension, np.float64)
@@ -248,16 +242,23 @@ def plot_sample_grids(grids, png_path, title="Samples"):
 
 
 def plot_same_latents(models, png_path, title="The same latent vectors", num_samples=64, seed=0):
-    """Side-by-side grids of several models (`{caption: VAE or GAN}`) on the same `fixed_latents`."""
+    """Side-by-side grids of several models (`{caption: VAE or GAN}`), each on `prior_latents` with `seed`.
+
+    Models whose prior is N(0, I) decode the very same latent vectors; a model with another prior
+    (an AAE's mixture) decodes draws from its own prior, with the same seed.
+    """
     latent_dims = {model.latent_dim for model in models.values()}
     if len(latent_dims) != 1:
         raise ValueError(f"The models must share one latent size. Received: latent sizes {sorted(latent_dims)}")
-    z = fixed_latents(num_samples, latent_dims.pop(), seed)
-    plot_sample_grids({caption: images_from_latents(model, z) for caption, model in models.items()}, png_path, title)
+    grids = {caption: images_from_latents(model, prior_latents(model, num_samples, seed)) for caption, model in models.items()}
+    plot_sample_grids(grids, png_path, title)
 
 
 def plot_samples_and_reconstructions(models, images, png_path, title="Samples and reconstructions", num_samples=36, seed=0):
-    """Each model's samples from the same `fixed_latents` (top row) and its reconstructions of the same `images` (bottom row).
+    """Each model's samples from `prior_latents` with `seed` (top row) and its reconstructions of the same `images` (bottom row).
+
+    As in `plot_same_latents`, models whose prior is N(0, I) decode the same latent vectors and a
+    model with another prior decodes draws from it.
 
     Args:
         models: dict `{caption: model}` sharing one latent size; a model without `reconstruct`
@@ -268,12 +269,12 @@ def plot_samples_and_reconstructions(models, images, png_path, title="Samples an
     latent_dims = {model.latent_dim for model in models.values()}
     if len(latent_dims) != 1:
         raise ValueError(f"The models must share one latent size. Received: latent sizes {sorted(latent_dims)}")
-    z = fixed_latents(num_samples, latent_dims.pop(), seed)
     images = np.asarray(images, np.float32)
     columns = 2 * int(np.ceil(np.sqrt(len(images) / 2)))
     figure, axes = plt.subplots(2, len(models), figsize=(3.6 * len(models), 7.4), squeeze=False)
     for column, (caption, model) in enumerate(models.items()):
-        _show_image(axes[0, column], image_grid(keras.ops.convert_to_numpy(images_from_latents(model, z))) / 255.0)
+        samples = images_from_latents(model, prior_latents(model, num_samples, seed))
+        _show_image(axes[0, column], image_grid(keras.ops.convert_to_numpy(samples)) / 255.0)
         axes[0, column].set_title(f"{caption}: samples", fontsize=10)
         if hasattr(model, "reconstruct"):
             pairs = interleave(images, keras.ops.convert_to_numpy(model.reconstruct(images)))

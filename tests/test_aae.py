@@ -1,11 +1,19 @@
 """The adversarial autoencoder: which part each of its three optimizers moves, its losses by hand,
-the mixture prior, the `.keras` round trip, the warm start from a VAE, and that it learns."""
+the mixture prior (and that every grid and plot decodes it), the `.keras` round trip, the warm
+start from a VAE, and that it learns."""
+
+import glob
+import os
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from kerasgen import distribute
+from kerasgen import distribute, plots
+from kerasgen.callbacks import SampleGrid
+from kerasgen.evaluation import sample_quality
+from kerasgen.images import image_grid
 from kerasgen.models import AAE, VAE
 from kerasgen.runs.harness import precision
 
@@ -190,6 +198,118 @@ def test_mixed_float16_scales_each_phase_on_its_own():
     history = aae.fit(_images(), batch_size=8, epochs=1, verbose=0).history
     assert all(np.isfinite(v[0]) for v in history.values())
     assert keras.backend.standardize_dtype(aae.sample(2, seed=0).dtype) == "float32"
+
+
+# --- Grids and plots decode the model's own prior ------------------------------------------------
+
+RING_RADIUS = 4.0
+GRID_SAMPLES = 64
+# The grid's statistics against the prior's, for 64 latents of a ring of 10 components of scale 0.5
+# in 2-D. Prior draws: mean log p(z) -3.7 nats and mean radius 4.03, with standard errors over 64
+# draws of about 0.15 nats and 0.06; N(0, I) latents, the old grids', give -18.9 nats and 1.22.
+LOG_PROB_TOLERANCE_NATS = 1.0
+RADIUS_TOLERANCE = 0.3
+
+
+def _ring_aae():
+    return _aae(prior="mixture", prior_radius=RING_RADIUS)
+
+
+def _watch_decode(aae, monkeypatch):
+    """Every batch of latents `aae.decode` receives from now on, as numpy arrays, in call order."""
+    seen, decode = [], aae.decode
+
+    def watched(z):
+        seen.append(keras.ops.convert_to_numpy(z))
+        return decode(z)
+
+    monkeypatch.setattr(aae, "decode", watched)
+    return seen
+
+
+def _sample_grid(aae, tmp_path):
+    grid = SampleGrid(tmp_path / "run", num_samples=GRID_SAMPLES, seed=0, logdir=str(tmp_path / "logs"))
+    grid.set_model(aae)
+    grid.on_train_begin()  # writes epoch_000 (PNG and TensorBoard image), as fit does before its first step
+    grid.on_train_end()
+
+
+def _tensorboard_images(logdir):
+    """The images `tf.summary.image` wrote under `logdir`, as `{tag: uint8 array [H, W, C]}`."""
+    images = {}
+    for path in glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                encoded = tf.make_ndarray(value.tensor)[2]  # [width, height, PNG bytes]
+                images[value.tag] = tf.io.decode_png(encoded).numpy()
+    return images
+
+
+DRAWS = {
+    "SampleGrid": _sample_grid,
+    "plot_same_latents": lambda aae, tmp_path: plots.plot_same_latents(
+        {"AAE": aae}, str(tmp_path / "same.png"), num_samples=GRID_SAMPLES
+    ),
+    "plot_samples_and_reconstructions": lambda aae, tmp_path: plots.plot_samples_and_reconstructions(
+        {"AAE": aae}, _images(4), str(tmp_path / "both.png"), num_samples=GRID_SAMPLES
+    ),
+    "sample_quality.sample_images": lambda aae, tmp_path: sample_quality.sample_images(
+        aae, GRID_SAMPLES, batch_size=GRID_SAMPLES
+    ),
+}
+
+
+@pytest.mark.parametrize("draw", DRAWS)
+def test_grids_and_samples_of_a_ring_prior_decode_latents_from_the_ring(draw, tmp_path, monkeypatch):
+    aae = _ring_aae()
+    seen = _watch_decode(aae, monkeypatch)
+    DRAWS[draw](aae, tmp_path)
+    z = seen[0]  # the samples' latents come first (reconstructions, if any, after)
+    assert z.shape == (GRID_SAMPLES, LATENT_DIM)
+    prior = aae.prior()
+    draws = keras.ops.convert_to_numpy(prior.sample(4096, seed=tf.constant([7, 0])))
+    log_prob = float(np.mean(keras.ops.convert_to_numpy(prior.log_prob(z))))
+    expected = float(np.mean(keras.ops.convert_to_numpy(prior.log_prob(draws))))
+    assert log_prob == pytest.approx(expected, abs=LOG_PROB_TOLERANCE_NATS)
+    radius = np.linalg.norm(z[:, :2], axis=1)
+    assert float(np.mean(radius)) == pytest.approx(RING_RADIUS, abs=RADIUS_TOLERANCE)
+
+
+def test_sample_grid_pngs_and_tensorboard_images_are_the_models_own_samples(tmp_path):
+    # The training-progress figure of the report tiles these PNGs, so it shows the same images.
+    aae = _ring_aae()
+    _sample_grid(aae, tmp_path)
+    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "run" / "samples" / "epoch_000.png"))).numpy()
+    expected = image_grid(keras.ops.convert_to_numpy(aae.sample(GRID_SAMPLES, seed=0)))
+    np.testing.assert_array_equal(png, expected)
+    np.testing.assert_array_equal(_tensorboard_images(str(tmp_path / "logs" / "images"))["samples"], expected)
+
+
+def test_latent_manifold_spans_the_ring_priors_quantiles(tmp_path, monkeypatch):
+    aae = _ring_aae()
+    seen = _watch_decode(aae, monkeypatch)
+    plots.plot_latent_manifold(aae, str(tmp_path / "manifold.png"), grid_size=6)
+    (z,) = seen
+    draws = keras.ops.convert_to_numpy(aae.prior().sample(20000, seed=tf.constant([7, 0])))
+    for axis in (0, 1):
+        # Edges at the marginal's 5% and 95% quantiles (about ±4.1 here; ±1.64 for N(0, 1)).
+        edges = np.quantile(draws[:, axis], [0.05, 0.95])
+        np.testing.assert_allclose([z[:, axis].min(), z[:, axis].max()], edges, atol=0.1)
+    assert len(np.unique(z[:, 0])) == 6 and len(np.unique(z[:, 1])) == 6
+
+
+@pytest.mark.parametrize("latent_layout, latent_dim", [("vector", 2), ("map", 16)])
+def test_prior_latents_are_the_draws_of_the_models_own_sample(latent_layout, latent_dim):
+    from kerasgen.latent import fixed_latents, prior_latents
+
+    aae = _aae(prior="mixture", latent_layout=latent_layout, latent_dim=latent_dim)
+    z = prior_latents(aae, 5, seed=3)
+    # Flat [N, D] latents, whatever the layout: the map decoder reshapes them itself.
+    assert z.shape == (5, latent_dim) and z.dtype == np.float32
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(aae.decode(z)), keras.ops.convert_to_numpy(aae.sample(5, seed=3)))
+    # N(0, I) priors share one draw per seed, so the grids of models with that prior compare.
+    for model in (_aae(), _vae()):
+        np.testing.assert_array_equal(prior_latents(model, 5, seed=3), fixed_latents(5, LATENT_DIM, seed=3))
 
 
 # --- Warm start from a VAE -----------------------------------------------------------------------

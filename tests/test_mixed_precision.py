@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasgen.models import GAN, VAE
+from kerasgen.models import GAN, VAE, VAEGAN
 from kerasgen.networks import build_discriminator
 from kerasgen.runs.harness import precision
 
@@ -98,3 +98,69 @@ def test_r1_survives_gradients_below_float16s_range():
     history = gan.fit(_images(8), batch_size=8, epochs=1, verbose=0).history
     assert expected > 0
     assert history["r1"][0] == pytest.approx(expected, rel=1e-2)
+
+
+# --- Warm starts take the active policy, not the VAE's ------------------------------------------
+
+
+@pytest.fixture
+def restore_policy():
+    """The global dtype policy as it was before the test, whatever the test does to it."""
+    previous = keras.config.dtype_policy()
+    yield
+    keras.config.set_dtype_policy(previous)
+
+
+def _leaf_layers(model):
+    """Every layer inside `model`, nested models opened, input layers left out."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _leaf_layers(layer)
+        elif not isinstance(layer, keras.layers.InputLayer):
+            yield layer
+
+
+def _warm_started_layers(model):
+    """The layers `from_vae` copied from the VAE: the GAN's generator, the VAE-GAN's encoder and decoder."""
+    parts = (model.generator,) if isinstance(model, GAN) else (model.encoder, model.decoder)
+    # The generator's likelihood mean is float32 by design (images are float32 in every policy).
+    return [layer for part in parts for layer in _leaf_layers(part) if layer.name != "likelihood_mean"]
+
+
+def _small_vae():
+    return VAE(image_shape=IMAGE_SHAPE, latent_dim=2, num_filters=(4,), hidden_dim=8, seed=0)
+
+
+def _decode(model, z):
+    return keras.ops.convert_to_numpy(model.generate(z) if isinstance(model, GAN) else model.decode(z))
+
+
+@pytest.mark.parametrize("model_class", [GAN, VAEGAN])
+def test_from_a_mixed_float16_vae_in_a_float32_scope_gives_float32_layers(model_class, restore_policy):
+    with precision("float16"):
+        vae = _small_vae()
+    assert vae.decoder.layers[1].compute_dtype == "float16"
+    model = model_class.from_vae(vae, discriminator=build_discriminator(IMAGE_SHAPE, num_filters=(4,)), seed=0)
+    model.compile()
+    # Plain float32 training: float16 layers here would train with no optimizer scaling their loss.
+    layers = _warm_started_layers(model)
+    assert layers and {layer.compute_dtype for layer in layers} == {"float32"}
+    assert not any(isinstance(getattr(model, name), keras.optimizers.LossScaleOptimizer) for name in model.optimizer_names)
+    # Still the VAE's weights: the same images, up to the VAE's float16 rounding.
+    z = np.random.default_rng(0).standard_normal((4, 2)).astype("float32")
+    np.testing.assert_allclose(_decode(model, z), keras.ops.convert_to_numpy(vae.decode(z)), atol=2e-3)
+
+
+@pytest.mark.parametrize("model_class", [GAN, VAEGAN])
+def test_from_a_float32_vae_under_mixed_float16_scales_every_optimizer(model_class, restore_policy):
+    vae = _small_vae()
+    with precision("float16"):
+        model = model_class.from_vae(vae, discriminator=build_discriminator(IMAGE_SHAPE, num_filters=(4,)), seed=0)
+        model.compile()
+    layers = _warm_started_layers(model)
+    assert layers and {layer.compute_dtype for layer in layers} == {"float16"}
+    optimizers = [getattr(model, name) for name in model.optimizer_names]
+    assert all(isinstance(optimizer, keras.optimizers.LossScaleOptimizer) for optimizer in optimizers)
+    assert len({id(optimizer) for optimizer in optimizers}) == len(optimizers)
+    z = np.random.default_rng(0).standard_normal((4, 2)).astype("float32")
+    np.testing.assert_allclose(_decode(model, z), keras.ops.convert_to_numpy(vae.decode(z)), atol=2e-3)

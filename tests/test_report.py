@@ -50,6 +50,8 @@ def test_evaluate_writes_metrics_with_settings_and_plots(trained_run, capsys):
     assert samples["num_generated"] == 40 and "% right on 16 held-out images" in table
     # An untrained model's samples are far from the data; two sets of real images are close.
     assert samples["frechet_distance"] > 3 * samples["frechet_distance_real_vs_real"]
+    # The floor at the model's sizes: 16 held-out images against 40 of the 48 training images.
+    assert samples["num_real_vs_real_reference"] == 40 and "16 held-out vs 40 training images, the model's sizes" in table
     assert sum(samples["predicted_class_fractions"]) == pytest.approx(1.0)
     # Reconstructions of the same 16 grey images, by the same classifier: its accuracy on the
     # originals is the one the classifier choice measured.
@@ -131,3 +133,60 @@ def test_report_plots_need_only_encode_and_decode(tmp_path):
     for path in written:
         if not path.endswith("samples.png"):  # flat grey squares: a small PNG
             assert os.path.getsize(path) > 1000, path
+
+
+class _Features:
+    """A stand-in classifier: 3 features per image (mean, spread, top-left pixel), 10 logits."""
+
+    num_classes = 10
+
+    def features(self, x):
+        x = np.asarray(x, np.float32).reshape(len(x), -1)
+        return np.stack([x.mean(axis=1), x.std(axis=1), x[:, 0]], axis=1)
+
+    def predict(self, x, batch_size=None, verbose=0):
+        return np.tile(self.features(x)[:, :1], (1, self.num_classes)) * np.arange(self.num_classes)
+
+
+class _Generator:
+    def sample(self, n, seed=None):
+        return np.random.default_rng(seed).uniform(size=(n, 8, 8, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("num_training, expected_reference", [(64, 40), (24, 24)])
+def test_real_vs_real_floor_is_measured_at_the_sizes_of_the_models_frechet_distance(num_training, expected_reference, monkeypatch):
+    import tensorflow as tf
+
+    from kerasgen.evaluation import report, sample_quality
+
+    rng = np.random.default_rng(1)
+    heldout = rng.uniform(size=(16, 8, 8, 1)).astype(np.float32)
+    training = rng.uniform(size=(num_training, 8, 8, 1)).astype(np.float32) ** 2
+    grey = types.SimpleNamespace(
+        unbinarized_heldout=heldout,
+        train=tf.data.Dataset.from_tensor_slices((training, np.zeros(num_training, np.int64))).batch(8),
+    )
+    calls, frechet_distance = [], sample_quality.frechet_distance
+
+    def recorded(a, b):
+        calls.append((np.asarray(a), np.asarray(b)))
+        return frechet_distance(a, b)
+
+    monkeypatch.setattr(sample_quality, "frechet_distance", recorded)
+    config = types.SimpleNamespace(num_samples=40, batch_size=8, seed=0)
+    choice = types.SimpleNamespace(describe=lambda: {"origin": "given"})
+    classifier = _Features()
+    samples = report._sample_quality(_Generator(), config, grey, choice, "", classifier)
+
+    (real, generated), (floor_real, reference) = calls
+    assert (len(real), len(generated)) == (16, 40) == (samples["num_real"], samples["num_generated"])
+    # The floor: the same held-out images against as many training images as the model has
+    # samples, when the training split has that many (else all of it, and the report says so).
+    np.testing.assert_array_equal(floor_real, real)
+    assert len(reference) == expected_reference
+    assert samples["num_real_vs_real_reference"] == expected_reference
+    np.testing.assert_array_equal(reference, classifier.features(training[:expected_reference]))
+    setting = report._real_vs_real_setting(samples)
+    assert setting.startswith(f"16 held-out vs {expected_reference} training images")
+    assert ("the model's sizes" in setting) == (expected_reference == 40)
+    assert ("all the training split has" in setting) == (expected_reference < 40)

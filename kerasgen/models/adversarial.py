@@ -88,11 +88,12 @@ def discriminator_filters(image_shape, num_filters):
 def clone_in_policy(model):
     """A copy of `model`'s architecture (fresh weights) computing in the active dtype policy.
 
-    Under a mixed-precision policy the copy trains in it, whatever the model was saved in.
+    Every layer takes the active policy, whatever the model was built or saved in: a VAE trained
+    under `mixed_float16` gives float32 layers in a float32 scope (where nothing would scale the
+    losses of its float16 ones), and a float32 VAE gives float16 layers under `mixed_float16`,
+    whose models' `compile` then scales each optimizer's loss.
     """
     policy = keras.config.dtype_policy()
-    if policy.compute_dtype == policy.variable_dtype:
-        return keras.models.clone_model(model)
     return keras.models.clone_model(model, clone_function=lambda layer: in_policy(layer, policy))
 
 
