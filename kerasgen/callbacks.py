@@ -18,16 +18,18 @@ from kerasgen.artifacts import atomic_path, read_json, write_json
 from kerasgen.evaluation import reconstruction, sample_quality
 from kerasgen.evaluation.instruments import ACTIVE_UNIT_THRESHOLD, LatentInstruments
 from kerasgen.images import image_grid, interleave, save_png
-from kerasgen.latent import fixed_latents, images_from_latents
+from kerasgen.latent import fixed_latents, images_from_latents, reconstructions_of
 
 
 class SampleGrid(keras.callbacks.Callback):
     """Saves PNG grids of samples from fixed latent vectors, and of inputs beside reconstructions.
 
     The latent vectors are drawn once from N(0, I) with `seed`, so the grids of successive epochs
-    show the same z and can be compared. A model with `generate` (a GAN) turns them into images
-    with it, otherwise with `decode` (a VAE); so `epoch_000` of a GAN warm-started from a VAE's
-    decoder is the VAE's own grid for the same `seed`. Files: `directory/samples/epoch_NNN.png` and, when
+    show the same z and can be compared; a decoder that draws its images (a PixelCNN samples
+    p(x|z)) gets the same pixel noise, from `seed`, in every grid too. A model with `generate` (a
+    GAN) turns the latents into images with it, otherwise with `decode` (a VAE); so `epoch_000` of
+    a GAN warm-started from a VAE's decoder is the VAE's own grid for the same `seed`. Files:
+    `directory/samples/epoch_NNN.png` and, when
     `images` are given and the model can reconstruct, `directory/reconstructions/epoch_NNN.png`.
     `epoch_000` is written before the first step. With `logdir`, both grids also go to TensorBoard
     as images under `logdir/images`.
@@ -37,7 +39,7 @@ class SampleGrid(keras.callbacks.Callback):
         images: optional array `[N, H, W, C]`, fixed inputs to reconstruct (e.g. 32 validation images).
         num_samples: int, images per sample grid. Defaults to 64.
         every: int, write every this many epochs (and after the last). Defaults to 1.
-        seed: int, seeds the fixed latent vectors. Defaults to 0.
+        seed: int, seeds the fixed latent vectors (and a PixelCNN decoder's pixel noise). Defaults to 0.
         logdir: optional str, a TensorBoard log directory.
     """
 
@@ -76,9 +78,10 @@ class SampleGrid(keras.callbacks.Callback):
 
     def write(self, epoch):
         """Writes both grids for `epoch` now."""
-        grids = {"samples": image_grid(keras.ops.convert_to_numpy(images_from_latents(self.model, self._latents)))}
+        samples = images_from_latents(self.model, self._latents, seed=self.seed)
+        grids = {"samples": image_grid(keras.ops.convert_to_numpy(samples))}
         if self.images is not None and hasattr(self.model, "reconstruct"):
-            reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
+            reconstructions = keras.ops.convert_to_numpy(reconstructions_of(self.model, self.images, seed=self.seed))
             # Pairs side by side: an even number of columns keeps each input next to its reconstruction.
             columns = 2 * int(np.ceil(np.sqrt(len(self.images) / 2)))
             grids["reconstructions"] = image_grid(interleave(self.images, reconstructions), columns=columns)

@@ -14,7 +14,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from kerasgen.artifacts import atomic_path  # noqa: E402
 from kerasgen.images import image_grid, interleave  # noqa: E402
-from kerasgen.latent import INTERPOLATIONS, fixed_latents, images_from_latents, interpolate, project_2d  # noqa: E402
+from kerasgen.latent import (  # noqa: E402
+    INTERPOLATIONS,
+    fixed_latents,
+    images_from_latents,
+    interpolate,
+    project_2d,
+    reconstructions_of,
+)
 
 
 def read_history(csv_path):
@@ -248,12 +255,15 @@ def plot_sample_grids(grids, png_path, title="Samples"):
 
 
 def plot_same_latents(models, png_path, title="The same latent vectors", num_samples=64, seed=0):
-    """Side-by-side grids of several models (`{caption: VAE or GAN}`) on the same `fixed_latents`."""
+    """Side-by-side grids of several models (`{caption: VAE or GAN}`) on the same `fixed_latents`.
+
+    `seed` draws the latents and fixes a PixelCNN decoder's pixel noise (`images_from_latents`).
+    """
     latent_dims = {model.latent_dim for model in models.values()}
     if len(latent_dims) != 1:
         raise ValueError(f"The models must share one latent size. Received: latent sizes {sorted(latent_dims)}")
     z = fixed_latents(num_samples, latent_dims.pop(), seed)
-    plot_sample_grids({caption: images_from_latents(model, z) for caption, model in models.items()}, png_path, title)
+    plot_sample_grids({caption: images_from_latents(model, z, seed=seed) for caption, model in models.items()}, png_path, title)
 
 
 def plot_samples_and_reconstructions(models, images, png_path, title="Samples and reconstructions", num_samples=36, seed=0):
@@ -264,6 +274,7 @@ def plot_samples_and_reconstructions(models, images, png_path, title="Samples an
             (a GAN) gets an empty bottom panel.
         images: array `[N, H, W, C]`, the inputs to reconstruct, shown beside each reconstruction.
         png_path: str, the PNG to write.
+        seed: int, draws the latents and fixes a PixelCNN decoder's pixel noise. Defaults to 0.
     """
     latent_dims = {model.latent_dim for model in models.values()}
     if len(latent_dims) != 1:
@@ -273,10 +284,10 @@ def plot_samples_and_reconstructions(models, images, png_path, title="Samples an
     columns = 2 * int(np.ceil(np.sqrt(len(images) / 2)))
     figure, axes = plt.subplots(2, len(models), figsize=(3.6 * len(models), 7.4), squeeze=False)
     for column, (caption, model) in enumerate(models.items()):
-        _show_image(axes[0, column], image_grid(keras.ops.convert_to_numpy(images_from_latents(model, z))) / 255.0)
+        _show_image(axes[0, column], image_grid(keras.ops.convert_to_numpy(images_from_latents(model, z, seed=seed))) / 255.0)
         axes[0, column].set_title(f"{caption}: samples", fontsize=10)
         if hasattr(model, "reconstruct"):
-            pairs = interleave(images, keras.ops.convert_to_numpy(model.reconstruct(images)))
+            pairs = interleave(images, keras.ops.convert_to_numpy(reconstructions_of(model, images, seed=seed)))
             _show_image(axes[1, column], image_grid(pairs, columns=columns) / 255.0)
             axes[1, column].set_title(f"{caption}: inputs | reconstructions", fontsize=10)
         else:

@@ -290,9 +290,12 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             return distribute.stateless_seed(seed)
         return tf.cast(seed, tf.int32)
 
-    def reconstruct(self, x):
-        """The mean image of p(x|z) at the posterior mean of z (a sample of it for the PixelCNN)."""
-        return self.decode(self.posterior_distribution(x).mean())
+    def reconstruct(self, x, seed=None):
+        """The mean image of p(x|z) at the posterior mean of z (a sample of it for the PixelCNN).
+
+        `seed` is `decode`'s: it only matters for the PixelCNN.
+        """
+        return self.decode(self.posterior_distribution(x).mean(), seed=seed)
 
     def call(self, x, training=False):
         return self.reconstruct(x)
