@@ -624,14 +624,26 @@ class LatentDiagnostics(keras.callbacks.Callback):
 class AggressivePhase(keras.callbacks.Callback):
     """Ends an `AggressiveVAE`'s aggressive phase for good once I(x; z) on held-out images stops rising.
 
-    He et al.'s (2019) rule for images: after `patience` epochs without a new best I(x; z), the
-    model trains both parts jointly from then on. It reads `mutual_information` from the epoch's
-    logs, which `LatentDiagnostics` writes (put it after that callback); without one, it measures
-    I(x; z) on `images` itself. The best value and the epochs since it are the model's weights
+    After `patience` epochs in a row without a new best (strictly higher) I(x; z), the model trains
+    both parts jointly from then on; a new best starts the count again from 0.
+
+    How it relates to He et al.'s (2019) code (github.com/jxhe/vae-lagging-encoder): their
+    `image.py` also measures I(x; z) on held-out images after every epoch and stops at 5, but it
+    counts every epoch below the best so far and never resets the count, so the phase ends at the
+    fifth such epoch, consecutive or not; an epoch equal to the best counts as a new best there
+    and as no gain here. Ties aside, their rule never ends the phase later than this one with
+    `patience=5`, and ends it earlier when the epochs below the best are not consecutive. Other
+    versions of their scripts end it otherwise: another `image.py` at the first half-epoch
+    measurement lower than the previous one, a `text.py` once I(x; z) moves by less than a
+    threshold (`mi_ts`) from one epoch to the next.
+
+    It reads `mutual_information` from the epoch's logs, which `LatentDiagnostics` writes (put it
+    after that callback); without one, it measures I(x; z) on `images` itself. The best value and the epochs since it are the model's weights
     (`best_mutual_information`, `epochs_without_gain`), so a resumed run counts on.
 
     Args:
-        patience: int >= 1, epochs without a new best I(x; z) before the phase ends. Defaults to 5.
+        patience: int >= 1, epochs in a row without a new best I(x; z) before the phase ends.
+            Defaults to 5 (the count He et al.'s `image.py` stops at).
         images: array `[N, H, W, C]` or None, held-out images on which to measure I(x; z) when the
             logs have no `mutual_information`. Defaults to None.
         seed: int, seeds that measurement. Defaults to 0.
