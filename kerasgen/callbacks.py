@@ -19,7 +19,7 @@ from kerasgen.artifacts import write_json
 from kerasgen.evaluation import reconstruction, sample_quality
 from kerasgen.evaluation.instruments import ACTIVE_UNIT_THRESHOLD, LatentInstruments
 from kerasgen.images import image_grid, interleave, save_png
-from kerasgen.latent import images_from_latents, prior_latents
+from kerasgen.latent import images_from_latents, prior_latents, reconstructions_of
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -27,7 +27,8 @@ class SampleGrid(keras.callbacks.Callback):
 
     The latent vectors are drawn once from the model's own prior with `seed` (`prior_latents`:
     N(0, I) for a VAE or a GAN, the mixture for an AAE with one), so the grids of successive epochs
-    show the same z and can be compared. A model with `generate` (a GAN) turns them into images
+    show the same z and can be compared; a decoder that draws its images (a PixelCNN samples
+    p(x|z)) gets the same pixel noise, from `seed`, in every grid too. A model with `generate` (a GAN) turns them into images
     with it, otherwise with `decode` (a VAE); so `epoch_000` of a GAN warm-started from a VAE's
     decoder is the VAE's own grid for the same `seed`. Files: `directory/samples/epoch_NNN.png` and, when
     `images` are given and the model can reconstruct, `directory/reconstructions/epoch_NNN.png`.
@@ -39,7 +40,7 @@ class SampleGrid(keras.callbacks.Callback):
         images: optional array `[N, H, W, C]`, fixed inputs to reconstruct (e.g. 32 validation images).
         num_samples: int, images per sample grid. Defaults to 64.
         every: int, write every this many epochs (and after the last). Defaults to 1.
-        seed: int, seeds the fixed latent vectors. Defaults to 0.
+        seed: int, seeds the fixed latent vectors (and a PixelCNN decoder's pixel noise). Defaults to 0.
         logdir: optional str, a TensorBoard log directory.
     """
 
@@ -77,9 +78,10 @@ class SampleGrid(keras.callbacks.Callback):
 
     def write(self, epoch):
         """Writes both grids for `epoch` now."""
-        grids = {"samples": image_grid(keras.ops.convert_to_numpy(images_from_latents(self.model, self._latents)))}
+        samples = images_from_latents(self.model, self._latents, seed=self.seed)
+        grids = {"samples": image_grid(keras.ops.convert_to_numpy(samples))}
         if self.images is not None and hasattr(self.model, "reconstruct"):
-            reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
+            reconstructions = keras.ops.convert_to_numpy(reconstructions_of(self.model, self.images, seed=self.seed))
             # Pairs side by side: an even number of columns keeps each input next to its reconstruction.
             columns = 2 * int(np.ceil(np.sqrt(len(self.images) / 2)))
             grids["reconstructions"] = image_grid(interleave(self.images, reconstructions), columns=columns)
@@ -383,14 +385,26 @@ class LatentDiagnostics(keras.callbacks.Callback):
 class AggressivePhase(keras.callbacks.Callback):
     """Ends an `AggressiveVAE`'s aggressive phase for good once I(x; z) on held-out images stops rising.
 
-    He et al.'s (2019) rule for images: after `patience` epochs without a new best I(x; z), the
-    model trains both parts jointly from then on. It reads `mutual_information` from the epoch's
-    logs, which `LatentDiagnostics` writes (put it after that callback); without one, it measures
-    I(x; z) on `images` itself. The best value and the epochs since it are the model's weights
+    After `patience` epochs in a row without a new best (strictly higher) I(x; z), the model trains
+    both parts jointly from then on; a new best starts the count again from 0.
+
+    How it relates to He et al.'s (2019) code (github.com/jxhe/vae-lagging-encoder): their
+    `image.py` also measures I(x; z) on held-out images after every epoch and stops at 5, but it
+    counts every epoch below the best so far and never resets the count, so the phase ends at the
+    fifth such epoch, consecutive or not; an epoch equal to the best counts as a new best there
+    and as no gain here. Ties aside, their rule never ends the phase later than this one with
+    `patience=5`, and ends it earlier when the epochs below the best are not consecutive. Other
+    versions of their scripts end it otherwise: another `image.py` at the first half-epoch
+    measurement lower than the previous one, a `text.py` once I(x; z) moves by less than a
+    threshold (`mi_ts`) from one epoch to the next.
+
+    It reads `mutual_information` from the epoch's logs, which `LatentDiagnostics` writes (put it
+    after that callback); without one, it measures I(x; z) on `images` itself. The best value and the epochs since it are the model's weights
     (`best_mutual_information`, `epochs_without_gain`), so a resumed run counts on.
 
     Args:
-        patience: int >= 1, epochs without a new best I(x; z) before the phase ends. Defaults to 5.
+        patience: int >= 1, epochs in a row without a new best I(x; z) before the phase ends.
+            Defaults to 5 (the count He et al.'s `image.py` stops at).
         images: array `[N, H, W, C]` or None, held-out images on which to measure I(x; z) when the
             logs have no `mutual_information`. Defaults to None.
         seed: int, seeds that measurement. Defaults to 0.

@@ -378,17 +378,17 @@ class TrainVAEConfig(Config):
     )
     free_bits: float = _field(
         0.0, "free bits (Kingma et al. 2016): nats per latent dimension below which the batch-averaged KL is "
-        "floored in the objective; kl and elbo stay the true values (0: off; diagonal posterior, one importance sample)",
+        "floored in the objective; the kl and elbo metrics are not floored (0: off; diagonal posterior, one importance sample)",
         check=NON_NEGATIVE,
     )
     importance_samples: int = _field(1, "K > 1 trains on the K-sample importance-weighted bound (IWAE)", check=POSITIVE)
     aggressive: bool = _field(
         False, "aggressive inference-network training (He et al. 2019): before each decoder step, encoder-only steps "
-        "on fresh batches until a 10-step window's mean loss stops falling (at most 100), until I(x; z) on the "
+        "on fresh batches until a 10-step window's mean loss rises (at most 99), until I(x; z) on the "
         "--latent-images stops rising; slower epochs while it lasts (one device, no XLA)",
     )
     aggressive_patience: int = _field(
-        5, "with --aggressive: epochs without a new best I(x; z) after which encoder and decoder train jointly",
+        5, "with --aggressive: epochs in a row without a new best I(x; z) after which encoder and decoder train jointly",
         check=POSITIVE, requires=Requires("aggressive"),
     )
     epochs: int = _field(50, "training epochs", check=POSITIVE, resumable=True)

@@ -101,9 +101,34 @@ def manifold_latents(model, grid_size=20, low=0.05, high=0.95):
     return values_1, values_2, np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
 
 
-def images_from_latents(model, z):
-    """`model`'s images for `z`: `generate` for a GAN, `decode` (the likelihood's mean) for a VAE."""
-    return model.generate(z) if hasattr(model, "generate") else model.decode(z)
+def images_from_latents(model, z, seed=None):
+    """`model`'s images for `z`: `generate` for a GAN, `decode` (the likelihood's mean) for a VAE.
+
+    Args:
+        model: a model with `generate` or `decode`.
+        z: latents `[N, D]`.
+        seed: int or None: the pixel noise of a decoder that draws its images (a VAE with a
+            PixelCNN decoder decodes a sample of p(x|z)). An int fixes it, so the same z give
+            the same images on every call, as grids compared across epochs need; None takes the
+            model's own sampling stream. Other models ignore it. Defaults to None.
+    """
+    if hasattr(model, "generate"):
+        return model.generate(z)
+    if seed is not None and _samples_pixels(model):
+        return model.decode(z, seed=seed)
+    return model.decode(z)
+
+
+def reconstructions_of(model, x, seed=None):
+    """`model.reconstruct(x)`, with the pixel noise of a decoder that draws fixed by `seed` (see `images_from_latents`)."""
+    if seed is not None and _samples_pixels(model):
+        return model.reconstruct(x, seed=seed)
+    return model.reconstruct(x)
+
+
+def _samples_pixels(model):
+    """Whether `model`'s decode draws its images (a PixelCNN decoder) rather than returning a mean."""
+    return getattr(model, "pixelcnn", None) is not None
 
 
 def interpolate(start, end, steps, method="linear"):

@@ -1,4 +1,7 @@
-"""Keras layers kerasgen's networks build from where the stock layer fails on an empty shard.
+"""Keras layers kerasgen's networks build from where the stock layer fails under a strategy.
+
+`Dropout` draws its own mask on each replica (the stock layer's seed is mirrored, so every
+replica drew the same one). The others handle an empty shard:
 
 Under a `tf.distribute` strategy with N replicas, a last global batch of fewer than N images
 leaves some replica an empty share, `[0, H, W, C]`. TensorFlow 2.21's oneDNN kernels (on by
@@ -18,6 +21,8 @@ stock layers' too.
 
 import keras
 import tensorflow as tf
+
+from kerasgen.distribute import use_replica_seeds
 
 
 class _EmptyShardGuard:
@@ -72,6 +77,22 @@ class AveragePooling2D(_EmptyShardGuard, keras.layers.AveragePooling2D):
 
     Same arguments as `keras.layers.AveragePooling2D`.
     """
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class Dropout(keras.layers.Dropout):
+    """`keras.layers.Dropout` whose masks differ across the replicas of a `tf.distribute` strategy.
+
+    Keras's layer draws from a `SeedGenerator` whose state is one mirrored variable, so under a
+    strategy every replica got the same seed and dropped the same units of its own images. This
+    one folds the replica id into each seed (`distribute.ReplicaSeedGenerator`); with one replica
+    its masks are the stock layer's for the same seed. Same arguments; files saved with the stock
+    layer still load as the stock layer.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
+        use_replica_seeds(self)
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")

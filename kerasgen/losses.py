@@ -35,7 +35,7 @@ def negative_elbo(
 
     With `free_bits` λ > 0 the loss's KL is floored per latent dimension (see `free_bits_kl`):
     loss = reconstruction + β · Σ_d max(λ, mean over the batch of KL_d). The floor changes only
-    what is minimized: the returned `kl`, `reconstruction` and `elbo` stay the true values.
+    what is minimized: the returned `kl`, `reconstruction` and `elbo` are not floored.
 
     Args:
         x: tensor `[B, H, W, C]`, the images.

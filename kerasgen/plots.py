@@ -16,7 +16,7 @@ from kerasgen import validate  # noqa: E402
 from kerasgen.artifacts import atomic_path  # noqa: E402
 from kerasgen.images import image_grid, interleave  # noqa: E402
 from kerasgen.latent import (  # noqa: E402
-    INTERPOLATIONS, images_from_latents, interpolate, manifold_latents, prior_latents, project_2d,
+    INTERPOLATIONS, images_from_latents, interpolate, manifold_latents, prior_latents, project_2d, reconstructions_of,
 )
 
 
@@ -245,12 +245,15 @@ def plot_same_latents(models, png_path, title="The same latent vectors", num_sam
     """Side-by-side grids of several models (`{caption: VAE or GAN}`), each on `prior_latents` with `seed`.
 
     Models whose prior is N(0, I) decode the very same latent vectors; a model with another prior
-    (an AAE's mixture) decodes draws from its own prior, with the same seed.
+    (an AAE's mixture) decodes draws from its own prior, with the same seed. `seed` also fixes a
+    PixelCNN decoder's pixel noise (`images_from_latents`).
     """
     latent_dims = {model.latent_dim for model in models.values()}
     if len(latent_dims) != 1:
         raise ValueError(f"The models must share one latent size. Received: latent sizes {sorted(latent_dims)}")
-    grids = {caption: images_from_latents(model, prior_latents(model, num_samples, seed)) for caption, model in models.items()}
+    grids = {
+        caption: images_from_latents(model, prior_latents(model, num_samples, seed), seed=seed) for caption, model in models.items()
+    }
     plot_sample_grids(grids, png_path, title)
 
 
@@ -265,6 +268,7 @@ def plot_samples_and_reconstructions(models, images, png_path, title="Samples an
             (a GAN) gets an empty bottom panel.
         images: array `[N, H, W, C]`, the inputs to reconstruct, shown beside each reconstruction.
         png_path: str, the PNG to write.
+        seed: int, draws the latents and fixes a PixelCNN decoder's pixel noise. Defaults to 0.
     """
     latent_dims = {model.latent_dim for model in models.values()}
     if len(latent_dims) != 1:
@@ -273,11 +277,11 @@ def plot_samples_and_reconstructions(models, images, png_path, title="Samples an
     columns = 2 * int(np.ceil(np.sqrt(len(images) / 2)))
     figure, axes = plt.subplots(2, len(models), figsize=(3.6 * len(models), 7.4), squeeze=False)
     for column, (caption, model) in enumerate(models.items()):
-        samples = images_from_latents(model, prior_latents(model, num_samples, seed))
+        samples = images_from_latents(model, prior_latents(model, num_samples, seed), seed=seed)
         _show_image(axes[0, column], image_grid(keras.ops.convert_to_numpy(samples)) / 255.0)
         axes[0, column].set_title(f"{caption}: samples", fontsize=10)
         if hasattr(model, "reconstruct"):
-            pairs = interleave(images, keras.ops.convert_to_numpy(model.reconstruct(images)))
+            pairs = interleave(images, keras.ops.convert_to_numpy(reconstructions_of(model, images, seed=seed)))
             _show_image(axes[1, column], image_grid(pairs, columns=columns) / 255.0)
             axes[1, column].set_title(f"{caption}: inputs | reconstructions", fontsize=10)
         else:

@@ -52,15 +52,38 @@ def _steps_of(losses):
 # --- The inner loop's rule ---------------------------------------------------------------------
 
 
-def test_window_rule_stops_when_a_window_mean_stops_falling():
-    # Flat: the second window's mean equals the first's (not lower), so it stops after 2 windows.
-    assert _steps_of([5.0] * 200) == 2 * WINDOW
+def _their_steps(losses):
+    """Inner steps of He et al.'s loop (image.py of jxhe/vae-lagging-encoder), transcribed, on equal batches."""
+    sub_iter, pre_loss, cur_loss, losses = 1, 1e4, 0.0, iter(losses)
+    while sub_iter < 100:
+        cur_loss += next(losses)
+        if sub_iter % 10 == 0:
+            cur_loss = cur_loss / 10
+            if pre_loss - cur_loss < 0:
+                break
+            pre_loss, cur_loss = cur_loss, 0.0
+        sub_iter += 1
+    return min(sub_iter, 99)
+
+
+def test_window_rule_stops_when_a_window_mean_rises():
+    # Flat: an equal window mean is no rise, so it goes on to the cap, as He et al.'s loop does.
+    assert _steps_of([5.0] * 200) == MAX_ENCODER_STEPS == 99
+    assert _steps_of([*[5.0] * 10, *[5.5] * 100]) == 2 * WINDOW
     # Falling for 2 windows, then rising: stops at the end of the third.
     assert _steps_of([*np.linspace(10, 1, 20), *[5.0] * 100]) == 3 * WINDOW
-    # Ever falling: capped at 100 steps.
+    # Ever falling: capped at 99 steps (their `while sub_iter < 100`, counting from 1).
     assert _steps_of(np.linspace(100, 1, 300)) == MAX_ENCODER_STEPS
     # Only window means count: a spike inside a window whose mean still falls does not stop it.
     assert _steps_of([*[5.0] * 10, 40.0, *[0.0] * 9, *[9.0] * 100]) == 3 * WINDOW
+
+
+def test_window_rule_takes_the_steps_he_et_al_s_loop_takes():
+    # Integer losses make equal window means (ties) common; all stay under their first bound, 1e4.
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        losses = [float(v) for v in rng.integers(0, 3 + trial % 5, 120)]
+        assert _steps_of(losses) == _their_steps(losses), losses
 
 
 def test_inner_loop_in_the_model_follows_the_rule_on_a_forced_loss_sequence():
@@ -89,11 +112,12 @@ def test_real_inner_steps_are_whole_windows_and_only_move_the_encoder():
     vae.set_encoder_data(_dataset(images))
     logs = vae.fit(images, epochs=1, batch_size=8, verbose=0).history
     steps = logs["encoder_steps"][0] * 2  # two decoder steps
-    # Each step's count is a multiple of 10 in [10, 100]; the encoder optimizer took exactly them
-    # (the decoder steps did not move the encoder) and the decoder optimizer one per batch.
+    # Each step's count is whole windows, at least 2, or the cap; the encoder optimizer took
+    # exactly them (the decoder steps did not move the encoder) and the decoder optimizer one per batch.
     assert int(vae.encoder_optimizer.iterations) == steps
     assert int(vae.optimizer.iterations) == 2
-    assert 2 * WINDOW <= steps <= 2 * MAX_ENCODER_STEPS and steps % WINDOW == 0
+    counts = [*range(2 * WINDOW, MAX_ENCODER_STEPS + 1, WINDOW), MAX_ENCODER_STEPS]
+    assert steps in {a + b for a in counts for b in counts}
 
 
 # --- Which part each step moves ----------------------------------------------------------------

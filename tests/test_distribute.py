@@ -192,3 +192,41 @@ def test_an_empty_shard_gets_the_layers_own_shapes_and_zero_gradients():
         assert full.shape == empty.shape == tuple(variable.shape)
         assert not np.any(empty)
     assert any(np.any(np.asarray(strategy.experimental_local_results(g)[0])) for g in gradients)
+
+
+def test_discriminator_dropout_draws_its_own_mask_on_each_replica():
+    """Under 2 replicas (conftest's 2 logical CPUs) the discriminator's dropout drops different units
+    on each; the stock Keras layer, whose seed state is mirrored, drops the same ones on both."""
+    import keras
+    import tensorflow as tf
+
+    from kerasgen import distribute, layers
+    from kerasgen.networks import build_discriminator
+
+    strategy = distribute.get_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    with strategy.scope():
+        discriminator = build_discriminator((8, 8, 1), num_filters=(4,), dropout=0.5)
+        stock = keras.layers.Dropout(0.5, seed=7)
+    (ours,) = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.Dropout)]
+    assert isinstance(ours, layers.Dropout)
+
+    def step():
+        ones = tf.ones((4, 64))
+        return ours(ones, training=True), stock(ones, training=True)
+
+    masks = strategy.run(tf.function(step))
+    (first, second), (stock_first, stock_second) = (
+        [np.asarray(m) for m in strategy.experimental_local_results(mask)] for mask in masks
+    )
+    assert 0 < np.mean(first == 0) < 1 and 0 < np.mean(second == 0) < 1
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(stock_first, stock_second)
+    # On one device it is the stock layer: the same seed drops the same units.
+    ones = tf.ones((4, 64))
+    np.testing.assert_array_equal(
+        layers.Dropout(0.5, seed=3)(ones, training=True), keras.layers.Dropout(0.5, seed=3)(ones, training=True)
+    )
+    # And it survives a round trip as itself.
+    restored = keras.layers.deserialize(keras.layers.serialize(layers.Dropout(0.25, seed=3)))
+    assert type(restored) is layers.Dropout and restored.rate == 0.25

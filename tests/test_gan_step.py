@@ -3,8 +3,9 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from kerasgen import VAE
+from kerasgen import VAE, distribute
 from kerasgen.models import GAN
 from kerasgen.networks import build_discriminator
 
@@ -184,3 +185,49 @@ def test_validating_does_not_change_what_training_learns():
             weights.append(model.get_weights())
         for a, b in zip(*weights):
             np.testing.assert_array_equal(a, b)
+
+
+# --- The generator's objective -------------------------------------------------------------------
+
+
+def test_the_generator_follows_the_non_saturating_loss_not_the_saturating_one():
+    """G's applied gradient is ∇ of −log D(G(z)) averaged over the batch, not of log(1 − D(G(z))).
+
+    D's bias is set to −4 so that it rejects the fakes (σ(d) ≈ 0.02): there the two losses'
+    gradients in d are −(1 − σ(d)) and −σ(d), about fifty times apart, so the test tells them apart.
+    D's own rate is 0, so G's step sees the D the reference uses; z is the step's second draw
+    (the first is D's fakes).
+    """
+    gan = _conv_gan()
+    logits = gan.discriminator.get_layer("logits")
+    logits.bias.assign(np.full(logits.bias.shape, -4.0, "float32"))
+    recorded = []
+
+    class RecordingSGD(keras.optimizers.SGD):
+        def apply(self, grads, trainable_variables=None):
+            recorded.extend((variable, np.array(gradient)) for gradient, variable in zip(grads, trainable_variables))
+            return super().apply(grads, trainable_variables)
+
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=RecordingSGD(0.0), run_eagerly=True)
+    twin = keras.random.SeedGenerator(0)
+    twin.state.assign(gan.seed_generator.state)
+    distribute.next_seed(twin)
+    z = tf.random.stateless_normal((8, LATENT_DIM), seed=distribute.next_seed(twin))
+    variables = gan.generator.trainable_variables
+    with tf.GradientTape(persistent=True) as tape:
+        d = tf.reshape(gan.discriminator(gan.generator(z, training=True), training=True), (-1,))
+        non_saturating = tf.reduce_mean(-tf.math.log(tf.sigmoid(d)))
+        saturating = tf.reduce_mean(tf.math.log(1.0 - tf.sigmoid(d)))
+    assert float(tf.reduce_max(tf.sigmoid(d))) < 0.1
+    wanted, unwanted = tape.gradient(non_saturating, variables), tape.gradient(saturating, variables)
+
+    gan.train_on_batch(_images())
+
+    applied = {id(variable): gradient for variable, gradient in recorded}
+    assert set(applied) == {id(v) for v, g in zip(variables, wanted) if g is not None}
+    for variable, want, other in zip(variables, wanted, unwanted):
+        if want is None:
+            continue
+        size = float(np.max(np.abs(want)))
+        np.testing.assert_allclose(applied[id(variable)], want, rtol=1e-4, atol=1e-5 * size, err_msg=variable.path)
+        assert np.max(np.abs(applied[id(variable)] - other)) > 0.5 * size, variable.path

@@ -270,3 +270,36 @@ def test_evaluate_decodes_fewer_importance_samples_at_once_for_a_pixelcnn():
     assert chunk_size(EvaluateConfig(model="run", chunk_size=7), pixelcnn) == 7
     with pytest.raises(ValueError, match="--chunk-size"):
         EvaluateConfig(model="run", chunk_size=0)
+
+
+def test_sample_grids_of_a_pixelcnn_decoder_draw_the_same_pixel_noise_every_epoch(tmp_path):
+    """A PixelCNN decodes a sample of p(x|z): the grids fix its pixel noise with their seed, so two
+    epochs' grids of the same z differ only by what training changed (here nothing)."""
+    from kerasgen.callbacks import SampleGrid
+
+    vae = _tiny_vae()
+    images = _binary(6, seed=3).numpy()
+
+    def grids(seed, epochs):
+        callback = SampleGrid(tmp_path / str(seed), images=images, num_samples=16, seed=seed)
+        callback.set_model(vae)
+        callback.on_train_begin()  # writes epoch 0
+        for epoch in epochs:
+            callback.write(epoch)
+        return [
+            [tf.io.decode_png(tf.io.read_file(str(tmp_path / str(seed) / kind / f"epoch_{epoch:03d}.png"))).numpy()
+             for epoch in (0, *epochs)]
+            for kind in ("samples", "reconstructions")
+        ]
+
+    samples, reconstructions = grids(1, (1, 2))
+    for grid in (*samples[1:], *reconstructions[1:]):
+        assert grid.shape in (samples[0].shape, reconstructions[0].shape)
+    for later in samples[1:]:
+        np.testing.assert_array_equal(later, samples[0])
+    for later in reconstructions[1:]:
+        np.testing.assert_array_equal(later, reconstructions[0])
+    # The grids are draws of p(x|z), not constants: another seed's pixel noise (and z) gives others.
+    other_samples, other_reconstructions = grids(2, ())
+    assert not np.array_equal(other_samples[0], samples[0])
+    assert not np.array_equal(other_reconstructions[0], reconstructions[0])

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from kerasgen import distribute
+from kerasgen.distributions import diagonal_gaussian
 from kerasgen.losses import vaegan_losses
 from kerasgen.models import VAE, VAEGAN
 from kerasgen.networks import build_discriminator
@@ -220,3 +221,133 @@ def test_scratch_init_keeps_the_architecture_not_the_weights():
     model = VAEGAN.from_vae(vae, init="scratch", discriminator=build_discriminator(IMAGE_SHAPE, num_filters=(4,)))
     assert [w.shape for w in model.encoder.get_weights()] == [w.shape for w in vae.encoder.get_weights()]
     assert not np.allclose(model.reconstruct(_images()), vae.reconstruct(_images()))
+
+
+# --- Gradient routing: each part follows the loss Larsen et al. give it ---------------------------
+
+
+def _recording_sgd(recorded):
+    """SGD at rate 0 that appends `(variable, gradient)` for each gradient the train step hands it (eager)."""
+
+    class RecordingSGD(keras.optimizers.SGD):
+        def apply(self, grads, trainable_variables=None):
+            recorded.extend((variable, np.array(gradient)) for gradient, variable in zip(grads, trainable_variables))
+            return super().apply(grads, trainable_variables)
+
+    return RecordingSGD(0.0)
+
+
+def _applied(recorded, variable):
+    """The gradients applied to `variable` (a list: empty if none, one per optimizer that got it)."""
+    return [gradient for target, gradient in recorded if target is variable]
+
+
+def _paper_losses(model, x, noise, gamma, beta, r1_weight, feature_scale):
+    """Larsen et al.'s losses on `x` for the step's noise, written from the paper, not from `vaegan_losses`.
+
+    Returns `{"encoder": L_prior·β + L_llike, "decoder": γ·L_llike + GAN, "discriminator": GAN + R1}`
+    and the tape that recorded them, with the networks in training mode.
+    """
+    discriminator = model.discriminator
+    features_and_logits = keras.Model(
+        discriminator.input, [discriminator.get_layer(model.feature_layer).output, discriminator.output]
+    )
+
+    def d(images):
+        features, logits = features_and_logits(images, training=True)
+        return tf.reshape(features, (len(x), -1)), tf.reshape(logits, (-1,))
+
+    tape = tf.GradientTape(persistent=True)
+    with tape:
+        # q(z|x) = N(μ, σ²), the reparameterized z = μ + σ·ε, and z_p ~ p(z) from the same draw.
+        q = diagonal_gaussian(model.encoder(x, training=True))
+        loc, scale = q.mean(), q.stddev()
+        z = loc + scale * noise[:, 0]
+        # Bernoulli decoder: its image is the mean, σ(logits).
+        reconstructions = tf.sigmoid(model.decoder(z, training=True))
+        prior_samples = tf.sigmoid(model.decoder(noise[:, 1], training=True))
+        # R1, kerasgen's addition to D's loss: the batch mean of ‖∇_x D(x)‖² on real images.
+        with tf.GradientTape() as r1_tape:
+            r1_tape.watch(x)
+            real_features, real_logits = d(x)
+            logit_sum = tf.reduce_sum(real_logits)
+        r1 = tf.reduce_mean(tf.reduce_sum(tf.reshape(r1_tape.gradient(logit_sum, x), (len(x), -1)) ** 2, axis=1))
+        reconstruction_features, reconstruction_logits = d(reconstructions)
+        _, prior_logits = d(prior_samples)
+
+        # L_prior = KL(N(μ, σ²) ‖ N(0, I)) in closed form.
+        l_prior = tf.reduce_mean(tf.reduce_sum(0.5 * (scale**2 + loc**2 - 1.0) - tf.math.log(scale), axis=1))
+        # L_llike = −log N(D_l(x) | D_l(x̃), σ² I); a fitted σ is the batch's RMS feature error, held constant.
+        error = real_features - reconstruction_features
+        sigma = feature_scale
+        if feature_scale == "fitted":
+            sigma = tf.sqrt(tf.stop_gradient(tf.reduce_mean(error**2)))
+        l_llike = tf.reduce_mean(
+            tf.reduce_sum(0.5 * (error / sigma) ** 2 + tf.math.log(sigma) + 0.5 * np.log(2 * np.pi), axis=1)
+        )
+        # L_GAN: D's cross-entropy, real x labelled 1, both kinds of fakes 0 (log σ(d) = −softplus(−d)).
+        l_gan = (
+            tf.reduce_mean(tf.nn.softplus(-real_logits))
+            + tf.reduce_mean(tf.nn.softplus(reconstruction_logits))
+            + tf.reduce_mean(tf.nn.softplus(prior_logits))
+        )
+        # The decoder's non-saturating adversarial loss −log σ(D(·)) on both kinds of fakes.
+        g_adversarial = tf.reduce_mean(tf.nn.softplus(-reconstruction_logits)) + tf.reduce_mean(
+            tf.nn.softplus(-prior_logits)
+        )
+        losses = {
+            "encoder": beta * l_prior + l_llike,
+            "decoder": gamma * l_llike + g_adversarial,
+            "discriminator": l_gan + 0.5 * r1_weight * r1,
+        }
+    return losses, tape
+
+
+@pytest.mark.parametrize("feature_scale", [1.0, "fitted"])
+def test_each_part_gets_the_gradient_of_its_own_loss_from_the_paper(feature_scale):
+    """The gradients `train_step` applies are ∇ of Larsen et al.'s losses, each part its own:
+    encoder ← β·L_prior + L_llike, decoder ← γ·L_llike + GAN (non-saturating), discriminator ← GAN (+ R1).
+
+    The references are computed by `tf.GradientTape` on the losses written above from the paper's
+    definitions, for the noise the step draws; the test first checks that the three losses'
+    gradients differ on each part, so routing any part to another part's loss cannot pass.
+    """
+    gamma, beta, r1_weight = 0.3, 0.7, 10.0
+    model = _vaegan(gamma=gamma, beta=beta, r1_weight=r1_weight, feature_scale=feature_scale)
+    recorded = []
+    model.compile(*(_recording_sgd(recorded) for _ in range(3)), run_eagerly=True)
+    x = tf.constant(_images())
+    # The step's noise: its seed generator's next seed, ε for z ~ q(z|x) and z_p ~ p(z) in one draw.
+    twin = keras.random.SeedGenerator(0)
+    twin.state.assign(model.seed_generator.state)
+    noise = tf.random.stateless_normal((len(x), 2, model.latent_dim), seed=distribute.next_seed(twin))
+    losses, tape = _paper_losses(model, x, noise, gamma, beta, r1_weight, feature_scale)
+    parts = {"encoder": model.encoder, "decoder": model.decoder, "discriminator": model.discriminator}
+    reference = {
+        (loss, part): tape.gradient(losses[loss], network.trainable_variables)
+        for loss in losses for part, network in parts.items()
+    }
+
+    model.train_on_batch(x)
+
+    for part, network in parts.items():
+        want = reference[(part, part)]
+        size = max(float(np.max(np.abs(g))) for g in want if g is not None)
+        assert size > 0, part
+        # Another part's loss moves this part's weights differently (or not at all).
+        for other in losses:
+            if other != part:
+                gradients = reference[(other, part)]
+                distance = max(
+                    float(np.max(np.abs(w - (0.0 if g is None else g)))) for w, g in zip(want, gradients) if w is not None
+                )
+                assert distance > 0.05 * size, (part, other)
+        for variable, gradient in zip(network.trainable_variables, want):
+            applied = _applied(recorded, variable)
+            if gradient is None:
+                assert not applied, variable.path
+                continue
+            assert len(applied) == 1, variable.path
+            np.testing.assert_allclose(
+                applied[0], gradient, rtol=1e-4, atol=1e-5 * size, err_msg=f"{part}: {variable.path}"
+            )

@@ -5,6 +5,19 @@ that early in training q(z|x) lags behind the true posterior, so the decoder lea
 While *aggressive*, each decoder update is preceded by encoder-only updates on fresh batches
 until the encoder's loss stops improving; once I(x; z) on held-out images stops rising the run
 leaves the aggressive phase for good and trains both parts jointly, as a plain VAE.
+
+The inner loop's stopping rule is the one of He et al.'s code (`image.py` of
+github.com/jxhe/vae-lagging-encoder): the encoder's loss is averaged over windows of `WINDOW`
+(10) steps, and the loop breaks at the end of a window whose mean is higher than the previous
+window's (`if burn_pre_loss - burn_cur_loss < 0: break`: an equal mean goes on), or when
+`MAX_ENCODER_STEPS` (99) steps are done (`while ... sub_iter < 100`, counting from 1). Three
+details differ: their first inner step takes the step's own batch and the later ones random
+batches of the training set, where every inner step here takes the next batch of
+`set_encoder_data`'s dataset; their window mean is over the window's examples, here the mean of
+its steps' batch means (the same for equal batches; weighted means with `sample_weight`); their
+first window is compared with 1e4 nats, here with +∞, so that no loss stops the first window.
+The end of the phase is `kerasgen.callbacks.AggressivePhase`'s, whose docstring compares it
+with theirs.
 """
 
 import keras
@@ -15,11 +28,11 @@ from kerasgen import distribute, validate
 from kerasgen.models.adversarial import apply_gradients, compile_config_with_optimizers, compile_optimizers
 from kerasgen.models.vae import VAE, _image_weights, _total_weight
 
-# The rule of He et al.'s code: the encoder's loss is averaged over windows of WINDOW steps and
-# the inner loop stops when a window's mean is not lower than the previous one's, or after
-# MAX_ENCODER_STEPS steps.
+# The rule of He et al.'s image.py (module docstring): the encoder's loss is averaged over
+# windows of WINDOW steps and the inner loop stops at the end of a window whose mean is higher
+# than the previous one's, or after MAX_ENCODER_STEPS steps.
 WINDOW = 10
-MAX_ENCODER_STEPS = 100
+MAX_ENCODER_STEPS = 99
 
 
 def window_rule(count, previous_mean, window_sum, loss):
@@ -32,14 +45,15 @@ def window_rule(count, previous_mean, window_sum, loss):
         loss: float32 scalar, this step's encoder loss.
 
     Returns:
-        The updated state; `stop` is true at the end of a window whose mean is not lower than the
-        previous window's, and at `MAX_ENCODER_STEPS`.
+        The updated state; `stop` is true at the end of a window whose mean is higher than the
+        previous window's (strictly, as He et al.'s `burn_pre_loss - burn_cur_loss < 0`), and
+        after `MAX_ENCODER_STEPS` steps, wherever that falls in a window.
     """
     count = count + 1
     window_sum = window_sum + loss
     window_end = ops.equal(count % WINDOW, 0)
     mean = window_sum / WINDOW
-    stop = ops.logical_and(window_end, ops.logical_or(mean >= previous_mean, count >= MAX_ENCODER_STEPS))
+    stop = ops.logical_or(ops.logical_and(window_end, mean > previous_mean), count >= MAX_ENCODER_STEPS)
     previous_mean = ops.where(window_end, mean, previous_mean)
     window_sum = ops.where(window_end, ops.zeros_like(window_sum), window_sum)
     return count, previous_mean, window_sum, stop
@@ -80,13 +94,14 @@ class AggressiveVAE(VAE):
 
     1. the encoder alone is updated on fresh batches from `set_encoder_data`'s data, in a
        `tf.while_loop` inside the compiled step, until the mean loss of a window of `WINDOW` (10)
-       steps is not lower than the previous window's, or after `MAX_ENCODER_STEPS` (100) steps;
+       steps is higher than the previous window's, or after `MAX_ENCODER_STEPS` (99) steps, as
+       He et al.'s code stops it (module docstring);
     2. the decoder alone takes one step on the step's own batch.
 
     Out of the aggressive phase, both parts take one step together, as in a `VAE`. The encoder's
     loss is the model's objective (β, warm-up, cycles, free bits and the IWAE bound included).
-    The phase ends for good when `AggressivePhase` (a callback) sees `patience` epochs without a
-    new best I(x; z) on held-out images.
+    The phase ends for good when `AggressivePhase` (a callback) sees `patience` epochs in a row
+    without a new best I(x; z) on held-out images (its docstring compares that with He et al.'s rule).
 
     The phase and the callback's best I(x; z) and epochs without it are non-trainable weights,
     saved in the `.keras` file and the checkpoint, so a resumed run continues in its phase.

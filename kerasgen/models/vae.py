@@ -20,7 +20,10 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
     The encoder maps an image to the parameters of q(z|x), the decoder maps z to the parameters
     of p(x|z); both distributions are `tfd` objects, so one `log_prob` serves training and
     evaluation. Metrics, all in nats per image: `loss` (the objective minimized: β-weighted, with
-    `free_bits` floored), `elbo`, `reconstruction` (−E_q[log p(x|z)]) and `kl` (always the true KL).
+    `free_bits` floored), `elbo`, `reconstruction` (−E_q[log p(x|z)]) and `kl`, KL(q(z|x) ‖ p(z))
+    unweighted and unfloored: in closed form with one sample of z, but with
+    `num_importance_samples` K > 1 a Monte Carlo estimate, the mean of log q(z_k|x) − log p(z_k)
+    over the K samples.
 
     Keras's training arguments, as an autoencoder user would expect them:
 
@@ -75,12 +78,14 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             Σ_d max(λ, mean over the batch of KL(q(z_d|x) ‖ p(z_d))), so a dimension whose
             average KL is under λ gets no gradient towards the prior. The KL weight (`beta`,
             warm-up, cycles) multiplies this floored KL. Only the objective (`loss`, and so the
-            gradient) changes: `kl`, `reconstruction` and `elbo` stay the true values. Needs
+            gradient) changes: `kl`, `reconstruction` and `elbo` stay unweighted and unfloored. Needs
             `posterior="diagonal"` and the single-sample ELBO (`num_importance_samples=1`).
             0 disables it. Defaults to 0.
         num_importance_samples: int, K. Above 1, training maximizes the K-sample
             importance-weighted bound of Burda et al. (2016) (the IWAE objective), tighter than the
-            ELBO, at K times the decoding cost; `elbo` stays the single-sample ELBO. Defaults to 1.
+            ELBO, at K times the decoding cost. The metrics are then estimates over the K samples:
+            `elbo` is the single-sample ELBO averaged over them and `kl` the average of
+            log q(z_k|x) − log p(z_k), not the closed-form KL. Defaults to 1.
         seed: int or None, seeds the reparameterization noise (and the PixelCNN's sampling).
             Defaults to None.
         decoder: str, `"conv"` (p(x|z) factorizes over pixels given z) or `"pixelcnn"`: an
@@ -277,9 +282,12 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             return distribute.stateless_seed(seed)
         return tf.cast(seed, tf.int32)
 
-    def reconstruct(self, x):
-        """The mean image of p(x|z) at the posterior mean of z (a sample of it for the PixelCNN)."""
-        return self.decode(self.posterior_distribution(x).mean())
+    def reconstruct(self, x, seed=None):
+        """The mean image of p(x|z) at the posterior mean of z (a sample of it for the PixelCNN).
+
+        `seed` is `decode`'s: it only matters for the PixelCNN.
+        """
+        return self.decode(self.posterior_distribution(x).mean(), seed=seed)
 
     def call(self, x, training=False):
         return self.reconstruct(x)
@@ -303,7 +311,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
 
         The β-weighted negative ELBO, or with `num_importance_samples` K > 1 the negative
         K-sample importance-weighted bound; with `sample_weight` `[B]`, weighted means over images.
-        With `free_bits`, the loss's KL is floored per dimension; the returned terms are the true ones.
+        With `free_bits`, the loss's KL is floored per dimension; the returned terms are not.
         """
         x = ops.cast(x, "float32")
         posterior = self.posterior_distribution(x, training=training)
