@@ -7,7 +7,7 @@ curves) and evaluated by `kerasgen evaluate` (10,000 prior samples against the h
 on the domain classifier's features; reconstructions of the held-out images; the unbiased MMD
 between the codes of the held-out images and prior draws; log p(x) where the model defines it).
 
-    python benchmarks/model_zoo.py                                    # mnist-5k, the README's table
+    python benchmarks/model_zoo.py                                    # mnist-5k: benchmarks/results/model_zoo_100_epochs/
     python benchmarks/model_zoo.py --vae saved_models/vae-mnist-5k \\
         --gan saved_models/gan-mnist-5k                               # reuse the shipped VAE and GAN
     python benchmarks/model_zoo.py --epochs 5 --out runs/zoo_quick    # a quick look

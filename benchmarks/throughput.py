@@ -38,7 +38,7 @@ per real image. The traced graph is the same with XLA on or off.
     python benchmarks/throughput.py [--config digits|cifar32|cifar64] [--quick] [--rounds 6] [--steps 5]
         [--batch-sizes 64,256,1024] [--models vae,gan,classifier] [--xla on,off]
         [--mixed-precision float16|bfloat16] [--sections compute,pipeline,distributed,steps_per_execution]
-        [--data /work/shared/data/mnist] [--out benchmarks/results/throughput.json]
+        [--data /work/shared/data/mnist] [--out benchmarks/results/throughput/throughput.json]
 """
 
 import argparse
@@ -79,7 +79,7 @@ MODELS, VARIANTS = ("vae", "gan", "classifier"), ("kerasgen", "plain")
 SECTIONS = ("compute", "pipeline", "distributed", "steps_per_execution")
 DEFAULT_DATA = "/work/shared/data/mnist"
 DEFAULT_COLOUR_DATA = "/work/shared/data/cifar10"
-RESULTS = os.path.join(os.path.dirname(__file__), "results")
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "throughput")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -840,7 +840,7 @@ def parse_args():
                         help=f"sections to run, compute always among them: {','.join(SECTIONS)}")
     parser.add_argument("--data", default=None, help="load_dataset source of the real pipeline (default: the config's)")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks the script end to end")
-    parser.add_argument("--out", default=None, help="default: benchmarks/results/throughput[_CONFIG].json")
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/throughput/throughput[_CONFIG].json")
     parser.add_argument("--distributed-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.setup = CONFIGS[args.config]

@@ -10,7 +10,7 @@ measures the classifier Fréchet distance and KID of 5,000 samples against the h
 (the `SampleQuality` callback, as `kerasgen train-gan --quality-every`). Seconds leave the
 measuring out.
 
-    python benchmarks/warm_start.py                                   # mnist-5k, the README's table
+    python benchmarks/warm_start.py                                   # mnist-5k: benchmarks/results/mnist_5k/
     python benchmarks/warm_start.py --latent-dim 16 --out runs/ws16   # train-vae's default VAE
     python benchmarks/warm_start.py --vae runs/vae --out runs/ws      # from an existing VAE run
     python benchmarks/warm_start.py --dataset ../shared/data/mnist --vae-epochs 10 \\
