@@ -564,7 +564,7 @@ class TrainVAEGANConfig(Config):
     )
     equilibrium_margin: float | None = _field(
         None, "the reference code's equilibrium rule: skip D while it wins by more than this margin around ln 2, "
-        "the decoder while it loses by more (default: off; on mnist-5k it froze the decoder and hurt the samples, see README)", check=NON_NEGATIVE,
+        "the decoder while it loses by more (default: off; on mnist-5k it froze the decoder and hurt the samples, see docs/model_family.md)", check=NON_NEGATIVE,
     )
     epochs: int = _field(30, "training epochs", check=POSITIVE, resumable=True)
     max_minutes: float | None = _max_minutes()
