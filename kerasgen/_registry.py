@@ -32,7 +32,7 @@ PACKAGE = "kerasgen"
 
 # Besides the models: the classes a model's config names, by the module that registers them.
 _CLASSES = {
-    "kerasgen.layers": ("Conv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D", "UpSampling2D"),
+    "kerasgen.layers": ("Conv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D", "Dropout", "UpSampling2D"),
     "kerasgen.distributions": ("PixelScale",),
     "kerasgen.pixelcnn": ("GatedActivation",),
     "kerasgen.distribute": ("ReplicaSeedGenerator",),
