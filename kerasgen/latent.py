@@ -51,8 +51,7 @@ def prior_latents(model, num_samples, seed=0):
     Returns:
         A float32 numpy array `[num_samples, latent_dim]`.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int. Received: num_samples={num_samples!r}")
+    validate.positive_int("num_samples", num_samples)
     prior = model.prior() if hasattr(model, "prior") else None
     if prior is None or distributions.is_standard_normal(prior):
         return fixed_latents(num_samples, model.latent_dim, seed)
@@ -85,8 +84,7 @@ def manifold_latents(model, grid_size=20, low=0.05, high=0.95):
     """
     if model.latent_dim != 2:
         raise ValueError(f"The latent manifold needs a 2-D latent. Received: latent_dim={model.latent_dim}")
-    if isinstance(grid_size, bool) or not isinstance(grid_size, int) or grid_size < 2:
-        raise ValueError(f"grid_size must be an int >= 2. Received: grid_size={grid_size!r}")
+    validate.integer("grid_size", grid_size, minimum=2)
     if not 0.0 < low < high < 1.0:
         raise ValueError(f"The quantiles must satisfy 0 < low < high < 1. Received: low={low!r}, high={high!r}")
     quantiles = np.linspace(low, high, grid_size)
