@@ -347,7 +347,7 @@ def test_every_requirement_names_a_field_of_its_own_config_and_the_defaults_meet
     from kerasgen.cli import COMMANDS
 
     declared = set()
-    for config_class, _, _ in COMMANDS.values():
+    for config_class, *_ in COMMANDS.values():
         fields = dataclasses.fields(config_class)
         for field in fields:
             requirement = field.metadata.get("requires")

@@ -137,7 +137,7 @@ def test_the_shipped_files_are_found():
 def test_import_kerasgen_imports_no_model_and_lets_keras_find_every_name(loaded):
     report, _ = loaded
     # Only what reads the specs: no model, layer or TensorFlow-importing module.
-    assert set(report["modules_before"]) <= {"kerasgen", "kerasgen._backend", "kerasgen._registry", "kerasgen.config", "kerasgen.specs"}
+    assert set(report["modules_before"]) <= {"kerasgen", "kerasgen._backend", "kerasgen._registry", "kerasgen.config", "kerasgen.options", "kerasgen.specs", "kerasgen.validate"}
     # A stand-in under every name the package registers, pointing at the module that defines it.
     assert report["stand_ins"] == {name: f"{module}.{attribute}" for name, (module, attribute, _) in _registry.REGISTERED.items()}
 
