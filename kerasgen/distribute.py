@@ -334,27 +334,43 @@ def use_replica_seeds(layer):
 
 
 class FirstReplicaBuild:
-    """A `keras.Model` mixin that lets `fit` and `evaluate` start under any strategy.
+    """A `keras.Model` mixin that lets `fit` and `evaluate` start under any strategy, on the data's first batch.
 
-    Before the first step, Keras 3 builds a distributed model from its first batch averaged over
-    the replicas (`strategy.reduce("MEAN", batch)`), which fails under
-    `MultiWorkerMirroredStrategy` ("Attempt to convert a value (PerReplica...)", keras-team/keras
-    #20585, tensorflow/tensorflow#72388) and whenever the replicas' shares differ in size. Only
-    the batch's shapes matter for the build, so this builds from the first replica's share.
+    Before the first step, Keras 3 builds a distributed model from a batch it reads off the
+    epoch iterator and averages over the replicas (`strategy.reduce("MEAN", batch)`). That read
+    starts a pass over the dataset which training then throws away, so a kerasgen training set
+    (whose passes are numbered epochs, `data.pipeline`) would train its first epoch on the second
+    epoch's order and noise, and a strategy run would not follow the one-device run. The average
+    also fails under `MultiWorkerMirroredStrategy` ("Attempt to convert a value (PerReplica...)",
+    keras-team/keras#20585, tensorflow/tensorflow#72388) and whenever the replicas' shares differ
+    in size. Only the batch's shapes and dtypes matter for the build, so this builds from the
+    dataset's element spec and reads nothing (from the first replica's share of a batch only when
+    the spec does not know its ranks, as from a Python generator).
     """
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if self._distribute_strategy is None or iterator is None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, batches in iterator:
-            data_batch = next(batches)
-            break
         strategy = self.distribute_strategy
+        data_batch = _symbolic_batch(iterator.data_adapter.get_tf_dataset().element_spec)
+        if data_batch is None:
+            for _, _, batches in iterator:
+                data_batch = next(batches)
+                break
 
-        def first_replica(value):
-            if isinstance(value, tf.distribute.DistributedValues):
-                return strategy.experimental_local_results(value)[0]
-            return value
+            def first_replica(value):
+                if isinstance(value, tf.distribute.DistributedValues):
+                    return strategy.experimental_local_results(value)[0]
+                return value
 
+            data_batch = tf.nest.map_structure(first_replica, data_batch)
         with strategy.scope():
-            self._symbolic_build(data_batch=tf.nest.map_structure(first_replica, data_batch))
+            self._symbolic_build(data_batch=data_batch)
+
+
+def _symbolic_batch(element_spec):
+    """`keras.KerasTensor`s of a dataset's `element_spec`, or None if a spec is not a tensor's of known rank."""
+    specs = tf.nest.flatten(element_spec)
+    if not all(isinstance(spec, tf.TensorSpec) and spec.shape.rank is not None for spec in specs):
+        return None
+    return tf.nest.map_structure(lambda spec: keras.KerasTensor(tuple(spec.shape), spec.dtype.name), element_spec)
