@@ -120,25 +120,35 @@ def _stand_in_function(name, module, attribute):
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Hands the first `import keras` to `_RegisteringLoader`, then steps aside."""
+    """Hands `import keras` to `_RegisteringLoader`, which takes this finder out once Keras has run.
+
+    A lookup that imports nothing (`importlib.util.find_spec("keras")`, which TensorFlow's own
+    import makes) also comes here: the finder stays until Keras is actually executed.
+    """
+
+    def __init__(self):
+        self._finding = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name != "keras" or self._finding:
             return None
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        self._finding = True  # The lookup below asks the finders again, this one included.
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _RegisteringLoader(spec.loader)
+        spec.loader = _RegisteringLoader(spec.loader, self)
         return spec
 
 
 class _RegisteringLoader(importlib.abc.Loader):
-    """Runs Keras's own loader, then registers the stand-ins."""
+    """Runs Keras's own loader, then registers the stand-ins and retires the finder."""
 
-    def __init__(self, loader):
+    def __init__(self, loader, finder):
         self._loader = loader
+        self._finder = finder
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
@@ -148,4 +158,6 @@ class _RegisteringLoader(importlib.abc.Loader):
         module.__loader__ = self._loader
         module.__spec__.loader = self._loader
         self._loader.exec_module(module)
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self._finder)
         register_stand_ins(module)

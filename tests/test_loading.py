@@ -172,13 +172,19 @@ def test_the_lazy_registry_lists_what_the_modules_register(loaded):
 
 
 @pytest.mark.slow
-def test_a_file_loads_when_keras_was_imported_before_kerasgen():
-    # Then `import kerasgen` registers the stand-ins at once instead of waiting for Keras's import.
-    code = (
-        "import sys, keras, kerasgen\n"
-        "model = keras.saving.load_model(sys.argv[1])\n"
-        "print(type(model).__module__ + '.' + type(model).__name__)"
-    )
+@pytest.mark.parametrize(
+    "imports",
+    [
+        # Keras first: `import kerasgen` registers the stand-ins at once.
+        "import keras, kerasgen",
+        # TensorFlow first, through kerasgen's data pipeline: TensorFlow looks Keras up
+        # (`importlib.util.find_spec`) before anything imports it, and the stand-ins must still
+        # come with the import that follows.
+        "import kerasgen, kerasgen.data; import keras",
+    ],
+)
+def test_a_file_loads_whatever_was_imported_before_keras(imports):
+    code = f"import sys\n{imports}\nmodel = keras.saving.load_model(sys.argv[1])\nprint(type(model).__module__ + '.' + type(model).__name__)"
     path = os.path.join(ROOT, "kerasgen", "assets", "classifier-mnist-5k", "classifier.keras")
     env = {**_environment(), "KERAS_BACKEND": "tensorflow"}
     result = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env)
