@@ -28,8 +28,10 @@ def test_pipeline_trains_both_evaluates_both_and_compares(tmp_path, capsys):
     assert main(["train-classifier", "--dataset", npz, "--epochs", "3", "--num-filters", "4", "8", "--feature-dim", "16",
                  "--out", str(classifier)]) == 0
     # Under MirroredStrategy over the 2 logical CPU devices of conftest.py.
+    # Small networks: what is tested is the pipeline's plumbing, not what the digit networks learn.
     args = ["pipeline", "--dataset", npz, "--vae-epochs", "1", "--gan-epochs", "1", "--k", "4", "--num-samples", "500",
-            "--classifier", str(classifier), "--strategy", "mirrored", "--out", str(out)]
+            "--num-filters", "8", "16", "--hidden-dim", "32", "--classifier", str(classifier), "--strategy", "mirrored",
+            "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     for stage in ("[1/5] Training the VAE", "[2/5] Training the GAN", "[3/5] Choosing the classifier",
