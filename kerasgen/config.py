@@ -24,6 +24,7 @@ from kerasgen.options import (
     LIKELIHOODS,
     LR_SCHEDULES,
     MIXED_PRECISIONS,
+    PIXELCNN_CONDITIONINGS,
     POSTERIORS,
     STRATEGIES,
     VAE_INITS,
@@ -364,6 +365,11 @@ class TrainVAEConfig(Config):
     pixelcnn_filters: int = _field(
         32, "the PixelCNN's width and the channels of its conditioning map", check=POSITIVE,
         requires=Requires("decoder", ("pixelcnn",)),
+    )
+    pixelcnn_conditioning: str = _field(
+        "spatial", "how the PixelCNN takes z: spatial (the deconvolutional decoder's feature map, into every gate) | "
+        "global (z itself, a linear map into every gate: the conditional PixelCNN, with which strong decoders are "
+        "seen to ignore z)", choices=PIXELCNN_CONDITIONINGS, requires=Requires("decoder", ("pixelcnn",)),
     )
     beta: float = _field(1.0, "weight of the KL term", check=NON_NEGATIVE)
     kl_warmup_epochs: int = _field(0, "epochs over which the KL weight grows linearly from 0 to beta", check=NON_NEGATIVE)

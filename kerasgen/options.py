@@ -25,6 +25,8 @@ LATENT_LAYOUTS = ("vector", "map")
 
 # models.vae.VAE: the decoder, pixels independent given z or a PixelCNN.
 DECODERS = ("conv", "pixelcnn")
+# How a PixelCNN decoder takes z: a feature map the deconvolutional decoder makes of it, or z itself.
+PIXELCNN_CONDITIONINGS = ("spatial", "global")
 # models.gan.GAN.from_vae: the generator's weights.
 GENERATOR_INITS = ("decoder", "scratch")
 # models.vae_gan.VAEGAN.from_vae and models.aae.AAE.from_vae: the weights taken from the VAE.

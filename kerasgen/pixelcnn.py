@@ -21,6 +21,7 @@ from keras import layers, ops
 
 from kerasgen import validate
 from kerasgen.layers import Conv2D
+from kerasgen.options import PIXELCNN_CONDITIONINGS
 
 tfd = tfp.distributions
 
@@ -37,7 +38,9 @@ class GatedActivation(keras.layers.Layer):
         return (*input_shape[:-1], input_shape[-1] // 2)
 
 
-def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters=32, kernel_size=3, name="pixelcnn"):
+def build_pixelcnn(
+    image_shape, conditioning_channels, num_layers=4, num_filters=32, kernel_size=3, conditioning="spatial", name="pixelcnn"
+):
     """A conditional Gated PixelCNN with vertical and horizontal stacks (no blind spot).
 
     The vertical stack sees the rows above a pixel (a `(kernel_size // 2 + 1) × kernel_size`
@@ -47,8 +50,10 @@ def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters
     of the image (down for the vertical stack, right for the horizontal), so a pixel never sees
     itself; later layers are 'B': they see their own position in the stack below, which already
     excludes the pixel. Each layer's pre-activations get the conditioning map through 1×1
-    convolutions, go through the gate tanh(a) ⊙ σ(b), and the horizontal stack has a residual
-    connection from the second layer on (in the first it would carry the pixel itself).
+    convolutions (or, with `conditioning="global"`, a vector through a linear map, the same bias at
+    every pixel: the conditional PixelCNN of van den Oord et al. 2016), go through the gate
+    tanh(a) ⊙ σ(b), and the horizontal stack has a residual connection from the second layer on
+    (in the first it would carry the pixel itself).
 
     Each layer widens the receptive field by `kernel_size // 2` pixels left, right and up, so
     `num_layers` is the knob between a decoder that relies on z and one that can model the image
@@ -56,10 +61,14 @@ def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters
 
     Args:
         image_shape: tuple `(height, width, channels)`.
-        conditioning_channels: int, the channels of the conditioning map `[B, H, W, C_h]`.
+        conditioning_channels: int, the channels of the conditioning map `[B, H, W, C_h]`, or the
+            size of the conditioning vector `[B, C_h]` with `conditioning="global"`.
         num_layers: int >= 1, gated layers. Defaults to 4.
         num_filters: int >= 1, feature maps per stack. Defaults to 32.
         kernel_size: odd int >= 3. Defaults to 3.
+        conditioning: `"spatial"` (a map, 1×1 convolutions into each gate) or `"global"` (a
+            vector, a linear map into each gate, broadcast over the pixels). Defaults to
+            `"spatial"`.
         name: str. Defaults to `"pixelcnn"`.
 
     Returns:
@@ -71,10 +80,22 @@ def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters
     validate.integer("kernel_size", kernel_size, minimum=3)
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd. Received: kernel_size={kernel_size!r}")
+    validate.one_of("conditioning", conditioning, PIXELCNN_CONDITIONINGS)
     height, width, channels = image_shape
     half = kernel_size // 2
     images = keras.Input(shape=image_shape, name="images")
-    conditioning = keras.Input(shape=(height, width, conditioning_channels), name="conditioning")
+    if conditioning == "spatial":
+        condition_input = keras.Input(shape=(height, width, conditioning_channels), name="conditioning")
+
+        def condition(name):
+            return Conv2D(2 * num_filters, 1, use_bias=False, name=name)(condition_input)
+
+    else:
+        condition_input = keras.Input(shape=(conditioning_channels,), name="conditioning")
+
+        def condition(name):
+            bias = layers.Dense(2 * num_filters, use_bias=False, name=name)(condition_input)
+            return layers.Reshape((1, 1, 2 * num_filters))(bias)  # broadcast over the pixels by the Add
     # Mask 'A': shifted by one pixel, neither stack's first layer sees the pixel it predicts.
     vertical = layers.Cropping2D(((0, 1), (0, 0)))(layers.ZeroPadding2D(((1, 0), (0, 0)))(images))
     horizontal = layers.Cropping2D(((0, 0), (0, 1)))(layers.ZeroPadding2D(((0, 0), (1, 0)))(images))
@@ -84,7 +105,7 @@ def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters
         vertical_pre = layers.Add()(
             [
                 Conv2D(2 * num_filters, (half + 1, kernel_size), name=prefix + "vertical")(padded),
-                Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "vertical_condition")(conditioning),
+                condition(prefix + "vertical_condition"),
             ]
         )
         padded = layers.ZeroPadding2D(((0, 0), (half, 0)))(horizontal)
@@ -93,7 +114,7 @@ def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters
                 Conv2D(2 * num_filters, (1, half + 1), name=prefix + "horizontal")(padded),
                 # The vertical stack at (i, j) has seen only rows above i, so it may feed (i, j).
                 Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "link")(vertical_pre),
-                Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "horizontal_condition")(conditioning),
+                condition(prefix + "horizontal_condition"),
             ]
         )
         vertical = GatedActivation()(vertical_pre)
@@ -101,7 +122,7 @@ def build_pixelcnn(image_shape, conditioning_channels, num_layers=4, num_filters
         horizontal = output if index == 0 else layers.Add()([horizontal, output])
     x = Conv2D(num_filters, 1, activation="relu")(layers.Activation("relu")(horizontal))
     logits = Conv2D(channels, 1, name="logits")(x)
-    return keras.Model([images, conditioning], logits, name=name)
+    return keras.Model([images, condition_input], logits, name=name)
 
 
 class AutoregressiveBernoulli(tfd.Distribution):
@@ -123,7 +144,7 @@ class AutoregressiveBernoulli(tfd.Distribution):
 
     Args:
         network: a `build_pixelcnn` model.
-        conditioning: float tensor `[B, H, W, C_h]`.
+        conditioning: float tensor `[B, H, W, C_h]`, or `[B, C_h]` for a network with `conditioning="global"`.
         validate_args: bool. Defaults to False.
         allow_nan_stats: bool. Defaults to True.
         name: str. Defaults to `"AutoregressiveBernoulli"`.
@@ -158,7 +179,7 @@ class AutoregressiveBernoulli(tfd.Distribution):
         sample_shape = tf.shape(x)[:-4]
         flat = tf.reshape(x, [-1, *self._image_shape])
         num_samples = tf.shape(flat)[0] // tf.shape(self._conditioning)[0]
-        conditioning = tf.tile(self._conditioning, [num_samples, 1, 1, 1])
+        conditioning = _tile_samples(self._conditioning, num_samples)
         logits = ops.cast(self._network([flat, conditioning]), "float32")
         return tf.reshape(logits, tf.concat([sample_shape, tf.shape(x)[-4:]], 0))
 
@@ -182,7 +203,7 @@ class AutoregressiveBernoulli(tfd.Distribution):
         """`n` samples `[n, B, H, W, C]` and their log-probabilities `[n, B]`."""
         seed = tfp.random.sanitize_seed(seed)
         batch_size = tf.shape(self._conditioning)[0]
-        conditioning = tf.tile(self._conditioning, [n, 1, 1, 1])  # sample-major: [n * B, ...]
+        conditioning = _tile_samples(self._conditioning, n)  # sample-major: [n * B, ...]
         noise = tf.random.stateless_uniform([n * batch_size, *self._image_shape], seed=seed)
         images, log_prob = _sampling_loop(self._network)(conditioning, noise)
         return (
@@ -207,6 +228,11 @@ class AutoregressiveBernoulli(tfd.Distribution):
 
     def _event_shape_tensor(self):
         return tf.constant(self._image_shape, tf.int32)
+
+
+def _tile_samples(conditioning, n):
+    """`conditioning` (a map `[B, H, W, C]` or a vector `[B, C]`) repeated `n` times, sample-major."""
+    return tf.tile(conditioning, [n] + [1] * (conditioning.shape.rank - 1))
 
 
 # One compiled loop per network, traced once per input shape; keyed weakly so it dies with it.

@@ -252,6 +252,8 @@ WITHOUT_WHAT_THEY_NEED = [
      "--pixelcnn-layers requires --decoder pixelcnn, without which it has no effect. Received: --pixelcnn-layers 6 with --decoder conv"),
     (["train-vae", "--pixelcnn-filters", "16"], "TrainVAEConfig", dict(pixelcnn_filters=16),
      "--pixelcnn-filters requires --decoder pixelcnn, without which it has no effect. Received: --pixelcnn-filters 16 with --decoder conv"),
+    (["train-vae", "--pixelcnn-conditioning", "global"], "TrainVAEConfig", dict(pixelcnn_conditioning="global"),
+     "--pixelcnn-conditioning requires --decoder pixelcnn, without which it has no effect. Received: --pixelcnn-conditioning global with --decoder conv"),
     (["train-aae", "--prior-components", "3"], "TrainAAEConfig", dict(prior_components=3),
      "--prior-components requires --prior mixture, without which it has no effect. Received: --prior-components 3 with --prior normal"),
     (["train-aae", "--prior", "normal", "--prior-radius", "2"], "TrainAAEConfig", dict(prior="normal", prior_radius=2.0),
@@ -314,8 +316,8 @@ def test_a_config_field_without_the_field_it_requires_is_refused(args, config_cl
     "args, expected",
     [
         (["train-vae", "--kl-cycles", "4", "--kl-cycle-ratio", "0.25"], dict(kl_cycle_ratio=0.25)),
-        (["train-vae", "--decoder", "pixelcnn", "--pixelcnn-layers", "6", "--pixelcnn-filters", "16"],
-         dict(pixelcnn_layers=6, pixelcnn_filters=16)),
+        (["train-vae", "--decoder", "pixelcnn", "--pixelcnn-layers", "6", "--pixelcnn-filters", "16", "--pixelcnn-conditioning",
+          "global"], dict(pixelcnn_layers=6, pixelcnn_filters=16, pixelcnn_conditioning="global")),
         (["train-aae", "--prior", "mixture", "--prior-components", "3", "--prior-radius", "2"],
          dict(prior_components=3, prior_radius=2.0)),
         (["train-vae", "--likelihood", "gaussian", "--likelihood-scale", "global"], dict(likelihood_scale="global")),
@@ -360,7 +362,7 @@ def test_every_requirement_names_a_field_of_its_own_config_and_the_defaults_meet
             config_class()  # The defaults never use a dependent flag.
     assert {
         ("TrainVAEConfig", "kl_cycle_ratio"), ("TrainVAEConfig", "pixelcnn_layers"), ("TrainVAEConfig", "pixelcnn_filters"),
-        ("TrainAAEConfig", "prior_components"), ("TrainAAEConfig", "prior_radius"), ("TrainVAEConfig", "likelihood_scale"),
+        ("TrainVAEConfig", "pixelcnn_conditioning"), ("TrainAAEConfig", "prior_components"), ("TrainAAEConfig", "prior_radius"), ("TrainVAEConfig", "likelihood_scale"),
         ("TrainAAEConfig", "likelihood_scale"), ("PipelineConfig", "likelihood_scale"), ("TrainVAEGANConfig", "init"),
         ("TrainAAEConfig", "init"), ("TrainVAEConfig", "aggressive_patience"),
     } <= declared

@@ -67,6 +67,14 @@ def test_every_decoder_builds():
     ]
     assert [vae.decoder_type for vae in vaes] == list(options.DECODERS)
     assert [vae.pixelcnn is not None for vae in vaes] == [decoder == "pixelcnn" for decoder in options.DECODERS]
+    # Each PixelCNN conditioning takes its own input: a feature map, or z itself.
+    inputs = {
+        conditioning: tuple(VAE(image_shape=(8, 8, 1), latent_dim=2, num_filters=(4,), hidden_dim=8, decoder="pixelcnn",
+                                pixelcnn_layers=1, pixelcnn_filters=4, pixelcnn_conditioning=conditioning,
+                                seed=0).pixelcnn.inputs[1].shape)
+        for conditioning in options.PIXELCNN_CONDITIONINGS
+    }
+    assert inputs == {"spatial": (None, 8, 8, 4), "global": (None, 2)}
 
 
 def test_every_aae_encoder_and_prior_builds_its_own():

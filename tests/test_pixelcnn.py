@@ -9,13 +9,16 @@ from kerasgen.losses import log_importance_weights
 from kerasgen.pixelcnn import AutoregressiveBernoulli, build_pixelcnn
 
 
-def _network(image_shape=(8, 8, 1), num_layers=4, conditioning_channels=3, num_filters=8):
+def _network(image_shape=(8, 8, 1), num_layers=4, conditioning_channels=3, num_filters=8, conditioning="spatial"):
     keras.utils.set_random_seed(0)
-    return build_pixelcnn(image_shape, conditioning_channels, num_layers=num_layers, num_filters=num_filters)
+    return build_pixelcnn(
+        image_shape, conditioning_channels, num_layers=num_layers, num_filters=num_filters, conditioning=conditioning
+    )
 
 
-def _conditioning(batch_size, image_shape=(8, 8, 1), channels=3, seed=0):
-    return tf.random.stateless_normal((batch_size, *image_shape[:2], channels), seed=(seed, 1))
+def _conditioning(batch_size, image_shape=(8, 8, 1), channels=3, seed=0, conditioning="spatial"):
+    shape = (batch_size, *image_shape[:2], channels) if conditioning == "spatial" else (batch_size, channels)
+    return tf.random.stateless_normal(shape, seed=(seed, 1))
 
 
 def _binary(batch_size, image_shape=(8, 8, 1), seed=0):
@@ -23,11 +26,11 @@ def _binary(batch_size, image_shape=(8, 8, 1), seed=0):
     return tf.constant(images, tf.float32)
 
 
-def _jacobian(network, image_shape):
+def _jacobian(network, image_shape, conditioning="spatial"):
     """d logits / d image for one image, `[H*W, C, H*W, C]` in raster order."""
     height, width, channels = image_shape
     x = tf.random.stateless_uniform((1, *image_shape), seed=(1, 2))
-    h = _conditioning(1, image_shape)
+    h = _conditioning(1, image_shape, conditioning=conditioning)
     with tf.GradientTape() as tape:
         tape.watch(x)
         logits = network([x, h])
@@ -44,10 +47,11 @@ def _tiny_vae(**kwargs):
 # --- The network: causal, no blind spot, conditioned -----------------------------------------
 
 
-def test_each_logit_sees_exactly_the_earlier_pixels_with_no_blind_spot():
+@pytest.mark.parametrize("conditioning", ["spatial", "global"])
+def test_each_logit_sees_exactly_the_earlier_pixels_with_no_blind_spot(conditioning):
     # 4 layers of 3x3: pixel (5, 4) of an 8x8 image reaches every earlier pixel, the up-right
     # ones a plain masked PixelCNN misses included.
-    jacobian = _jacobian(_network(num_layers=4), (8, 8, 1))[:, 0, :, 0]
+    jacobian = _jacobian(_network(num_layers=4, conditioning=conditioning), (8, 8, 1), conditioning)[:, 0, :, 0]
     seen = jacobian != 0
     # Never the pixel itself nor a later one, for every pixel.
     assert not np.triu(seen).any()
@@ -84,9 +88,26 @@ def test_the_conditioning_map_moves_the_logits_and_alone_sets_the_first_pixel():
     assert np.abs(other - logits).min() > 0
 
 
+def test_a_global_conditioning_vector_moves_every_logit_and_alone_sets_the_first_pixel():
+    network = _network(conditioning="global")
+    x = _binary(2)
+    h = _conditioning(1, conditioning="global")
+    logits = network([x, tf.concat([h, h], 0)]).numpy()
+    assert logits[0, 0, 0, 0] == logits[1, 0, 0, 0]
+    other = network([x, _conditioning(2, seed=5, conditioning="global")]).numpy()
+    assert np.abs(other - logits).min() > 0
+    # The vector is a bias inside every gate: d logit / d h is nonzero at every pixel.
+    with tf.GradientTape() as tape:
+        tape.watch(h)
+        out = network([x[:1], h])
+    jacobian = tape.jacobian(out, h).numpy().reshape(64, 3)
+    assert (np.abs(jacobian).sum(axis=1) > 0).all()
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
+        (dict(conditioning="local"), "conditioning must be one of 'spatial', 'global'. Received: conditioning='local'"),
         (dict(num_layers=0), "Received: num_layers=0"),
         (dict(kernel_size=4), "kernel_size must be odd. Received: kernel_size=4"),
         (dict(num_filters=1.5), "Received: num_filters=1.5"),
@@ -154,8 +175,9 @@ def test_a_seed_fixes_the_sample_and_the_mean_is_refused():
 # --- The VAE with decoder="pixelcnn" ----------------------------------------------------------
 
 
-def test_a_pixelcnn_vae_trains_with_a_finite_decreasing_loss(binary_images):
-    vae = _tiny_vae(image_shape=(16, 16, 1))
+@pytest.mark.parametrize("conditioning", ["spatial", "global"])
+def test_a_pixelcnn_vae_trains_with_a_finite_decreasing_loss(binary_images, conditioning):
+    vae = _tiny_vae(image_shape=(16, 16, 1), pixelcnn_conditioning=conditioning)
     vae.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = vae.fit(binary_images, epochs=6, batch_size=8, verbose=0).history
     assert np.isfinite(history["loss"]).all()
@@ -187,8 +209,9 @@ def test_vae_samples_are_binary_and_seeded():
     np.testing.assert_array_equal(_tiny_vae().sample(3), _tiny_vae().sample(3))
 
 
-def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path):
-    vae = _tiny_vae(pixelcnn_layers=3, pixelcnn_filters=6)
+@pytest.mark.parametrize("conditioning", ["spatial", "global"])
+def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path, conditioning):
+    vae = _tiny_vae(pixelcnn_layers=3, pixelcnn_filters=6, pixelcnn_conditioning=conditioning)
     x = _binary(8)
     vae.compile(optimizer="adam")
     vae.fit(x, epochs=1, batch_size=8, verbose=0)
@@ -196,6 +219,7 @@ def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path):
     restored = keras.saving.load_model(tmp_path / "vae.keras")
     assert restored.get_config() == vae.get_config()
     assert (restored.decoder_type, restored.pixelcnn_layers, restored.pixelcnn_filters) == ("pixelcnn", 3, 6)
+    assert restored.pixelcnn_conditioning == conditioning
     z = np.random.default_rng(0).standard_normal((8, 2)).astype("float32")
     np.testing.assert_array_equal(restored.likelihood_distribution(z).log_prob(x), vae.likelihood_distribution(z).log_prob(x))
     np.testing.assert_array_equal(restored.decode(z, seed=5), vae.decode(z, seed=5))
@@ -208,6 +232,7 @@ def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path):
         (dict(likelihood="gaussian"), "needs likelihood='bernoulli'. Received: likelihood='gaussian'"),
         (dict(pixelcnn_layers=0), "Received: pixelcnn_layers=0"),
         (dict(pixelcnn_filters=True), "Received: pixelcnn_filters=True"),
+        (dict(pixelcnn_conditioning="local"), "Received: pixelcnn_conditioning='local'"),
     ],
 )
 def test_bad_vae_arguments_name_what_was_received(kwargs, match):
@@ -246,6 +271,10 @@ def test_train_vae_flags_choose_the_pixelcnn_decoder():
         parse("--decoder", "pixelcnn", "--likelihood", "gaussian")
     with pytest.raises(ValueError, match="--pixelcnn-layers must be a positive int. Received: --pixelcnn-layers 0"):
         parse("--pixelcnn-layers", "0")
+    assert parse("--decoder", "pixelcnn", "--pixelcnn-conditioning", "global").pixelcnn_conditioning == "global"
+    assert parse().pixelcnn_conditioning == "spatial"
+    with pytest.raises(ValueError, match="--pixelcnn-conditioning .*--decoder pixelcnn"):
+        parse("--pixelcnn-conditioning", "global")
 
 
 def test_models_warm_started_from_a_vae_refuse_a_pixelcnn_decoder():

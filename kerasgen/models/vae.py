@@ -9,7 +9,7 @@ from kerasgen.losses import negative_elbo, negative_iwae_bound
 from kerasgen.networks import (
     build_decoder, build_encoder, check_architecture, check_image_shape, check_latent_layout, map_channels,
 )
-from kerasgen.options import DECODERS
+from kerasgen.options import DECODERS, PIXELCNN_CONDITIONINGS
 from kerasgen.pixelcnn import AutoregressiveBernoulli, build_pixelcnn
 
 
@@ -99,6 +99,12 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             image, so they need z less. Ignored by `"conv"`. Defaults to 4.
         pixelcnn_filters: int >= 1, the PixelCNN's width and the conditioning map's channels.
             Ignored by `"conv"`. Defaults to 32.
+        pixelcnn_conditioning: how the PixelCNN takes z. `"spatial"`: the deconvolutional
+            decoder's feature map, through 1×1 convolutions into every gate (PixelVAE-style).
+            `"global"`: z itself, through a linear map into every gate, the same bias at every
+            pixel: the conditional PixelCNN of van den Oord et al. (2016), the decoder with which
+            Bowman et al., Chen et al. and He et al. see the posterior collapse; its `decoder`
+            network is then the identity on z. Ignored by `"conv"`. Defaults to `"spatial"`.
 
     Example:
 
@@ -132,6 +138,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         decoder="conv",
         pixelcnn_layers=4,
         pixelcnn_filters=32,
+        pixelcnn_conditioning="spatial",
         architecture="conv",
         num_blocks=1,
         latent_layout="vector",
@@ -155,6 +162,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             )
         validate.positive_int("pixelcnn_layers", pixelcnn_layers)
         validate.positive_int("pixelcnn_filters", pixelcnn_filters)
+        validate.one_of("pixelcnn_conditioning", pixelcnn_conditioning, PIXELCNN_CONDITIONINGS)
         self.image_shape = check_image_shape(image_shape, len(num_filters))
         if latent_layout == "map":
             if posterior != "diagonal":
@@ -182,6 +190,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         self.decoder_type = decoder
         self.pixelcnn_layers = pixelcnn_layers
         self.pixelcnn_filters = pixelcnn_filters
+        self.pixelcnn_conditioning = pixelcnn_conditioning
         self.architecture = architecture
         self.num_blocks = num_blocks
         self.latent_layout = latent_layout
@@ -196,14 +205,19 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             distributions.posterior_parameter_size(posterior, latent_dim),
             **networks,
         )
-        if decoder == "pixelcnn":
+        if decoder == "pixelcnn" and pixelcnn_conditioning == "global":
+            # The PixelCNN takes z itself: the decoder network passes it on.
+            z = keras.Input((latent_dim,), name="z")
+            self.decoder = keras.Model(z, keras.layers.Identity()(z), name="decoder")
+            self.pixelcnn = build_pixelcnn(
+                self.image_shape, latent_dim, pixelcnn_layers, pixelcnn_filters, conditioning="global"
+            )
+        elif decoder == "pixelcnn":
             # The deconvolutional decoder maps z to the PixelCNN's conditioning map h, [B, H, W, C_h].
             self.decoder = build_decoder(
                 latent_dim, (*self.image_shape[:2], pixelcnn_filters), self.num_filters, hidden_dim, **networks
             )
             self.pixelcnn = build_pixelcnn(self.image_shape, pixelcnn_filters, pixelcnn_layers, pixelcnn_filters)
-            # Pixel-by-pixel sampling draws its own noise, apart from training's and evaluation's.
-            self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 2)
         else:
             self.decoder = build_decoder(
                 latent_dim,
@@ -214,6 +228,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
                 **networks,
             )
             self.pixelcnn = None
+        if self.pixelcnn is not None:
+            # Pixel-by-pixel sampling draws its own noise, apart from training's and evaluation's.
+            self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 2)
         self.seed_generator = keras.random.SeedGenerator(seed)
         # Validation and `evaluate` draw their own noise, so whether and how often a run validates
         # does not move the training noise.
@@ -447,6 +464,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             "decoder": self.decoder_type,
             "pixelcnn_layers": self.pixelcnn_layers,
             "pixelcnn_filters": self.pixelcnn_filters,
+            "pixelcnn_conditioning": self.pixelcnn_conditioning,
             "architecture": self.architecture,
             "num_blocks": self.num_blocks,
             "latent_layout": self.latent_layout,

@@ -124,6 +124,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
             decoder=config.decoder,
             pixelcnn_layers=config.pixelcnn_layers,
             pixelcnn_filters=config.pixelcnn_filters,
+            pixelcnn_conditioning=config.pixelcnn_conditioning,
             beta=config.beta,
             kl_warmup_steps=config.kl_warmup_epochs * steps_per_epoch,
             kl_cycle_steps=kl_cycle_steps,
