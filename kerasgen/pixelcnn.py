@@ -7,14 +7,21 @@ turns that network and a conditioning map into a `tfd.Distribution` over whole i
 `log_prob(x)` is one parallel pass (teacher forcing), `sample()` generates pixel by pixel in one
 compiled `tf.while_loop`.
 
-The channels of one pixel are conditionally independent given the earlier pixels and the
-conditioning: the network never looks at pixel (i, j) itself, in any channel, so the channels of
-(i, j) are drawn together. For binarized single-channel images (MNIST) this is the full model.
+The channels of a colour pixel are ordered, R then G then B, as in van den Oord et al. (2016):
+the logit of channel c at (i, j) also sees the channels before c of pixel (i, j), so
+p(x_ij | x_<ij) = p(R | ·) p(G | R, ·) p(B | R, G, ·). The horizontal stack's feature maps are
+split into one group per channel (feature k belongs to channel k mod C); at the pixel itself a
+group sees only the image channels before its own (mask 'A', a 1×1 `MaskedConv2D` on the image
+in the first layer) and the groups up to its own (mask 'B', every later tap at the pixel itself).
+The rows above and the pixels to the left are seen whole. Sampling then draws a pixel's channels
+one after the other. With one channel (binarized MNIST) the masks are empty or full, and the
+network is the plain gated PixelCNN.
 """
 
 import weakref
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import layers, ops
@@ -24,6 +31,47 @@ from kerasgen.layers import Conv2D
 from kerasgen.options import PIXELCNN_CONDITIONINGS
 
 tfd = tfp.distributions
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class MaskedConv2D(Conv2D):
+    """A `Conv2D` whose tap at the pixel itself (the kernel's last row and column) is masked
+    across the channels of a colour pixel.
+
+    Input and output channel k belong to colour channel `k % channels`. At that tap, output group
+    g sees input groups before g (`mask="A"`: the image's channels before its own) or up to g
+    (`mask="B"`: features that have seen only those); the other taps are whole. Give the layer
+    padding that puts the pixel itself at the kernel's last row and column (`"valid"` on an input
+    padded above and to the left, or a 1×1 kernel).
+
+    Args:
+        filters, kernel_size, **kwargs: as for `keras.layers.Conv2D`.
+        channels: int >= 1, the colour channels C of the image.
+        mask: `"A"` or `"B"`.
+    """
+
+    def __init__(self, filters, kernel_size, channels, mask, **kwargs):
+        super().__init__(filters, kernel_size, **kwargs)
+        validate.positive_int("channels", channels)
+        validate.one_of("mask", mask, ("A", "B"))
+        self.channels = channels
+        self.mask = mask
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        height, width, inputs, outputs = self.kernel.shape
+        groups_in = np.arange(inputs)[:, None] % self.channels
+        groups_out = np.arange(outputs)[None, :] % self.channels
+        allowed = groups_in < groups_out if self.mask == "A" else groups_in <= groups_out
+        kernel_mask = np.ones((height, width, inputs, outputs), "float32")
+        kernel_mask[-1, -1] = allowed
+        self._kernel_mask = kernel_mask
+
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, kernel * ops.cast(self._kernel_mask, kernel.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "mask": self.mask}
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -59,12 +107,17 @@ def build_pixelcnn(
     `num_layers` is the knob between a decoder that relies on z and one that can model the image
     alone.
 
+    With C > 1 channels the logit of channel c at (i, j) also sees channels 0..c-1 of (i, j)
+    itself (the module docstring): the first layer adds a mask-'A' 1×1 convolution of the image
+    to the horizontal stack, and every later tap at the pixel itself is masked 'B'
+    (`MaskedConv2D`). `num_filters` must then be a multiple of C.
+
     Args:
         image_shape: tuple `(height, width, channels)`.
         conditioning_channels: int, the channels of the conditioning map `[B, H, W, C_h]`, or the
             size of the conditioning vector `[B, C_h]` with `conditioning="global"`.
         num_layers: int >= 1, gated layers. Defaults to 4.
-        num_filters: int >= 1, feature maps per stack. Defaults to 32.
+        num_filters: int >= 1, feature maps per stack; a multiple of the channels. Defaults to 32.
         kernel_size: odd int >= 3. Defaults to 3.
         conditioning: `"spatial"` (a map, 1×1 convolutions into each gate) or `"global"` (a
             vector, a linear map into each gate, broadcast over the pixels). Defaults to
@@ -96,7 +149,20 @@ def build_pixelcnn(
         def condition(name):
             bias = layers.Dense(2 * num_filters, use_bias=False, name=name)(condition_input)
             return layers.Reshape((1, 1, 2 * num_filters))(bias)  # broadcast over the pixels by the Add
-    # Mask 'A': shifted by one pixel, neither stack's first layer sees the pixel it predicts.
+    if channels > 1 and num_filters % channels:
+        raise ValueError(
+            f"num_filters must be a multiple of the image's {channels} channels: each colour channel "
+            f"gets an equal group of feature maps. Received: num_filters={num_filters}"
+        )
+
+    def at_the_pixel(filters, kernel, mask="B", **kwargs):
+        """A convolution whose tap at the pixel itself keeps the channel order (plain with 1 channel)."""
+        if channels == 1:
+            return Conv2D(filters, kernel, **kwargs)
+        return MaskedConv2D(filters, kernel, channels, mask, **kwargs)
+
+    # Mask 'A': shifted by one pixel, neither stack's first layer sees the pixel it predicts; with
+    # colour, the channels before a group's own reach it through a masked 1x1 convolution.
     vertical = layers.Cropping2D(((0, 1), (0, 0)))(layers.ZeroPadding2D(((1, 0), (0, 0)))(images))
     horizontal = layers.Cropping2D(((0, 0), (0, 1)))(layers.ZeroPadding2D(((0, 0), (1, 0)))(images))
     for index in range(num_layers):
@@ -109,19 +175,22 @@ def build_pixelcnn(
             ]
         )
         padded = layers.ZeroPadding2D(((0, 0), (half, 0)))(horizontal)
-        horizontal_pre = layers.Add()(
-            [
-                Conv2D(2 * num_filters, (1, half + 1), name=prefix + "horizontal")(padded),
-                # The vertical stack at (i, j) has seen only rows above i, so it may feed (i, j).
-                Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "link")(vertical_pre),
-                condition(prefix + "horizontal_condition"),
-            ]
-        )
+        # The first layer's input is the shifted image: no tap of it is the pixel itself.
+        convolve = Conv2D if index == 0 else at_the_pixel
+        horizontal_terms = [
+            convolve(2 * num_filters, (1, half + 1), name=prefix + "horizontal")(padded),
+            # The vertical stack at (i, j) has seen only rows above i, so it may feed (i, j).
+            Conv2D(2 * num_filters, 1, use_bias=False, name=prefix + "link")(vertical_pre),
+            condition(prefix + "horizontal_condition"),
+        ]
+        if index == 0 and channels > 1:
+            horizontal_terms.append(at_the_pixel(2 * num_filters, 1, "A", use_bias=False, name="channel_order")(images))
+        horizontal_pre = layers.Add()(horizontal_terms)
         vertical = GatedActivation()(vertical_pre)
-        output = Conv2D(num_filters, 1, name=prefix + "horizontal_output")(GatedActivation()(horizontal_pre))
+        output = at_the_pixel(num_filters, 1, name=prefix + "horizontal_output")(GatedActivation()(horizontal_pre))
         horizontal = output if index == 0 else layers.Add()([horizontal, output])
-    x = Conv2D(num_filters, 1, activation="relu")(layers.Activation("relu")(horizontal))
-    logits = Conv2D(channels, 1, name="logits")(x)
+    x = at_the_pixel(num_filters, 1, activation="relu")(layers.Activation("relu")(horizontal))
+    logits = at_the_pixel(channels, 1, name="logits")(x)
     return keras.Model([images, condition_input], logits, name=name)
 
 
@@ -134,8 +203,9 @@ class AutoregressiveBernoulli(tfd.Distribution):
 
     - `log_prob(x)`: one network pass on x (teacher forcing), the sum over pixels and channels
       of the Bernoulli log-probabilities; x may carry sample dimensions in front of `[B]`.
-    - `sample(n, seed=...)`: pixel by pixel in raster order inside one compiled `tf.while_loop`,
-      one network pass per pixel, H·W passes in all. Pixel (i, j, c) of the images is 1 when
+    - `sample(n, seed=...)`: pixel by pixel in raster order, and within a pixel channel by
+      channel (R, G, B), inside one compiled `tf.while_loop`: one network pass per pixel and
+      channel, H·W·C passes in all. Pixel (i, j, c) of the images is 1 when
       u < σ(logit), with u `tf.random.stateless_uniform([n * B, H, W, C], seed)` and `seed` the
       stateless pair of `tfp.random.sanitize_seed`, so a seed fixes the sample.
     - `experimental_sample_and_log_prob`: the sample and its log-probability accumulated during
@@ -249,19 +319,20 @@ def _sampling_loop(network):
         @tf.function(reduce_retracing=True)
         def loop(conditioning, noise):
             network = reference()
-            pixels = tf.reshape(tf.eye(height * width), [height * width, height, width, 1])
+            # Position k of the raster order over pixels and, within a pixel, channels.
+            steps = tf.reshape(tf.eye(height * width * channels), [height * width * channels, height, width, channels])
 
             def body(k, images, log_prob):
-                i, j = k // width, k % width
-                logits = ops.cast(network([images, conditioning], training=False), "float32")[:, i, j, :]
-                pixel = tf.cast(noise[:, i, j, :] < tf.sigmoid(logits), tf.float32)
+                i, j, c = k // (width * channels), k // channels % width, k % channels
+                logits = ops.cast(network([images, conditioning], training=False), "float32")[:, i, j, c]
+                pixel = tf.cast(noise[:, i, j, c] < tf.sigmoid(logits), tf.float32)
                 # log Bernoulli(pixel | logits), as tfd.Bernoulli computes it in `log_prob`.
-                log_prob -= tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=pixel, logits=logits), axis=-1)
-                images += pixels[k] * pixel[:, None, None, :]
+                log_prob -= tf.nn.sigmoid_cross_entropy_with_logits(labels=pixel, logits=logits)
+                images += steps[k] * pixel[:, None, None, None]
                 return k + 1, images, log_prob
 
             _, images, log_prob = tf.while_loop(
-                lambda k, *_: k < height * width,
+                lambda k, *_: k < height * width * channels,
                 body,
                 (tf.constant(0), tf.zeros_like(noise), tf.zeros(tf.shape(noise)[:1])),
             )

@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -26,11 +28,11 @@ def _binary(batch_size, image_shape=(8, 8, 1), seed=0):
     return tf.constant(images, tf.float32)
 
 
-def _jacobian(network, image_shape, conditioning="spatial"):
+def _jacobian(network, image_shape, conditioning="spatial", seed=0):
     """d logits / d image for one image, `[H*W, C, H*W, C]` in raster order."""
     height, width, channels = image_shape
-    x = tf.random.stateless_uniform((1, *image_shape), seed=(1, 2))
-    h = _conditioning(1, image_shape, conditioning=conditioning)
+    x = tf.random.stateless_uniform((1, *image_shape), seed=(1, 2 + seed))
+    h = _conditioning(1, image_shape, conditioning=conditioning, seed=seed)
     with tf.GradientTape() as tape:
         tape.watch(x)
         logits = network([x, h])
@@ -67,12 +69,29 @@ def test_one_layer_sees_two_rows_above_and_two_pixels_to_the_left():
     np.testing.assert_array_equal(seen[4 * 8 + 4].reshape(8, 8), expected)
 
 
-def test_no_channel_of_a_pixel_sees_any_channel_of_itself():
-    jacobian = _jacobian(_network((6, 6, 2), num_layers=3), (6, 6, 2)) != 0
-    assert not np.triu(jacobian.any(axis=(1, 3))).any()  # [output pixel, input pixel]
-    # With 3 layers pixel (3, 3) sees both channels of every earlier pixel, in both its channels.
-    k = 3 * 6 + 3
-    assert jacobian[k, :, :k, :].all()
+@pytest.mark.parametrize("conditioning", ["spatial", "global"])
+def test_colour_channels_are_ordered_red_green_blue_within_a_pixel(conditioning):
+    # The exact Jacobian on 3 channels: the logit of channel c at pixel p sees channel c' of pixel
+    # q exactly when q is earlier, or q is p and c' < c.
+    network = _network((5, 5, 3), num_layers=3, num_filters=24, conditioning=conditioning)
+    # [output pixel, c, input pixel, c'], over three inputs (a ReLU can zero one path at one input).
+    seen = np.any([_jacobian(network, (5, 5, 3), conditioning, seed) != 0 for seed in range(3)], axis=0)
+    earlier_pixel = np.arange(25)[None, :] < np.arange(25)[:, None]
+    allowed = earlier_pixel[:, None, :, None] | (
+        np.eye(25, dtype=bool)[:, None, :, None] & (np.arange(3)[None, None, None, :] < np.arange(3)[None, :, None, None])
+    )
+    assert not (seen & ~allowed).any()  # never itself, a later channel or a later pixel
+    # Within a pixel: G sees R, B sees R and G, R sees none of its own pixel.
+    for k in range(25):
+        np.testing.assert_array_equal(seen[k, :, k, :], np.tril(np.ones((3, 3), bool), -1))
+    # Three layers reach every channel of every earlier pixel from pixel (3, 3).
+    k = 3 * 5 + 3
+    assert seen[k, :, :k, :].all()
+
+
+def test_a_colour_network_needs_feature_maps_in_whole_groups_per_channel():
+    with pytest.raises(ValueError, match="multiple of the image's 3 channels.*Received: num_filters=8"):
+        build_pixelcnn((4, 4, 3), 2, num_filters=8)
 
 
 def test_the_conditioning_map_moves_the_logits_and_alone_sets_the_first_pixel():
@@ -138,27 +157,33 @@ def test_log_prob_is_the_sum_of_the_pixels_bernoulli_log_probabilities():
     np.testing.assert_allclose(stacked[1], distribution.log_prob(x[::-1]), rtol=1e-6)
 
 
-def test_sampling_loop_equals_a_pixel_by_pixel_python_reference():
-    network = _network((4, 4, 1), num_layers=2)
-    h = _conditioning(3, (4, 4, 1))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_sampling_loop_equals_a_pixel_by_pixel_python_reference(channels):
+    image_shape = (4, 4, channels)
+    network = _network(image_shape, num_layers=2, num_filters=6)
+    h = _conditioning(3, image_shape)
     distribution = AutoregressiveBernoulli(network, h)
     seed = tf.constant([7, 11], tf.int32)
     images = distribution.sample(seed=seed).numpy()
-    # The documented rule: pixel (i, j) is 1 when u < sigmoid(logit), u drawn once from the seed.
-    noise = tf.random.stateless_uniform((3, 4, 4, 1), seed=seed).numpy()
-    reference = np.zeros((3, 4, 4, 1), "float32")
+    # The documented rule: channel c of pixel (i, j) is 1 when u < sigmoid(logit), u drawn once
+    # from the seed, in raster order and R, G, B within a pixel.
+    noise = tf.random.stateless_uniform((3, *image_shape), seed=seed).numpy()
+    reference = np.zeros((3, *image_shape), "float32")
     for i in range(4):
         for j in range(4):
-            logits = network([tf.constant(reference), h]).numpy()[:, i, j, :]
-            reference[:, i, j, :] = noise[:, i, j, :] < tf.sigmoid(logits).numpy()
+            for c in range(channels):
+                logits = network([tf.constant(reference), h]).numpy()[:, i, j, c]
+                reference[:, i, j, c] = noise[:, i, j, c] < tf.sigmoid(logits).numpy()
     np.testing.assert_array_equal(images, reference)
     assert 0 < reference.mean() < 1
 
 
-def test_a_samples_log_prob_in_one_pass_equals_the_sum_accumulated_while_generating():
-    distribution = AutoregressiveBernoulli(_network(), _conditioning(4))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_samples_log_prob_in_one_pass_equals_the_sum_accumulated_while_generating(channels):
+    image_shape = (8, 8, channels)
+    distribution = AutoregressiveBernoulli(_network(image_shape, num_filters=6), _conditioning(4, image_shape))
     images, generated = distribution.experimental_sample_and_log_prob(2, seed=(3, 4))
-    assert images.shape == (2, 4, 8, 8, 1) and generated.shape == (2, 4)
+    assert images.shape == (2, 4, *image_shape) and generated.shape == (2, 4)
     assert set(np.unique(images)) == {0.0, 1.0}
     np.testing.assert_allclose(distribution.log_prob(images), generated, rtol=1e-5)
 
@@ -209,10 +234,11 @@ def test_vae_samples_are_binary_and_seeded():
     np.testing.assert_array_equal(_tiny_vae().sample(3), _tiny_vae().sample(3))
 
 
-@pytest.mark.parametrize("conditioning", ["spatial", "global"])
-def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path, conditioning):
-    vae = _tiny_vae(pixelcnn_layers=3, pixelcnn_filters=6, pixelcnn_conditioning=conditioning)
-    x = _binary(8)
+@pytest.mark.parametrize("conditioning, channels", [("spatial", 1), ("global", 1), ("global", 3)])
+def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path, conditioning, channels):
+    image_shape = (8, 8, channels)
+    vae = _tiny_vae(image_shape=image_shape, pixelcnn_layers=3, pixelcnn_filters=6, pixelcnn_conditioning=conditioning)
+    x = _binary(8, image_shape)
     vae.compile(optimizer="adam")
     vae.fit(x, epochs=1, batch_size=8, verbose=0)
     vae.save(tmp_path / "vae.keras")
@@ -232,6 +258,7 @@ def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path, con
         (dict(likelihood="gaussian"), "needs likelihood='bernoulli'. Received: likelihood='gaussian'"),
         (dict(pixelcnn_layers=0), "Received: pixelcnn_layers=0"),
         (dict(pixelcnn_filters=True), "Received: pixelcnn_filters=True"),
+        (dict(image_shape=(8, 8, 3)), r"pixelcnn_filters must be a multiple of the image.s 3 channels.*Received: pixelcnn_filters=8, image_shape=\(8, 8, 3\)"),
         (dict(pixelcnn_conditioning="local"), "Received: pixelcnn_conditioning='local'"),
     ],
 )
@@ -332,3 +359,40 @@ def test_sample_grids_of_a_pixelcnn_decoder_draw_the_same_pixel_noise_every_epoc
     other_samples, other_reconstructions = grids(2, ())
     assert not np.array_equal(other_samples[0], samples[0])
     assert not np.array_equal(other_reconstructions[0], reconstructions[0])
+
+
+# --- A colour PixelCNN VAE through the CLI: train, resume, evaluate, export, sample -------------
+
+
+@pytest.mark.slow
+def test_a_colour_global_pixelcnn_vae_trains_resumes_evaluates_and_exports(tmp_path, capsys):
+    from kerasgen.cli import main
+
+    # 8 colours, one per image quadrant pattern: every channel is 0 or 1, the Bernoulli's data.
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 2, size=(64, 2, 3))
+    x = np.zeros((64, 8, 8, 3), np.uint8)
+    x[:, :4] = 255 * colours[:, :1, None, :]
+    x[:, 4:] = 255 * colours[:, 1:, None, :]
+    np.savez(tmp_path / "colour.npz", x_train=x)
+    run = tmp_path / "run"
+    train = ["train-vae", "--dataset", str(tmp_path / "colour.npz"), "--likelihood", "bernoulli", "--binarize", "none",
+             "--decoder", "pixelcnn", "--pixelcnn-conditioning", "global", "--pixelcnn-layers", "2",
+             "--pixelcnn-filters", "6", "--latent-dim", "2", "--num-filters", "4", "--hidden-dim", "8",
+             "--validation-size", "16", "--batch-size", "16", "--latent-images", "16", "--out", str(run)]
+    assert main([*train, "--epochs", "1"]) == 0
+    assert main([*train, "--epochs", "2", "--resume"]) == 0
+    history = (run / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and "active_units" in history[0] and "mutual_information" in history[0]
+    vae = keras.saving.load_model(run / "vae.keras")
+    assert (vae.image_shape, vae.pixelcnn_conditioning) == ((8, 8, 3), "global")
+    samples = vae.sample(4, seed=1).numpy()
+    assert samples.shape == (4, 8, 8, 3) and set(np.unique(samples)) <= {0.0, 1.0}
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run), "--k", "4", "--num-samples", "16", "--batch-size", "16"]) == 0
+    metrics = json.loads((run / "report" / "metrics.json").read_text())
+    assert np.isfinite(metrics["importance_weighted"]["log_likelihood"])
+    assert metrics["importance_weighted"]["log_likelihood"] >= metrics["elbo"]["elbo"] - 1e-3
+    assert main(["export", "--model", str(run), "--out", str(tmp_path / "served")]) == 0
+    served = tf.saved_model.load(str(tmp_path / "served")).signatures["sample"](n=tf.constant(2), seed=tf.constant(3))
+    np.testing.assert_array_equal(served["images"], vae.decode(served["z"], seed=tf.constant([3, 1])))

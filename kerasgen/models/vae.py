@@ -164,6 +164,13 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         validate.positive_int("pixelcnn_filters", pixelcnn_filters)
         validate.one_of("pixelcnn_conditioning", pixelcnn_conditioning, PIXELCNN_CONDITIONINGS)
         self.image_shape = check_image_shape(image_shape, len(num_filters))
+        channels = self.image_shape[2]
+        if decoder == "pixelcnn" and pixelcnn_filters % channels:
+            raise ValueError(
+                f"pixelcnn_filters must be a multiple of the image's {channels} channels: the PixelCNN gives each "
+                f"colour channel an equal group of feature maps (R, G, B in order). Received: "
+                f"pixelcnn_filters={pixelcnn_filters}, image_shape={self.image_shape}"
+            )
         if latent_layout == "map":
             if posterior != "diagonal":
                 raise ValueError(
