@@ -34,7 +34,7 @@ PACKAGE = "kerasgen"
 _CLASSES = {
     "kerasgen.layers": ("Conv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D", "Dropout", "UpSampling2D"),
     "kerasgen.distributions": ("PixelScale",),
-    "kerasgen.pixelcnn": ("GatedActivation",),
+    "kerasgen.pixelcnn": ("MaskedConv2D", "GatedActivation"),
     "kerasgen.distribute": ("ReplicaSeedGenerator",),
     "kerasgen.models.gan": ("DistributionMean",),
     "kerasgen.models.aggressive_vae": ("OnModelSteps",),
