@@ -99,6 +99,9 @@ def main(argv=None):
     parser.add_argument("--pixelcnn-layers", type=int, default=TrainVAEConfig.pixelcnn_layers,
                         help="more layers see more of the image and need z less")
     parser.add_argument("--pixelcnn-filters", type=int, default=TrainVAEConfig.pixelcnn_filters)
+    parser.add_argument("--pixelcnn-conditioning", default="global", choices=("spatial", "global"),
+                        help="how z enters the PixelCNN's gates: global (z through a linear map, the collapse literature's "
+                             "decoder; the default here) or spatial (the deconvolutional decoder's feature map)")
     parser.add_argument("--warmup-epochs", type=int, default=None, help="KL warm-up length (default: a fifth of --epochs, at least 1)")
     parser.add_argument("--kl-cycles", type=int, default=4, help="cycles of the cyclical schedule (Fu et al. use 4)")
     parser.add_argument("--free-bits", type=float, default=0.5, help="nats per latent dimension")
@@ -119,7 +122,8 @@ def main(argv=None):
 
     base = dict(
         dataset=args.dataset, binarize=args.binarize, validation_size=args.validation_size, decoder="pixelcnn",
-        pixelcnn_layers=args.pixelcnn_layers, pixelcnn_filters=args.pixelcnn_filters, latent_dim=args.latent_dim,
+        pixelcnn_layers=args.pixelcnn_layers, pixelcnn_filters=args.pixelcnn_filters,
+        pixelcnn_conditioning=args.pixelcnn_conditioning, latent_dim=args.latent_dim,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         grid_every=max(1, args.epochs),  # sample grids cost H·W decoder passes each: at the start and the end only
         resume=True,
@@ -162,7 +166,7 @@ def main(argv=None):
         f.write(table + "\n")
     print("\n" + table)
     plot_curves(results, os.path.join(args.out, "collapse.png"),
-                title=f"{args.dataset}, PixelCNN decoder ({args.pixelcnn_layers} layers), {args.latent_dim}-d latent")
+                title=f"{args.dataset}, PixelCNN decoder ({args.pixelcnn_layers} layers, {args.pixelcnn_conditioning} z), {args.latent_dim}-d latent")
     print(f"\nWrote {args.out}/collapse.json, collapse.md and collapse.png")
     return summary
 
