@@ -409,7 +409,7 @@ class TrainVAEConfig(Config):
     steps_per_execution: int = _steps_per_execution()
     out: str = _out("runs/vae")
     logdir: str | None = _logdir()
-    grid_every: int = _field(5, "write sample grids every N epochs", check=POSITIVE, resumable=True)
+    grid_every: int = _field(5, "write sample grids every N epochs (0: none)", check=NON_NEGATIVE, resumable=True)
     quality_every: int = _field(
         0, "measure Fréchet distance and KID of prior samples vs held-out grey images, and the reconstructions' FD and "
         "accuracy, every N epochs (0: never)",
@@ -487,7 +487,7 @@ class TrainGANConfig(Config):
         check=NON_NEGATIVE,
     )
     spectral_norm: bool = _field(False, SPECTRAL_NORM_HELP)
-    grid_every: int = _field(5, "write sample grids every N epochs", check=POSITIVE, resumable=True)
+    grid_every: int = _field(5, "write sample grids every N epochs (0: none)", check=NON_NEGATIVE, resumable=True)
     quality_every: int = _field(
         0, "measure Fréchet distance and KID of samples vs held-out images every N epochs (0: never)",
         check=NON_NEGATIVE, resumable=True,
@@ -579,7 +579,9 @@ class TrainVAEGANConfig(Config):
     g_learning_rate: float = _field(2e-4, "the decoder's Adam learning rate", check=POSITIVE)
     d_learning_rate: float = _field(2e-4, "the discriminator's Adam learning rate", check=POSITIVE)
     beta_1: float = _field(0.5, "Adam's beta_1 for the three optimizers", check=NON_NEGATIVE)
-    grid_every: int = _field(5, "write sample and reconstruction grids every N epochs", check=POSITIVE, resumable=True)
+    grid_every: int = _field(
+        5, "write sample and reconstruction grids every N epochs (0: none)", check=NON_NEGATIVE, resumable=True
+    )
     quality_every: int = _field(
         0, "measure Fréchet distance and KID of prior samples vs held-out images, and the reconstructions' FD and "
         "accuracy, every N epochs (0: never)",
@@ -661,7 +663,9 @@ class TrainAAEConfig(Config):
     )
     g_learning_rate: float = _field(2e-4, "the encoder's Adam learning rate in the adversarial phase", check=POSITIVE)
     beta_1: float = _field(0.5, "Adam's beta_1 for the three optimizers", check=NON_NEGATIVE)
-    grid_every: int = _field(5, "write sample and reconstruction grids every N epochs", check=POSITIVE, resumable=True)
+    grid_every: int = _field(
+        5, "write sample and reconstruction grids every N epochs (0: none)", check=NON_NEGATIVE, resumable=True
+    )
     quality_every: int = _field(
         0, "measure Fréchet distance and KID of prior samples vs held-out images, and the reconstructions' FD and "
         "accuracy, every N epochs (0: never)",
@@ -768,6 +772,7 @@ class PipelineConfig(Config):
     data_dir: str | None = _field(None, "tensorflow-datasets data_dir (tfds sources only)", resumable=True)
     stream: bool = _stream()
     image_size: tuple[int, int] | None = _field(None, "resize images to HEIGHT WIDTH", check=POSITIVE)
+    validation_size: int | float = _same_as(TrainVAEConfig, "validation_size")
     # Smaller than train-vae's 16 (which serves likelihood) for digits: an 8-d VAE's prior samples
     # are much closer to the data (FD 136 vs 224 on mnist-5k), and the GAN starts from them.
     latent_dim: int | None = _field(

@@ -29,9 +29,10 @@ def test_pipeline_trains_both_evaluates_both_and_compares(tmp_path, capsys):
                  "--out", str(classifier)]) == 0
     # Under MirroredStrategy over the 2 logical CPU devices of conftest.py.
     # Small networks: what is tested is the pipeline's plumbing, not what the digit networks learn.
+    # 96 held-out images: validation, the importance-weighted bound and the Fréchet distances all use them.
     args = ["pipeline", "--dataset", npz, "--vae-epochs", "1", "--gan-epochs", "1", "--k", "4", "--num-samples", "500",
-            "--num-filters", "8", "16", "--hidden-dim", "32", "--classifier", str(classifier), "--strategy", "mirrored",
-            "--out", str(out)]
+            "--num-filters", "8", "16", "--hidden-dim", "32", "--validation-size", "96", "--classifier", str(classifier),
+            "--strategy", "mirrored", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     for stage in ("[1/5] Training the VAE", "[2/5] Training the GAN", "[3/5] Choosing the classifier",
@@ -60,6 +61,7 @@ def test_pipeline_trains_both_evaluates_both_and_compares(tmp_path, capsys):
     )
     assert "Chosen for near-binary grey images" in printed
     assert vae_run["strategy"] == "mirrored" and vae_run["environment"]["replicas"] == 2
+    assert vae_run["validation_size"] == 96 and "Training on 544 images, validating on 96" in printed
     assert str(out / "comparison.png") in printed and "lower)" in printed
 
     # --resume after everything finished: both trainings are skipped, the evaluation runs again.
@@ -76,9 +78,9 @@ def test_pipeline_flags_parse_into_its_config():
     from kerasgen.cli import build_parser
     from kerasgen.config import PipelineConfig, from_arguments
 
-    args = ["pipeline", "--gan-epochs", "7", "--latent-dim", "4", "--out", "x"]
+    args = ["pipeline", "--gan-epochs", "7", "--latent-dim", "4", "--validation-size", "0.2", "--out", "x"]
     config = from_arguments(PipelineConfig, build_parser().parse_args(args))
-    assert config == PipelineConfig(gan_epochs=7, latent_dim=4, out="x")
+    assert config == PipelineConfig(gan_epochs=7, latent_dim=4, validation_size=0.2, out="x")
 
 
 def _colour_npz(path, count=640):
@@ -103,8 +105,8 @@ def test_a_colour_pipeline_chooses_the_8_bit_likelihood_and_runs_end_to_end(tmp_
                  "--out", str(classifier)]) == 0
     # No likelihood, binarization or architecture flag: the pipeline chooses them for colour.
     args = ["pipeline", "--dataset", npz, "--vae-epochs", "1", "--gan-epochs", "1", "--k", "4", "--num-samples", "64",
-            "--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "4", "--classifier", str(classifier),
-            "--out", str(out)]
+            "--num-filters", "8", "16", "--hidden-dim", "32", "--latent-dim", "4", "--validation-size", "64",
+            "--classifier", str(classifier), "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "Chosen for 8-bit colour images" in printed and "likelihood logistic_mixture" in printed

@@ -361,11 +361,11 @@ def test_sample_grids_of_a_pixelcnn_decoder_draw_the_same_pixel_noise_every_epoc
     assert not np.array_equal(other_reconstructions[0], reconstructions[0])
 
 
-# --- A colour PixelCNN VAE through the CLI: train, resume, evaluate, export, sample -------------
+# --- A colour PixelCNN VAE through the CLI: train, resume, evaluate, serve, sample -------------
 
 
 @pytest.mark.slow
-def test_a_colour_global_pixelcnn_vae_trains_resumes_evaluates_and_exports(tmp_path, capsys):
+def test_a_colour_global_pixelcnn_vae_trains_resumes_evaluates_and_serves(tmp_path, capsys):
     from kerasgen.cli import main
 
     # 8 colours, one per image quadrant pattern: every channel is 0 or 1, the Bernoulli's data.
@@ -379,11 +379,13 @@ def test_a_colour_global_pixelcnn_vae_trains_resumes_evaluates_and_exports(tmp_p
     train = ["train-vae", "--dataset", str(tmp_path / "colour.npz"), "--likelihood", "bernoulli", "--binarize", "none",
              "--decoder", "pixelcnn", "--pixelcnn-conditioning", "global", "--pixelcnn-layers", "2",
              "--pixelcnn-filters", "6", "--latent-dim", "2", "--num-filters", "4", "--hidden-dim", "8",
-             "--validation-size", "16", "--batch-size", "16", "--latent-images", "16", "--out", str(run)]
+             "--validation-size", "16", "--batch-size", "16", "--latent-images", "16", "--grid-every", "0",
+             "--out", str(run)]
     assert main([*train, "--epochs", "1"]) == 0
     assert main([*train, "--epochs", "2", "--resume"]) == 0
     history = (run / "history.csv").read_text().splitlines()
     assert len(history) == 3 and "active_units" in history[0] and "mutual_information" in history[0]
+    assert not (run / "samples").exists()  # --grid-every 0: no grids drawn pixel by pixel
     vae = keras.saving.load_model(run / "vae.keras")
     assert (vae.image_shape, vae.pixelcnn_conditioning) == ((8, 8, 3), "global")
     samples = vae.sample(4, seed=1).numpy()
@@ -393,6 +395,6 @@ def test_a_colour_global_pixelcnn_vae_trains_resumes_evaluates_and_exports(tmp_p
     metrics = json.loads((run / "report" / "metrics.json").read_text())
     assert np.isfinite(metrics["importance_weighted"]["log_likelihood"])
     assert metrics["importance_weighted"]["log_likelihood"] >= metrics["elbo"]["elbo"] - 1e-3
-    assert main(["export", "--model", str(run), "--out", str(tmp_path / "served")]) == 0
-    served = tf.saved_model.load(str(tmp_path / "served")).signatures["sample"](n=tf.constant(2), seed=tf.constant(3))
+    # train-vae exported the SavedModel: it serves the model's samples.
+    served = tf.saved_model.load(str(run / "saved_model")).signatures["sample"](n=tf.constant(2), seed=tf.constant(3))
     np.testing.assert_array_equal(served["images"], vae.decode(served["z"], seed=tf.constant([3, 1])))

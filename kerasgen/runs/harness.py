@@ -277,7 +277,8 @@ class Run:
             validation: bool, validate on `splits.validation` every epoch. Defaults to True.
             callbacks: the model's own callbacks (a `DivergenceGuard`, ...), run after the
                 metric-adding ones and before the writers.
-            grid: bool, write sample grids (`SampleGrid`). Defaults to True.
+            grid: bool, write sample grids (`SampleGrid`) every `config.grid_every` epochs (none
+                when that is 0). Defaults to True.
             grid_images: array or None, inputs to show beside their reconstructions.
             quality: a `SampleQuality` (from `quality`) or None.
             latent: a `LatentDiagnostics` (from `latent_diagnostics`) or None.
@@ -288,6 +289,7 @@ class Run:
         interactive = sys.stdout.isatty()
         verbose = self.verbose if self.verbose is not None else ("auto" if interactive else 0)
         every = getattr(self.config, "grid_every", 1)
+        grid = grid and every > 0
         budget = getattr(self.config, "max_minutes", None)
         callback_list = [
             ElapsedTime(getattr(self, "_start_seconds", 0.0)),

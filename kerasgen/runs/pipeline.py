@@ -70,8 +70,9 @@ def run_pipeline(config=PipelineConfig(), verbose=None):
     vae_dir, gan_dir = os.path.join(config.out, "vae"), os.path.join(config.out, "gan")
     shared = shared_flags(config)
     vae_config = TrainVAEConfig(
-        dataset=config.dataset, data_dir=config.data_dir, image_size=config.image_size, epochs=config.vae_epochs,
-        seed=config.seed, out=vae_dir, **{name: getattr(config, name) for name in VAE_MODEL_FIELDS}, **shared,
+        dataset=config.dataset, data_dir=config.data_dir, image_size=config.image_size,
+        validation_size=config.validation_size, epochs=config.vae_epochs, seed=config.seed, out=vae_dir,
+        **{name: getattr(config, name) for name in VAE_MODEL_FIELDS}, **shared,
     )
     # The likelihood, binarization and networks the flags leave open are chosen for the data, once,
     # here: the VAE stage gets them as given, so a resumed pipeline rebuilds the same VAE.
