@@ -29,6 +29,8 @@ decomposition, KL - I(x; z)), and, with a classifier of the digits, the Fréchet
     python benchmarks/collapse.py --dataset ../shared/data/binarized_mnist/binarized_mnist.npz \\
         --binarize none --num-samples 0 --out runs/collapse_static               # the fixed binarization (no labels)
 
+`--jobs 2` trains and measures two variants at once, each in its own process (OUT/VARIANT.log).
+
 Resumable: a finished variant (its `vae.keras`) is kept, an interrupted one continues from its
 checkpoint, and a variant's measurements (`OUT/VARIANT/collapse_eval.json`) are reused when their
 settings are the same. Writes OUT/collapse.json, OUT/collapse.md (the table) and OUT/collapse.png
@@ -38,6 +40,8 @@ settings are the same. Writes OUT/collapse.json, OUT/collapse.md (the table) and
 import argparse
 import math
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -119,9 +123,14 @@ def main(argv=None):
                         help="sample grids every N epochs (0, the default: none; each grid is drawn pixel by pixel and "
                              "costs about five epochs of training)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="variants trained and measured at once, each in its own process with cores / jobs threads")
+    parser.add_argument("--part", action="store_true", help=argparse.SUPPRESS)  # a --jobs child: no summary
     parser.add_argument("--out", default="runs/collapse")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
+    if args.jobs > 1 and len(args.variants) > 1:
+        run_in_parallel(args, sys.argv[1:] if argv is None else list(argv))
 
     base = dict(
         dataset=args.dataset, binarize=args.binarize, validation_size=args.validation_size, decoder="pixelcnn",
@@ -156,6 +165,8 @@ def main(argv=None):
         for key in trained:
             print(f"\n=== Measuring the {results[key]['label']} ===", flush=True)
             results[key].update(measure(results[key]["folder"], heldout, all_heldout, classifier, args))
+    if args.part:
+        return results
 
     summary = {
         "dataset": args.dataset,
@@ -173,6 +184,36 @@ def main(argv=None):
                 title=f"{args.dataset}, PixelCNN decoder ({args.pixelcnn_layers} layers, {args.pixelcnn_conditioning} z), {args.latent_dim}-d latent")
     print(f"\nWrote {args.out}/collapse.json, collapse.md and collapse.png")
     return summary
+
+
+def run_in_parallel(args, argv):
+    """Trains and measures the variants in `args.jobs` child processes, the costliest first.
+
+    Each child is this script with the same arguments for one variant (its output in
+    OUT/VARIANT.log) and cores / jobs TensorFlow threads. The parent then finds every variant
+    trained and measured, and only writes the summary.
+    """
+    threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
+    environment = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}
+    costliest_first = sorted(args.variants, key=lambda key: "aggressive" not in key)
+    waiting, running = list(costliest_first), {}
+    while waiting or running:
+        while waiting and len(running) < args.jobs:
+            key = waiting.pop(0)
+            log = open(os.path.join(args.out, f"{key}.log"), "w")
+            command = [sys.executable, os.path.abspath(__file__), *argv, "--variants", key, "--jobs", "1", "--part"]
+            running[key] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment), log)
+            print(f"Started the {VARIANTS[key][0]} ({threads} threads): {log.name}", flush=True)
+        time.sleep(5)
+        for key, (process, log) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                del running[key]
+                print(f"Finished the {VARIANTS[key][0]} (exit code {process.returncode})", flush=True)
+                if process.returncode != 0:
+                    for other, _ in running.values():
+                        other.kill()
+                    raise SystemExit(f"The {VARIANTS[key][0]} failed: see {log.name}")
 
 
 def finished(config):

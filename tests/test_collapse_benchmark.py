@@ -41,7 +41,10 @@ def test_collapse_benchmark_end_to_end(tmp_path):
         "--latent-dim", "2", "--pixelcnn-layers", "1", "--pixelcnn-filters", "8", "--k", "4",
         "--eval-images", "8", "--num-samples", "0", "--out", str(out), "--variants", *variants,
     ]
-    collapse.main(argv)
+    # Two variants at once, each in its own process; the parent writes the summary.
+    collapse.main([*argv, "--jobs", "2"])
+    for key in variants:
+        assert "Data: " in (out / f"{key}.log").read_text()
 
     summary = json.loads((out / "collapse.json").read_text())
     rows = summary["variants"]
@@ -62,6 +65,7 @@ def test_collapse_benchmark_end_to_end(tmp_path):
     differing = {name for name in configs["vae"] if name != "environment" and configs["vae"][name] != configs["autoencoder"].get(name)}
     assert differing == {"beta", "out"}
     assert configs["vae"]["decoder"] == "pixelcnn" and configs["autoencoder"]["beta"] == 0.0
+    assert configs["vae"]["pixelcnn_conditioning"] == "global"
 
     table = (out / "collapse.md").read_text()
     for label in ("plain VAE", "β = 0 autoencoder"):
@@ -69,7 +73,7 @@ def test_collapse_benchmark_end_to_end(tmp_path):
     assert "He et al. (2019)" in table
     assert (out / "collapse.png").stat().st_size > 0
 
-    # Resumable: a second call trains nothing and reuses the measurements.
+    # Resumable: a second call (in one process) trains nothing and reuses the measurements.
     model_time = os.path.getmtime(out / "vae" / "vae.keras")
     again = collapse.main(argv)
     assert os.path.getmtime(out / "vae" / "vae.keras") == model_time
