@@ -111,6 +111,9 @@ def main(argv=None):
     parser.add_argument("--free-bits", type=float, default=0.5, help="nats per latent dimension")
     parser.add_argument("--aggressive-patience", type=int, default=TrainVAEConfig.aggressive_patience,
                         help="epochs without a new best I(x; z) that end the aggressive phase (He et al. use 5)")
+    parser.add_argument("--aggressive-max-steps", type=int, default=TrainVAEConfig.aggressive_max_steps,
+                        help="cap on encoder-only steps per batch (He et al. 99; 20, the stopping rule's least, fixes "
+                             "the aggressive epoch's cost)")
     parser.add_argument("--k", type=int, default=100, help="importance samples per image for log p(x): K PixelCNN passes per image")
     parser.add_argument("--chunk-size", type=int, default=10,
                         help="importance samples decoded at once, for 100 images: the PixelCNN's activations grow with it "
@@ -242,7 +245,8 @@ def finished(config):
 
 
 def aggressive(args, **settings):
-    return {"aggressive": True, "aggressive_patience": args.aggressive_patience, **settings}
+    return {"aggressive": True, "aggressive_patience": args.aggressive_patience,
+            "aggressive_max_steps": args.aggressive_max_steps, **settings}
 
 
 def warmup_epochs(args):

@@ -397,6 +397,11 @@ class TrainVAEConfig(Config):
         5, "with --aggressive: epochs in a row without a new best I(x; z) after which encoder and decoder train jointly",
         check=POSITIVE, requires=Requires("aggressive"),
     )
+    aggressive_max_steps: int = _field(
+        99, "with --aggressive: the cap on encoder-only steps per batch (He et al.'s 99; the stopping rule takes at "
+        "least 20, so 20 fixes an aggressive epoch's cost)",
+        check=POSITIVE, requires=Requires("aggressive"),
+    )
     epochs: int = _field(50, "training epochs", check=POSITIVE, resumable=True)
     max_minutes: float | None = _max_minutes()
     batch_size: int = _field(128, "images per step", check=POSITIVE)

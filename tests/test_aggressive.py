@@ -39,11 +39,11 @@ def _decoder_variables(vae):
     return vae._decoder_variables()
 
 
-def _steps_of(losses):
+def _steps_of(losses, max_steps=MAX_ENCODER_STEPS):
     """Inner steps the window rule takes on a forced loss sequence."""
     state = (tf.constant(0), tf.constant(float("inf")), tf.constant(0.0))
     for loss in losses:
-        *state, stop = window_rule(*state, tf.constant(loss, tf.float32))
+        *state, stop = window_rule(*state, tf.constant(loss, tf.float32), max_steps)
         if bool(stop):
             return int(state[0])
     raise AssertionError("the rule never stopped")
@@ -76,6 +76,9 @@ def test_window_rule_stops_when_a_window_mean_rises():
     assert _steps_of(np.linspace(100, 1, 300)) == MAX_ENCODER_STEPS
     # Only window means count: a spike inside a window whose mean still falls does not stop it.
     assert _steps_of([*[5.0] * 10, 40.0, *[0.0] * 9, *[9.0] * 100]) == 3 * WINDOW
+    # A lower cap stops where it falls, inside a window too; at 2 windows it fixes the count.
+    assert _steps_of(np.linspace(100, 1, 300), max_steps=25) == 25
+    assert _steps_of([5.0] * 200, max_steps=2 * WINDOW) == _steps_of(np.linspace(100, 1, 300), max_steps=2 * WINDOW) == 20
 
 
 def test_window_rule_takes_the_steps_he_et_al_s_loop_takes():
@@ -86,8 +89,9 @@ def test_window_rule_takes_the_steps_he_et_al_s_loop_takes():
         assert _steps_of(losses) == _their_steps(losses), losses
 
 
-def test_inner_loop_in_the_model_follows_the_rule_on_a_forced_loss_sequence():
-    vae = _tiny()
+@pytest.mark.parametrize("max_encoder_steps, expected", [(99, 5 * WINDOW), (32, 32)])
+def test_inner_loop_in_the_model_follows_the_rule_on_a_forced_loss_sequence(max_encoder_steps, expected):
+    vae = _tiny(max_encoder_steps=max_encoder_steps)
     vae.compile(optimizer="adam")
     images = _images()
     vae.set_encoder_data(_dataset(images))
@@ -101,7 +105,7 @@ def test_inner_loop_in_the_model_follows_the_rule_on_a_forced_loss_sequence():
 
     vae._encoder_step = forced_step
     logs = vae.fit(images, epochs=1, batch_size=16, verbose=0).history
-    assert logs["encoder_steps"] == [5 * WINDOW] and int(calls.numpy()) == 5 * WINDOW
+    assert logs["encoder_steps"] == [expected] and int(calls.numpy()) == expected
     assert logs["aggressive"] == [1.0]
 
 
@@ -228,7 +232,7 @@ def test_phase_callback_measures_information_itself_or_says_what_it_needs():
 
 
 def test_phase_survives_a_keras_round_trip_and_a_checkpoint(tmp_path):
-    vae = _tiny()
+    vae = _tiny(max_encoder_steps=30)
     vae.compile(optimizer="adam")
     vae.set_encoder_data(_dataset(_images()))
     vae.fit(_images(8), epochs=1, batch_size=8, verbose=0)
@@ -238,7 +242,7 @@ def test_phase_survives_a_keras_round_trip_and_a_checkpoint(tmp_path):
     path = str(tmp_path / "vae.keras")
     vae.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, AggressiveVAE) and loaded.aggressive is True
+    assert isinstance(loaded, AggressiveVAE) and loaded.aggressive is True and loaded.max_encoder_steps == 30
     assert (int(loaded.aggressive_phase), float(loaded.best_mutual_information), int(loaded.epochs_without_gain)) == (0, 0.75, 2)
     assert int(loaded.encoder_optimizer.iterations) == int(vae.encoder_optimizer.iterations) > 0
     x = _images(4, seed=3)
@@ -267,20 +271,22 @@ def test_train_vae_aggressive_logs_its_phase_and_resumes_in_it(tmp_path, binary_
 
     out = tmp_path / "run"
     tiny = ["--num-filters", "4", "--hidden-dim", "8", "--latent-dim", "2", "--batch-size", "16", "--validation-size", "16"]
-    args = ["train-vae", "--dataset", binary_npz, "--aggressive", "--aggressive-patience", "1", "--latent-images", "16"]
+    # A cap of two windows, the rule's least: exactly 20 encoder steps per batch while aggressive.
+    args = ["train-vae", "--dataset", binary_npz, "--aggressive", "--aggressive-patience", "1", "--aggressive-max-steps",
+            "20", "--latent-images", "16"]
     assert main([*args, "--epochs", "2", "--out", str(out), *tiny]) == 0
     final = keras.saving.load_model(out / "vae.keras")
-    assert isinstance(final, AggressiveVAE)
+    assert isinstance(final, AggressiveVAE) and final.max_encoder_steps == 20
     phase = int(final.aggressive_phase)
     assert main([*args, "--epochs", "3", "--resume", "--out", str(out), *tiny]) == 0
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert all(r["aggressive"] in ("0.0", "1.0") for r in rows) and rows[0]["aggressive"] == "1.0"
-    # While aggressive, whole windows of inner steps per batch; after, none.
+    # While aggressive, the capped 20 inner steps per batch; after, none.
     for row in rows:
         steps = float(row["encoder_steps"])
-        assert (WINDOW <= steps <= MAX_ENCODER_STEPS) if row["aggressive"] == "1.0" else steps == 0.0
+        assert steps == (2 * WINDOW if row["aggressive"] == "1.0" else 0.0)
     # The resumed run's first epoch trained in the phase the checkpoint held.
     assert rows[2]["aggressive"] == ("1.0" if phase else "0.0")
 
@@ -295,9 +301,11 @@ def _parse(*flags):
 
 
 def test_flags_and_bad_combinations_are_refused_with_what_was_received():
-    config = _parse("--aggressive", "--aggressive-patience", "3")
-    assert (config.aggressive, config.aggressive_patience) == (True, 3)
-    assert (_parse().aggressive, _parse().aggressive_patience) == (False, 5)
+    config = _parse("--aggressive", "--aggressive-patience", "3", "--aggressive-max-steps", "20")
+    assert (config.aggressive, config.aggressive_patience, config.aggressive_max_steps) == (True, 3, 20)
+    assert (_parse().aggressive, _parse().aggressive_patience, _parse().aggressive_max_steps) == (False, 5, 99)
+    with pytest.raises(ValueError, match="--aggressive-max-steps must be a positive int. Received: --aggressive-max-steps 0"):
+        _parse("--aggressive", "--aggressive-max-steps", "0")
     with pytest.raises(ValueError, match="which --latent-images measures.*Received: --aggressive, --latent-images 0"):
         _parse("--aggressive", "--latent-images", "0")
     with pytest.raises(ValueError, match="cannot be XLA-compiled.*Received: --aggressive, --jit-compile on"):

@@ -279,6 +279,8 @@ WITHOUT_WHAT_THEY_NEED = [
      "--init requires --vae, without which it has no effect. Received: --init scratch without --vae"),
     (["train-vae", "--aggressive-patience", "2"], "TrainVAEConfig", dict(aggressive_patience=2),
      "--aggressive-patience requires --aggressive, without which it has no effect. Received: --aggressive-patience 2 without --aggressive"),
+    (["train-vae", "--aggressive-max-steps", "20"], "TrainVAEConfig", dict(aggressive_max_steps=20),
+     "--aggressive-max-steps requires --aggressive, without which it has no effect. Received: --aggressive-max-steps 20 without --aggressive"),
 ]
 
 
@@ -329,6 +331,7 @@ def test_a_config_field_without_the_field_it_requires_is_refused(args, config_cl
         (["train-vaegan", "--vae", "runs/vae", "--init", "scratch"], dict(init="scratch")),
         (["train-aae", "--vae", "runs/vae", "--init", "scratch"], dict(init="scratch")),
         (["train-vae", "--aggressive", "--aggressive-patience", "2"], dict(aggressive_patience=2)),
+        (["train-vae", "--aggressive", "--aggressive-max-steps", "20"], dict(aggressive_max_steps=20)),
         # A default value is no use of the flag: the run uses it anyway.
         (["train-vae", "--kl-cycle-ratio", "0.5", "--pixelcnn-layers", "4"], dict(kl_cycle_ratio=0.5, pixelcnn_layers=4)),
         (["train-aae", "--init", "vae", "--prior-radius", "4"], dict(init="vae", prior_radius=4.0)),
@@ -364,5 +367,5 @@ def test_every_requirement_names_a_field_of_its_own_config_and_the_defaults_meet
         ("TrainVAEConfig", "kl_cycle_ratio"), ("TrainVAEConfig", "pixelcnn_layers"), ("TrainVAEConfig", "pixelcnn_filters"),
         ("TrainVAEConfig", "pixelcnn_conditioning"), ("TrainAAEConfig", "prior_components"), ("TrainAAEConfig", "prior_radius"), ("TrainVAEConfig", "likelihood_scale"),
         ("TrainAAEConfig", "likelihood_scale"), ("PipelineConfig", "likelihood_scale"), ("TrainVAEGANConfig", "init"),
-        ("TrainAAEConfig", "init"), ("TrainVAEConfig", "aggressive_patience"),
+        ("TrainAAEConfig", "init"), ("TrainVAEConfig", "aggressive_patience"), ("TrainVAEConfig", "aggressive_max_steps"),
     } <= declared

@@ -109,7 +109,9 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
     kl_cycle_steps = kl_cycle_length(config, steps_per_epoch)
     keras.utils.set_random_seed(config.seed)
     with run.scope():
+        aggressive = {"max_encoder_steps": config.aggressive_max_steps} if config.aggressive else {}
         vae = (AggressiveVAE if config.aggressive else VAE)(
+            **aggressive,
             image_shape=splits.image_shape,
             latent_dim=config.latent_dim,
             likelihood=config.likelihood,
