@@ -103,6 +103,8 @@ def main(argv=None):
     parser.add_argument("--pixelcnn-layers", type=int, default=TrainVAEConfig.pixelcnn_layers,
                         help="more layers see more of the image and need z less")
     parser.add_argument("--pixelcnn-filters", type=int, default=TrainVAEConfig.pixelcnn_filters)
+    parser.add_argument("--pixelcnn-kernel-size", type=int, default=TrainVAEConfig.pixelcnn_kernel_size,
+                        help="odd; each layer sees kernel // 2 more rows above")
     parser.add_argument("--pixelcnn-conditioning", default="global", choices=("spatial", "global"),
                         help="how z enters the PixelCNN's gates: global (z through a linear map, the collapse literature's "
                              "decoder; the default here) or spatial (the deconvolutional decoder's feature map)")
@@ -138,7 +140,8 @@ def main(argv=None):
     base = dict(
         dataset=args.dataset, binarize=args.binarize, validation_size=args.validation_size, decoder="pixelcnn",
         pixelcnn_layers=args.pixelcnn_layers, pixelcnn_filters=args.pixelcnn_filters,
-        pixelcnn_conditioning=args.pixelcnn_conditioning, latent_dim=args.latent_dim,
+        pixelcnn_conditioning=args.pixelcnn_conditioning, pixelcnn_kernel_size=args.pixelcnn_kernel_size,
+        latent_dim=args.latent_dim,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         # A grid of 64 samples and 32 reconstructions, drawn pixel by pixel, costs about five epochs of training.
         grid_every=args.grid_every,

@@ -371,6 +371,10 @@ class TrainVAEConfig(Config):
         "global (z itself, a linear map into every gate: the conditional PixelCNN, with which strong decoders are "
         "seen to ignore z)", choices=PIXELCNN_CONDITIONINGS, requires=Requires("decoder", ("pixelcnn",)),
     )
+    pixelcnn_kernel_size: int = _field(
+        3, "the PixelCNN's kernel, odd: each layer sees kernel // 2 more rows above", check=POSITIVE,
+        requires=Requires("decoder", ("pixelcnn",)),
+    )
     beta: float = _field(1.0, "weight of the KL term", check=NON_NEGATIVE)
     kl_warmup_epochs: int = _field(0, "epochs over which the KL weight grows linearly from 0 to beta", check=NON_NEGATIVE)
     kl_cycles: int = _field(
@@ -449,6 +453,11 @@ class TrainVAEConfig(Config):
                 "--free-bits floors the ELBO's KL term, which the importance-weighted bound does not have; use "
                 f"--importance-samples 1 with it. Received: {show_flag('free_bits', self.free_bits)}, "
                 f"{show_flag('importance_samples', self.importance_samples)}"
+            )
+        if self.pixelcnn_kernel_size < 3 or self.pixelcnn_kernel_size % 2 == 0:
+            raise ValueError(
+                "--pixelcnn-kernel-size must be odd and at least 3. Received: "
+                f"{show_flag('pixelcnn_kernel_size', self.pixelcnn_kernel_size)}"
             )
         if self.decoder == "pixelcnn" and self.likelihood not in (None, "bernoulli"):
             raise ValueError(

@@ -61,6 +61,16 @@ def test_each_logit_sees_exactly_the_earlier_pixels_with_no_blind_spot(condition
     np.testing.assert_array_equal(seen[k], np.arange(64) < k)
 
 
+def test_a_5x5_layer_sees_three_rows_above_and_three_pixels_to_the_left():
+    keras.utils.set_random_seed(0)
+    network = build_pixelcnn((8, 8, 1), 3, num_layers=1, num_filters=8, kernel_size=5)
+    seen = _jacobian(network, (8, 8, 1))[:, 0, :, 0] != 0
+    expected = np.zeros((8, 8), bool)
+    expected[1:4, 2:7] = True  # rows i-3 .. i-1; columns j-2 .. j+2
+    expected[4, 1:4] = True  # row i: columns j-3 .. j-1
+    np.testing.assert_array_equal(seen[4 * 8 + 4].reshape(8, 8), expected)
+
+
 def test_one_layer_sees_two_rows_above_and_two_pixels_to_the_left():
     seen = _jacobian(_network(num_layers=1), (8, 8, 1))[:, 0, :, 0] != 0
     expected = np.zeros((8, 8), bool)
@@ -237,7 +247,9 @@ def test_vae_samples_are_binary_and_seeded():
 @pytest.mark.parametrize("conditioning, channels", [("spatial", 1), ("global", 1), ("global", 3)])
 def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path, conditioning, channels):
     image_shape = (8, 8, channels)
-    vae = _tiny_vae(image_shape=image_shape, pixelcnn_layers=3, pixelcnn_filters=6, pixelcnn_conditioning=conditioning)
+    kernel_size = 5 if channels == 3 else 3
+    vae = _tiny_vae(image_shape=image_shape, pixelcnn_layers=3, pixelcnn_filters=6, pixelcnn_conditioning=conditioning,
+                    pixelcnn_kernel_size=kernel_size)
     x = _binary(8, image_shape)
     vae.compile(optimizer="adam")
     vae.fit(x, epochs=1, batch_size=8, verbose=0)
@@ -245,7 +257,7 @@ def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path, con
     restored = keras.saving.load_model(tmp_path / "vae.keras")
     assert restored.get_config() == vae.get_config()
     assert (restored.decoder_type, restored.pixelcnn_layers, restored.pixelcnn_filters) == ("pixelcnn", 3, 6)
-    assert restored.pixelcnn_conditioning == conditioning
+    assert (restored.pixelcnn_conditioning, restored.pixelcnn_kernel_size) == (conditioning, kernel_size)
     z = np.random.default_rng(0).standard_normal((8, 2)).astype("float32")
     np.testing.assert_array_equal(restored.likelihood_distribution(z).log_prob(x), vae.likelihood_distribution(z).log_prob(x))
     np.testing.assert_array_equal(restored.decode(z, seed=5), vae.decode(z, seed=5))
@@ -260,6 +272,7 @@ def test_keras_file_round_trip_gives_the_same_log_prob_and_samples(tmp_path, con
         (dict(pixelcnn_filters=True), "Received: pixelcnn_filters=True"),
         (dict(image_shape=(8, 8, 3)), r"pixelcnn_filters must be a multiple of the image.s 3 channels.*Received: pixelcnn_filters=8, image_shape=\(8, 8, 3\)"),
         (dict(pixelcnn_conditioning="local"), "Received: pixelcnn_conditioning='local'"),
+        (dict(pixelcnn_kernel_size=4), "pixelcnn_kernel_size must be odd. Received: pixelcnn_kernel_size=4"),
     ],
 )
 def test_bad_vae_arguments_name_what_was_received(kwargs, match):
@@ -299,6 +312,10 @@ def test_train_vae_flags_choose_the_pixelcnn_decoder():
     with pytest.raises(ValueError, match="--pixelcnn-layers must be a positive int. Received: --pixelcnn-layers 0"):
         parse("--pixelcnn-layers", "0")
     assert parse("--decoder", "pixelcnn", "--pixelcnn-conditioning", "global").pixelcnn_conditioning == "global"
+    assert parse("--decoder", "pixelcnn", "--pixelcnn-kernel-size", "5").pixelcnn_kernel_size == 5
+    assert parse().pixelcnn_kernel_size == 3
+    with pytest.raises(ValueError, match="--pixelcnn-kernel-size must be odd and at least 3. Received: --pixelcnn-kernel-size 4"):
+        parse("--decoder", "pixelcnn", "--pixelcnn-kernel-size", "4")
     assert parse().pixelcnn_conditioning == "spatial"
     with pytest.raises(ValueError, match="--pixelcnn-conditioning .*--decoder pixelcnn"):
         parse("--pixelcnn-conditioning", "global")

@@ -105,6 +105,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             pixel: the conditional PixelCNN of van den Oord et al. (2016), the decoder with which
             Bowman et al., Chen et al. and He et al. see the posterior collapse; its `decoder`
             network is then the identity on z. Ignored by `"conv"`. Defaults to `"spatial"`.
+        pixelcnn_kernel_size: odd int >= 3, the PixelCNN's kernel: each layer sees
+            `pixelcnn_kernel_size // 2` more rows above, so a larger kernel covers the image in
+            fewer layers. Ignored by `"conv"`. Defaults to 3.
 
     Example:
 
@@ -139,6 +142,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         pixelcnn_layers=4,
         pixelcnn_filters=32,
         pixelcnn_conditioning="spatial",
+        pixelcnn_kernel_size=3,
         architecture="conv",
         num_blocks=1,
         latent_layout="vector",
@@ -163,6 +167,9 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         validate.positive_int("pixelcnn_layers", pixelcnn_layers)
         validate.positive_int("pixelcnn_filters", pixelcnn_filters)
         validate.one_of("pixelcnn_conditioning", pixelcnn_conditioning, PIXELCNN_CONDITIONINGS)
+        validate.integer("pixelcnn_kernel_size", pixelcnn_kernel_size, minimum=3)
+        if pixelcnn_kernel_size % 2 == 0:
+            raise ValueError(f"pixelcnn_kernel_size must be odd. Received: pixelcnn_kernel_size={pixelcnn_kernel_size}")
         self.image_shape = check_image_shape(image_shape, len(num_filters))
         channels = self.image_shape[2]
         if decoder == "pixelcnn" and pixelcnn_filters % channels:
@@ -197,6 +204,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
         self.decoder_type = decoder
         self.pixelcnn_layers = pixelcnn_layers
         self.pixelcnn_filters = pixelcnn_filters
+        self.pixelcnn_kernel_size = pixelcnn_kernel_size
         self.pixelcnn_conditioning = pixelcnn_conditioning
         self.architecture = architecture
         self.num_blocks = num_blocks
@@ -217,14 +225,16 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             z = keras.Input((latent_dim,), name="z")
             self.decoder = keras.Model(z, keras.layers.Identity()(z), name="decoder")
             self.pixelcnn = build_pixelcnn(
-                self.image_shape, latent_dim, pixelcnn_layers, pixelcnn_filters, conditioning="global"
+                self.image_shape, latent_dim, pixelcnn_layers, pixelcnn_filters, pixelcnn_kernel_size, conditioning="global"
             )
         elif decoder == "pixelcnn":
             # The deconvolutional decoder maps z to the PixelCNN's conditioning map h, [B, H, W, C_h].
             self.decoder = build_decoder(
                 latent_dim, (*self.image_shape[:2], pixelcnn_filters), self.num_filters, hidden_dim, **networks
             )
-            self.pixelcnn = build_pixelcnn(self.image_shape, pixelcnn_filters, pixelcnn_layers, pixelcnn_filters)
+            self.pixelcnn = build_pixelcnn(
+                self.image_shape, pixelcnn_filters, pixelcnn_layers, pixelcnn_filters, pixelcnn_kernel_size
+            )
         else:
             self.decoder = build_decoder(
                 latent_dim,
@@ -471,6 +481,7 @@ class VAE(distribute.FirstReplicaBuild, keras.Model):
             "decoder": self.decoder_type,
             "pixelcnn_layers": self.pixelcnn_layers,
             "pixelcnn_filters": self.pixelcnn_filters,
+            "pixelcnn_kernel_size": self.pixelcnn_kernel_size,
             "pixelcnn_conditioning": self.pixelcnn_conditioning,
             "architecture": self.architecture,
             "num_blocks": self.num_blocks,

@@ -127,6 +127,7 @@ def train_vae(config=TrainVAEConfig(), verbose=None):
             pixelcnn_layers=config.pixelcnn_layers,
             pixelcnn_filters=config.pixelcnn_filters,
             pixelcnn_conditioning=config.pixelcnn_conditioning,
+            pixelcnn_kernel_size=config.pixelcnn_kernel_size,
             beta=config.beta,
             kl_warmup_steps=config.kl_warmup_epochs * steps_per_epoch,
             kl_cycle_steps=kl_cycle_steps,
