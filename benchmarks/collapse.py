@@ -55,6 +55,7 @@ import numpy as np  # noqa: E402
 
 from kerasgen.artifacts import load_run, read_json, write_json  # noqa: E402
 from kerasgen.config import TrainVAEConfig, count_or_fraction  # noqa: E402
+from kerasgen.options import PIXELCNN_CONDITIONINGS  # noqa: E402
 from kerasgen.data import load_dataset  # noqa: E402
 from kerasgen.evaluation import (  # noqa: E402
     aggregated_posterior_mmd,
@@ -105,7 +106,7 @@ def main(argv=None):
     parser.add_argument("--pixelcnn-filters", type=int, default=TrainVAEConfig.pixelcnn_filters)
     parser.add_argument("--pixelcnn-kernel-size", type=int, default=TrainVAEConfig.pixelcnn_kernel_size,
                         help="odd; each layer sees kernel // 2 more rows above")
-    parser.add_argument("--pixelcnn-conditioning", default="global", choices=("spatial", "global"),
+    parser.add_argument("--pixelcnn-conditioning", default="global", choices=PIXELCNN_CONDITIONINGS,
                         help="how z enters the PixelCNN's gates: global (z through a linear map, the collapse literature's "
                              "decoder; the default here) or spatial (the deconvolutional decoder's feature map)")
     parser.add_argument("--warmup-epochs", type=int, default=None, help="KL warm-up length (default: a fifth of --epochs, at least 1)")
@@ -126,7 +127,7 @@ def main(argv=None):
                              "(250 took 8 minutes on 2 busy CPU cores for the default PixelCNN; 0: skip)")
     parser.add_argument("--grid-every", type=int, default=0,
                         help="sample grids every N epochs (0, the default: none; each grid is drawn pixel by pixel and "
-                             "costs about five epochs of training)")
+                             "costs several epochs of training)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1,
                         help="variants trained and measured at once, each in its own process with cores / jobs threads")
@@ -143,7 +144,6 @@ def main(argv=None):
         pixelcnn_conditioning=args.pixelcnn_conditioning, pixelcnn_kernel_size=args.pixelcnn_kernel_size,
         latent_dim=args.latent_dim,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        # A grid of 64 samples and 32 reconstructions, drawn pixel by pixel, costs about five epochs of training.
         grid_every=args.grid_every,
         resume=True,
     )
