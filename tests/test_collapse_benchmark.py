@@ -81,3 +81,23 @@ def test_collapse_benchmark_end_to_end(tmp_path):
     # A kept run of another budget is refused, not mixed into the table.
     with pytest.raises(ValueError, match="--latent-dim 2 \\(was\\) vs --latent-dim 3"):
         collapse.main([*argv, "--latent-dim", "3"])
+
+
+def test_the_table_states_each_aggressive_variants_phase_and_its_cost_against_the_plain_vae(tmp_path):
+    collapse = _load_benchmark()
+    folder = tmp_path / "aggressive"
+    folder.mkdir()
+    # Three epochs, the first two in the aggressive phase (as the run's history.csv records it).
+    (folder / "history.csv").write_text("epoch,aggressive,seconds\n0,1.0,100\n1,1.0,200\n2,0.0,240\n")
+    results = {
+        "vae": {"label": "plain VAE", "settings": {}, "folder": str(tmp_path / "vae"), "outcome": "trained",
+                "training_seconds": 60.0, "epochs": 3},
+        "aggressive": {"label": "aggressive", "settings": {"aggressive": True, "aggressive_max_steps": 20},
+                       "folder": str(folder), "outcome": "trained", "training_seconds": 240.0, "epochs": 3},
+    }
+    assert collapse.aggressive_cost(results) == [
+        "", "- aggressive: 2 of 3 epochs in the aggressive phase (at most 20 encoder steps per batch), "
+        "4.0× the plain VAE's training time."
+    ]
+    del results["vae"]  # without the plain VAE there is no ratio to state
+    assert collapse.aggressive_cost(results)[1].endswith("(at most 20 encoder steps per batch).")
